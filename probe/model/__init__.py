@@ -1,0 +1,37 @@
+"""The wire formats: observations, measurements, verdicts and run documents (no I/O)."""
+
+from probe.model.failures import Failure
+from probe.model.measurement import Measurement, Observations, VantageInfo
+from probe.model.observations import (
+    Certificate,
+    DNSAnswer,
+    DNSObservation,
+    HTTPObservation,
+    TCPConnectObservation,
+    ThroughputObservation,
+    TLSHandshakeObservation,
+)
+from probe.model.result import EndpointResult, ProbeInfo, RunDocument
+from probe.model.verdict import METHODS, ThroughputSummary, Verdict, VerdictKind, worst
+
+__all__ = [
+    "METHODS",
+    "Certificate",
+    "DNSAnswer",
+    "DNSObservation",
+    "EndpointResult",
+    "Failure",
+    "HTTPObservation",
+    "Measurement",
+    "Observations",
+    "ProbeInfo",
+    "RunDocument",
+    "TCPConnectObservation",
+    "TLSHandshakeObservation",
+    "ThroughputObservation",
+    "ThroughputSummary",
+    "VantageInfo",
+    "Verdict",
+    "VerdictKind",
+    "worst",
+]

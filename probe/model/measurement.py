@@ -1,0 +1,58 @@
+"""Measurement: one endpoint measured once from one vantage point, with its controls and verdict.
+
+The vantage point is described by country and network (ASN) only: never by the probe's address.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from probe.model.observations import (
+    DNSObservation,
+    HTTPObservation,
+    TCPConnectObservation,
+    ThroughputObservation,
+    TLSHandshakeObservation,
+)
+from probe.model.verdict import Verdict
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Observations(_Wire):
+    """Everything the steps saw for one endpoint (or canary) from one place, retries included."""
+
+    dns: tuple[DNSObservation, ...] = ()
+    tcp: tuple[TCPConnectObservation, ...] = ()
+    tls: tuple[TLSHandshakeObservation, ...] = ()
+    http: tuple[HTTPObservation, ...] = ()
+    throughput: tuple[ThroughputObservation, ...] = ()
+
+
+class VantageInfo(_Wire):
+    """Where a measurement was taken, coarsely: never the probe's IP address."""
+
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    asn: int | None = Field(default=None, ge=0)
+    network: str | None = None  # a label such as "lab-isp1"
+    software: str
+
+
+class Measurement(_Wire):
+    """One endpoint of one platform, measured once, with the controls used and the verdict."""
+
+    measurement_id: str
+    platform: str
+    target: str  # the endpoint URL
+    domain: str
+    started_at: datetime
+    runtime: float = Field(ge=0.0)
+    vantage: VantageInfo
+    local: Observations
+    control: Observations | None = None  # from the control vantage (helper), when asked
+    canaries: dict[str, Observations] = Field(default_factory=dict)  # by canary domain
+    verdict: Verdict

@@ -1,0 +1,140 @@
+"""Observations: the raw facts one network step saw, as frozen wire models.
+
+Times ``t0``/``t`` are float seconds relative to the measurement's zero time. Observations never
+carry the probe's own address: only remote addresses (the resolver, the server) appear.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from probe.model.failures import Failure
+
+DnsTransport = Literal["system", "udp", "tcp", "doh", "dot"]
+Direction = Literal["down", "up"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DNSAnswer(_Wire):
+    """One resource record of an answer."""
+
+    rtype: Literal["A", "AAAA", "CNAME"]
+    value: str
+    ttl: int = Field(ge=0)
+
+
+class DNSObservation(_Wire):
+    """One DNS query and what came back.
+
+    ``late_answers`` holds further responses to the same query that arrived after the first one
+    (each a tuple of A/AAAA values): conflicting ones are the signature of on-path injection.
+    """
+
+    domain: str
+    qtype: Literal["A", "AAAA"] = "A"
+    resolver: str  # e.g. "system:198.18.10.53", "udp:198.18.103.53", "doh:https://.../dns-query"
+    transport: DnsTransport
+    control: bool = False  # True for the control resolver
+    rcode: str | None = None  # "NOERROR", "NXDOMAIN", ... None when no response came
+    answers: tuple[DNSAnswer, ...] = ()
+    late_answers: tuple[tuple[str, ...], ...] = ()
+    failure: Failure | None = None
+    t0: float
+    t: float
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The A/AAAA values of the first response."""
+        return tuple(a.value for a in self.answers if a.rtype in ("A", "AAAA"))
+
+
+class TCPConnectObservation(_Wire):
+    """One TCP connect to a remote address."""
+
+    ip: str
+    port: int
+    failure: Failure | None = None
+    t0: float
+    t: float
+
+
+class Certificate(_Wire):
+    """The facts of a peer certificate the classifier needs (the leaf, and its chain in PEM)."""
+
+    subject: str
+    issuer: str
+    sans: tuple[str, ...] = ()
+    not_after: str | None = None
+    chain_pem: tuple[str, ...] = ()
+
+
+class TLSHandshakeObservation(_Wire):
+    """One TLS handshake to ``ip:port`` with ``sni``.
+
+    ``control`` marks the benign-SNI handshake to the same address. ``cert_valid`` is whether the
+    chain validates for ``sni`` under the configured trust store (None when no certificate came).
+    """
+
+    ip: str
+    port: int = 443
+    sni: str
+    control: bool = False
+    failure: Failure | None = None
+    tls_version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    cert_valid: bool | None = None
+    certificate: Certificate | None = None
+    t0: float
+    t: float
+
+
+class HTTPObservation(_Wire):
+    """One HTTP(S) fetch of ``url``, redirects followed within the platform's domains."""
+
+    url: str
+    method: str = "GET"
+    ip: str | None = None  # the address the request went to, when known
+    status: int | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    redirects: tuple[str, ...] = ()  # Location values followed, in order
+    final_url: str | None = None
+    title: str | None = None
+    body_length: int | None = None
+    body_sha256: str | None = None
+    body_truncated: bool = False
+    failure: Failure | None = None
+    t0: float
+    t: float
+
+
+class ThroughputObservation(_Wire):
+    """A budgeted bulk transfer: bytes against time, sampled about every 100 ms.
+
+    ``samples`` are ``(seconds since start, cumulative bytes)``. ``control`` marks the comparison
+    transfer on the same path (a canary, or the same address with a benign SNI).
+    """
+
+    url: str
+    direction: Direction = "down"
+    ip: str | None = None
+    sni: str | None = None
+    control: bool = False
+    bytes: int = 0
+    seconds: float = 0.0
+    ttfb: float | None = None
+    samples: tuple[tuple[float, int], ...] = ()
+    completed: bool = False  # the byte budget (or the whole object) arrived
+    failure: Failure | None = None
+    t0: float
+    t: float
+
+    @property
+    def kbps(self) -> float:
+        """Goodput in kilobits per second (0 when nothing moved)."""
+        return self.bytes * 8 / 1000 / self.seconds if self.seconds > 0 else 0.0

@@ -1,0 +1,49 @@
+"""The run document printed by ``blockprobe run --json`` (shared/spec/verdicts.md).
+
+One ``EndpointResult`` per endpoint and one per platform with ``target`` None (the summary).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from probe.model.verdict import ThroughputSummary, VerdictKind
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EndpointResult(_Wire):
+    """One row of ``results``: an endpoint's verdict, or a platform summary (``target`` None)."""
+
+    platform: str
+    target: str | None
+    domain: str | None
+    verdict: VerdictKind
+    method: str | None
+    confidence: float
+    evidence: tuple[str, ...]
+    throughput: ThroughputSummary | None
+    measurement_id: str | None
+    partial: bool = False
+
+
+class ProbeInfo(_Wire):
+    """What the run document says about the probe: software and network, never its address."""
+
+    software: str
+    version: str
+    country: str | None = None
+    asn: int | None = None
+    network: str | None = None
+
+
+class RunDocument(_Wire):
+    """The single JSON document of ``blockprobe run --json``."""
+
+    probe: ProbeInfo
+    started_at: datetime
+    results: tuple[EndpointResult, ...]
