@@ -7,7 +7,7 @@ coexist (each developer, each test session).
 
 Shape::
 
-    v1a ─┐                                     ┌─ servers (on inet's "srv" dummy interface)
+    v1a ─┐                                     ┌─ servers (on inet's loopback)
     v1b ─┴─ isp1 (censor + resolver) ─┐        │
                                       ├─ inet ─┤
     v2a ─── isp2 (censor + resolver) ─┘        └─ ctrl (control vantage, uncensored)
@@ -78,12 +78,12 @@ VANTAGES: tuple[Vantage, ...] = (
 ROLES: tuple[str, ...] = (INET, *(i.name for i in ISPS), *(v.name for v in VANTAGES))
 
 LINKS: tuple[Link, ...] = (
-    Link(INET, "to-isp1", "198.18.1.1", "isp1", "up", "198.18.1.2", 30),
-    Link(INET, "to-isp2", "198.18.2.1", "isp2", "up", "198.18.2.2", 30),
-    Link(INET, "to-ctrl", "198.18.3.1", CTRL, "up", "198.18.3.2", 30),
-    Link("isp1", "to-v1a", "198.18.11.1", "v1a", "up", "198.18.11.2", 24),
-    Link("isp1", "to-v1b", "198.18.12.1", "v1b", "up", "198.18.12.2", 24),
-    Link("isp2", "to-v2a", "198.18.21.1", "v2a", "up", "198.18.21.2", 24),
+    Link(INET, "to-isp1", "198.18.1.1", "isp1", "uplink", "198.18.1.2", 30),
+    Link(INET, "to-isp2", "198.18.2.1", "isp2", "uplink", "198.18.2.2", 30),
+    Link(INET, "to-ctrl", "198.18.3.1", CTRL, "uplink", "198.18.3.2", 30),
+    Link("isp1", "to-v1a", "198.18.11.1", "v1a", "uplink", "198.18.11.2", 24),
+    Link("isp1", "to-v1b", "198.18.12.1", "v1b", "uplink", "198.18.12.2", 24),
+    Link("isp2", "to-v2a", "198.18.21.1", "v2a", "uplink", "198.18.21.2", 24),
 )
 
 # Routes inside inet towards the ISP and control networks (destination, gateway).
@@ -97,7 +97,7 @@ INET_ROUTES: tuple[tuple[str, str], ...] = (
 # Each ISP's upstream gateway (in inet).
 ISP_UPSTREAM: dict[str, str] = {"isp1": "198.18.1.1", "isp2": "198.18.2.1"}
 
-# --- Servers (all in inet, on the dummy interface "srv") -------------------------------------
+# --- Servers (all in inet, on its loopback interface) -------------------------------------
 
 X_IPS: tuple[str, ...] = ("198.18.100.10", "198.18.100.11")
 X_MEDIA_IPS: tuple[str, ...] = ("198.18.100.20", "198.18.100.21")
@@ -187,7 +187,7 @@ CANARY_NAMES: tuple[str, ...] = ("example.org", "example.com")
 
 
 def server_ips() -> tuple[str, ...]:
-    """Every address served on inet's ``srv`` interface, sorted."""
+    """Every address served on inet's loopback interface, sorted."""
     ips = {ip for answers in ZONE.values() for ip in answers if ip.startswith("198.18.10")}
     ips.update({X_CDN_ALT_IP, BLOCKPAGE_IP, MITM_IP, AUTH_DNS_IP, CONTROL_RESOLVER_IP})
     return tuple(sorted(ips, key=lambda ip: tuple(int(p) for p in ip.split("."))))

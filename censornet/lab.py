@@ -1,0 +1,307 @@
+"""The lab's life cycle: build the topology, start its servers, run commands in it, tear it down.
+
+``Lab.up()`` removes any leftover of a crashed run (by exact namespace name), builds the namespaces
+of ``censornet.topology``, installs the empty censor chains, creates the PKI and starts the servers;
+``Lab.locate()`` finds a running lab from its state file; ``Lab.down()`` stops what the lab started
+(by PID and start time) and deletes its namespaces by exact name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from censornet import topology
+from censornet.netns import LabError, Mode, Shell, choose_mode, start_holder
+from censornet.processes import Tracked
+
+SERVER_ROLES: tuple[str, ...] = (topology.INET, *(i.name for i in topology.ISPS))
+# Chains the censor (and scenario) rules live in, per table, with the built-in chain they hang off.
+CENSOR_CHAINS: dict[str, tuple[tuple[str, str], ...]] = {
+    "filter": (("BP_FWD", "FORWARD"), ("BP_IN", "INPUT"), ("BP_OUT", "OUTPUT")),
+    "mangle": (("BP_MANGLE_PRE", "PREROUTING"), ("BP_MANGLE_POST", "POSTROUTING")),
+    "nat": (("BP_NAT_PRE", "PREROUTING"),),
+}
+READY_TIMEOUT = 30.0
+
+
+class LabNotUp(LabError):
+    """No lab is running under this prefix."""
+
+
+def state_root() -> Path:
+    """Where labs keep their state: /run as root, a per-user directory under /tmp otherwise."""
+    override = os.environ.get("BLOCKPROBE_LAB_STATE")
+    if override:
+        return Path(override)
+    if os.geteuid() == 0 and os.environ.get("BLOCKPROBE_LAB_ROOTLESS") != "1":
+        return Path("/run/blockprobe-lab")
+    return Path(f"/tmp/blockprobe-lab-{os.getuid()}")
+
+
+@dataclass
+class Lab:
+    """One mock censor network, named by its prefix."""
+
+    prefix: str
+    mode: Mode
+    state_dir: Path
+    holder: Tracked | None = None
+    servers: list[Tracked] = field(default_factory=list)
+
+    # --- finding and naming -----------------------------------------------------------------
+
+    @classmethod
+    def locate(cls, prefix: str | None = None) -> Lab:
+        """The running lab of ``prefix`` (raises LabNotUp saying to run ``lab up``)."""
+        prefix = prefix or topology.lab_prefix()
+        state_file = state_root() / prefix / "lab.json"
+        try:
+            data = json.loads(state_file.read_text())
+        except FileNotFoundError:
+            raise LabNotUp(f"no lab {prefix!r} is up: run `blockprobe lab up` first") from None
+        holder = Tracked(**data["holder"]) if data.get("holder") else None
+        lab = cls(
+            prefix=prefix,
+            mode=data["mode"],
+            state_dir=state_file.parent,
+            holder=holder,
+            servers=[Tracked(**s) for s in data["servers"]],
+        )
+        if holder is not None and not holder.alive():
+            raise LabNotUp(f"lab {prefix!r} lost its namespaces: run `blockprobe lab up` again")
+        return lab
+
+    def ns(self, role: str) -> str:
+        """The namespace name of ``role`` (``inet``, ``isp1``, ``v1a``, ...)."""
+        if role not in topology.ROLES:
+            raise LabError(f"unknown lab role {role!r}; known: {', '.join(topology.ROLES)}")
+        return f"{self.prefix}-{role}"
+
+    @property
+    def shell(self) -> Shell:
+        """Builds commands for this lab's mode."""
+        return Shell(self.mode, self.holder.pid if self.holder else None)
+
+    def resolv_conf(self, vantage: str) -> Path:
+        """The resolv.conf a vantage point sees (its ISP's resolver; the control uses the lab's)."""
+        return self.state_dir / "resolv" / f"{vantage}.conf"
+
+    @property
+    def ca_file(self) -> Path:
+        """The lab CA the probe trusts."""
+        return self.state_dir / "pki" / "lab-ca.pem"
+
+    # --- running commands -------------------------------------------------------------------
+
+    def command(self, role: str, argv: Sequence[str]) -> list[str]:
+        """argv running ``argv`` in ``role``'s namespace (vantages see their own resolv.conf)."""
+        resolv = self.resolv_conf(role) if role in {v.name for v in topology.VANTAGES} else None
+        return self.shell.in_ns(self.ns(role), argv, resolv)
+
+    def run(
+        self,
+        role: str,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float = 60,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` in ``role``'s namespace and capture its output."""
+        done = subprocess.run(
+            self.command(role, argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise LabError(
+                f"in {role}: {shlex.join(argv)} exited {done.returncode}: {done.stderr.strip()}"
+            )
+        return done
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    @classmethod
+    def up(cls, prefix: str | None = None) -> Lab:
+        """Build a fresh lab (removing a leftover of the same prefix) and start its servers."""
+        prefix = prefix or topology.lab_prefix()
+        mode = choose_mode()
+        stale = state_root() / prefix
+        _teardown(prefix, stale, mode)
+        state_dir = stale
+        for sub in ("logs", "resolv", "ready", "policy", "scenario"):
+            (state_dir / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o755)
+        lab = cls(prefix=prefix, mode=mode, state_dir=state_dir)
+        try:
+            if mode == "userns":
+                pid = start_holder(state_dir / "logs" / "holder.log")
+                lab.holder = Tracked.of("holder", pid)
+            lab._save()
+            lab.shell.script(_topology_script(prefix), timeout=120)
+            lab._write_resolv_confs()
+            from censornet.pki import ensure_pki
+
+            ensure_pki(state_dir)
+            lab._start_servers()
+            lab._save()
+        except BaseException:
+            lab.down()
+            raise
+        return lab
+
+    def down(self) -> None:
+        """Stop every process the lab started and delete its namespaces and state."""
+        _teardown(self.prefix, self.state_dir, self.mode)
+
+    def status(self) -> dict[str, object]:
+        """What is up: mode, namespaces, servers alive, scenario per ISP."""
+        scenarios = {}
+        for isp in topology.ISPS:
+            path = self.state_dir / "scenario" / f"{isp.name}.json"
+            scenarios[isp.name] = json.loads(path.read_text())["id"] if path.exists() else "clean"
+        return {
+            "prefix": self.prefix,
+            "mode": self.mode,
+            "state_dir": str(self.state_dir),
+            "namespaces": [self.ns(role) for role in topology.ROLES],
+            "servers": {s.name: s.alive() for s in self.servers},
+            "scenario": scenarios,
+        }
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        data = {
+            "prefix": self.prefix,
+            "mode": self.mode,
+            "holder": self.holder.__dict__ if self.holder else None,
+            "servers": [s.__dict__ for s in self.servers],
+        }
+        tmp = self.state_dir / "lab.json.tmp"
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.state_dir / "lab.json")
+
+    def _write_resolv_confs(self) -> None:
+        for vantage in topology.VANTAGES:
+            resolver = (
+                topology.isp(vantage.isp).resolver if vantage.isp else topology.CONTROL_RESOLVER_IP
+            )
+            path = self.resolv_conf(vantage.name)
+            path.write_text(f"# blockprobe lab: {vantage.name}\nnameserver {resolver}\n")
+            path.chmod(0o644)
+
+    def _start_servers(self) -> None:
+        ready_dir = self.state_dir / "ready"
+        for role in SERVER_ROLES:
+            (ready_dir / role).unlink(missing_ok=True)
+            log = (self.state_dir / "logs" / f"{role}.log").open("ab")
+            argv = [sys.executable, "-m", "censornet.servers", role, "--state", str(self.state_dir)]
+            proc = subprocess.Popen(
+                self.command(role, argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+            log.close()
+            self.servers.append(Tracked.of(role, proc.pid))
+        deadline = time.monotonic() + READY_TIMEOUT
+        for server in self.servers:
+            while not (ready_dir / server.name).exists():
+                if not server.alive():
+                    log_tail = (self.state_dir / "logs" / f"{server.name}.log").read_text()[-1500:]
+                    raise LabError(f"lab server {server.name} exited during start:\n{log_tail}")
+                if time.monotonic() > deadline:
+                    raise LabError(f"lab server {server.name} not ready in {READY_TIMEOUT:.0f} s")
+                time.sleep(0.05)
+
+
+def _teardown(prefix: str, state_dir: Path, mode: Mode) -> None:
+    """Remove everything a lab of ``prefix`` may have left, by PID and by exact name."""
+    state_file = state_dir / "lab.json"
+    holder: Tracked | None = None
+    if state_file.exists():
+        try:
+            data = json.loads(state_file.read_text())
+            for server in data.get("servers", []):
+                Tracked(**server).stop()
+            if data.get("holder"):
+                holder = Tracked(**data["holder"])
+        except (ValueError, TypeError, KeyError):
+            pass  # a damaged state file: fall through to removal by name
+    if holder is not None:
+        holder.stop(grace=1.0)  # the rootless namespaces die with their holder
+    if mode == "netns" and os.geteuid() == 0:
+        existing = subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for role in topology.ROLES:
+            name = f"{prefix}-{role}"
+            if name in existing:
+                subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+    if state_dir.exists():
+        subprocess.run(["rm", "-rf", "--one-file-system", str(state_dir)], check=False)
+
+
+def _topology_script(prefix: str) -> str:
+    """The shell script that builds the namespaces, links, addresses, routes and censor chains."""
+    ns = {role: f"{prefix}-{role}" for role in topology.ROLES}
+    lines: list[str] = []
+    add = lines.append
+    for role in topology.ROLES:
+        add(f"ip netns add {ns[role]}")
+        add(f"ip -n {ns[role]} link set lo up")
+    for link in topology.LINKS:
+        left, right = ns[link.left], ns[link.right]
+        add(
+            f"ip -n {left} link add name {link.left_if} type veth "
+            f"peer name {link.right_if} netns {right}"
+        )
+        add(f"ip -n {left} addr add {link.left_addr}/{link.prefixlen} dev {link.left_if}")
+        add(f"ip -n {right} addr add {link.right_addr}/{link.prefixlen} dev {link.right_if}")
+        add(f"ip -n {left} link set {link.left_if} up")
+        add(f"ip -n {right} link set {link.right_if} up")
+        for side, ifname in ((left, link.left_if), (right, link.right_if)):
+            # Real segments for xt_string and NFQUEUE: no offloads (best effort).
+            add(
+                f"ip netns exec {side} ethtool -K {ifname} tso off gso off gro off "
+                ">/dev/null 2>&1 || true"
+            )
+    inet = ns[topology.INET]
+    for ip in topology.server_ips():
+        add(f"ip -n {inet} addr add {ip}/32 dev lo")
+    for dest, via in topology.INET_ROUTES:
+        add(f"ip -n {inet} route add {dest} via {via}")
+    for isp in topology.ISPS:
+        add(f"ip -n {ns[isp.name]} addr add {isp.resolver}/32 dev lo")
+        add(f"ip -n {ns[isp.name]} route add default via {topology.ISP_UPSTREAM[isp.name]}")
+    for vantage in topology.VANTAGES:
+        add(f"ip -n {ns[vantage.name]} route add default via {vantage.gateway}")
+    for role in (topology.INET, *(i.name for i in topology.ISPS)):
+        add(f"ip netns exec {ns[role]} sysctl -qw net.ipv4.ip_forward=1")
+        add(f"ip netns exec {ns[role]} sysctl -qw net.ipv4.conf.all.rp_filter=0")
+        add(f"ip netns exec {ns[role]} iptables-restore <<'EOF'\n{censor_base_rules()}EOF")
+    return "\n".join(lines) + "\n"
+
+
+def censor_base_rules() -> str:
+    """iptables-restore input that creates the empty censor chains and hooks them in."""
+    out: list[str] = []
+    for table, chains in CENSOR_CHAINS.items():
+        out.append(f"*{table}")
+        out.extend(f":{chain} - [0:0]" for chain, _ in chains)
+        out.extend(f"-A {builtin} -j {chain}" for chain, builtin in chains)
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"

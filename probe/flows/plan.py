@@ -1,0 +1,52 @@
+"""What to measure and how: the plan a flow follows for one endpoint, built from the config.
+
+These are plain frozen dataclasses (not wire formats): ``probe.config`` builds them from the TOML
+files, ``probe.flows`` executes them, ``probe.classify`` reads them for context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-step time limits, in seconds, applied by the caller around each step."""
+
+    dns: float = 3.0
+    tcp_connect: float = 4.0
+    tls_handshake: float = 4.0
+    http_total: float = 8.0
+    throughput: float = 2.5  # wall-clock budget of one throughput transfer
+
+
+@dataclass(frozen=True)
+class EndpointPlan:
+    """One endpoint of a platform, with what the platform file says about it."""
+
+    platform: str
+    url: str  # e.g. "https://twitter.com/" or "http://x.com/"
+    domain: str
+    platform_domains: tuple[str, ...]  # redirects to these (and subdomains) are the platform's own
+    throughput_url: str | None = None  # a large object on this endpoint's host to stream
+    upload_url: str | None = None  # where a budgeted POST body may be sent
+    cert_names: tuple[str, ...] = ()  # names the platform's certificates are expected to carry
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How to measure: resolvers, trust, controls, limits. Built from the probe config."""
+
+    system_resolver: str | None = None  # an IP; None means the one /etc/resolv.conf names
+    control_resolvers: tuple[str, ...] = ("https://dns.google/dns-query",)  # DoH URLs or udp:IP
+    ca_file: Path | None = None  # trust store for TLS; None means the system store
+    benign_sni: str = "example.org"  # SNI for the same-IP control handshake
+    canaries: tuple[str, ...] = ("https://example.org/",)  # URLs on the same path
+    helper_url: str | None = None  # control vantage ("test helper"); None disables it
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retries: int = 1  # extra tries on a fresh connection before a failure counts
+    throughput_bytes: int = 256 * 1024  # byte budget of one throughput transfer
+    upload_bytes: int = 64 * 1024  # byte budget of one upload transfer
+    concurrency: int = 16  # endpoints measured at once
+    user_agent: str = "blockprobe/0.1"
