@@ -93,10 +93,10 @@ def scenario(
     isp: Annotated[str | None, typer.Option(help="apply to this ISP only (default: all)")] = None,
 ) -> None:
     """Apply a scenario (rules and connection tracking are flushed first)."""
-    from censornet.scenario import apply_scenario
-
     try:
         lab = Lab.locate()
+        from censornet.scenario import apply_scenario
+
         started = time.monotonic()
         apply_scenario(lab, scenario_id, isp=isp)
     except (LabError, KeyError, ValueError) as exc:
