@@ -1,0 +1,286 @@
+"""The web flow: one endpoint (or canary) measured with its controls; many with bounded concurrency.
+
+For one endpoint: DNS through the system resolver and every control resolver; then, concurrently
+for every answered address (the control resolver's too, so a DNS lie can be told apart), a TCP
+connect, a TLS handshake with the platform SNI and, as control, one with the benign SNI; then, on
+the first address that worked, the HTTP fetch and the throughput transfers (down, and up when the
+plan has an upload URL), each beside a control transfer on the same path: the same address with the
+benign SNI over https, or with the benign name as Host over cleartext http.
+
+Every failed step is retried on a fresh connection (``settings.retries`` times) and every try is
+kept. The tries of one step share that step's timeout: each try gets an equal share of what is left,
+so a fast failure leaves its retry nearly the whole timeout and a blackholed endpoint still ends
+within its connect timeout (plus DNS). A throughput transfer is retried only when it moved no byte
+(a stall after some bytes is itself the measurement), within the same time budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
+
+from probe.flows.plan import EndpointPlan, MeasureSettings
+from probe.model.failures import Failure
+from probe.model.measurement import Observations
+from probe.model.observations import (
+    DNSObservation,
+    HTTPObservation,
+    TCPConnectObservation,
+    ThroughputObservation,
+    TLSHandshakeObservation,
+)
+from probe.steps import dns, http, tcp, throughput, tls
+from probe.steps._clock import Clock, deadline_in, remaining
+
+
+class _Observation(Protocol):
+    @property
+    def failure(self) -> Failure | None: ...
+
+
+Obs = TypeVar("Obs", bound=_Observation)
+TransferObs = ThroughputObservation
+
+
+async def measure_endpoint(
+    plan: EndpointPlan, settings: MeasureSettings, *, with_throughput: bool = True
+) -> Observations:
+    """Measure ``plan``'s endpoint from here, with the benign-SNI and same-path controls."""
+    return await _Flow(settings).measure(plan, with_throughput=with_throughput, controls=True)
+
+
+async def measure_canary(
+    url: str, settings: MeasureSettings, *, with_throughput: bool = False
+) -> Observations:
+    """Measure a canary URL: DNS, TCP, TLS, HTTP and, if asked, a download of the URL itself."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    plan = EndpointPlan(
+        platform="canary",
+        url=url,
+        domain=host,
+        platform_domains=(host,),
+        throughput_url=url if with_throughput else None,
+    )
+    return await _Flow(settings).measure(plan, with_throughput=with_throughput, controls=False)
+
+
+async def measure_many(
+    plans: Iterable[EndpointPlan], settings: MeasureSettings
+) -> dict[str, Observations]:
+    """Measure every plan, at most ``settings.concurrency`` at once; keyed by endpoint URL."""
+    gate = asyncio.Semaphore(settings.concurrency)
+
+    async def one(plan: EndpointPlan) -> tuple[str, Observations]:
+        async with gate:
+            return plan.url, await measure_endpoint(plan, settings)
+
+    return dict(await asyncio.gather(*(one(plan) for plan in plans)))
+
+
+async def retry(step: Callable[[float], Awaitable[Obs]], within: float, retries: int) -> list[Obs]:
+    """Run ``step(deadline)`` until it succeeds or ``1 + retries`` tries failed, in ``within`` s.
+
+    Each try's deadline is an equal share of the time left for the tries still to come.
+    """
+    stage_deadline = deadline_in(within)
+    tries: list[Obs] = []
+    for left in range(retries + 1, 0, -1):
+        share = remaining(stage_deadline) / left
+        obs = await step(deadline_in(share))
+        tries.append(obs)
+        if obs.failure is None:
+            break
+    return tries
+
+
+class _Flow:
+    """One measurement's settings and clock (the zero time of its observations)."""
+
+    def __init__(self, settings: MeasureSettings) -> None:
+        self.settings = settings
+        self.clock = Clock()
+
+    async def measure(
+        self, plan: EndpointPlan, *, with_throughput: bool, controls: bool
+    ) -> Observations:
+        parts = urllib.parse.urlsplit(plan.url)
+        host = parts.hostname or ""
+        https = parts.scheme == "https"
+        port = parts.port or (443 if https else 80)
+
+        lookups = await self._resolve(host)
+        addresses = _addresses(host, lookups)
+
+        connects, handshakes = await self._connect(addresses, host, port, https, controls)
+        if https:
+            working = [h.ip for h in handshakes if not h.control and h.failure is None]
+        else:
+            working = [c.ip for c in connects if c.failure is None]
+        ip = next((a for a in addresses if a in working), None)
+
+        fetches: list[HTTPObservation] = []
+        transfers: list[TransferObs] = []
+        if ip is not None:
+            fetches, transfers = await self._use(plan, ip, with_throughput, controls)
+        return Observations(
+            dns=tuple(lookups),
+            tcp=tuple(connects),
+            tls=tuple(handshakes),
+            http=tuple(fetches),
+            throughput=tuple(transfers),
+        )
+
+    async def _resolve(self, host: str) -> list[DNSObservation]:
+        """Every try of every resolver, system first (nothing for an IP-literal host)."""
+        if _is_ip(host):
+            return []
+        resolvers = [dns.system_resolver(self.settings.system_resolver)]
+        resolvers += [dns.parse_resolver(spec) for spec in self.settings.control_resolvers]
+
+        def lookup(resolver: dns.Resolver) -> Callable[[float], Awaitable[DNSObservation]]:
+            return lambda deadline: dns.resolve(
+                host,
+                resolver,
+                deadline=deadline,
+                clock=self.clock,
+                ca_file=self.settings.ca_file,
+            )
+
+        tries = await asyncio.gather(
+            *(self._retry(lookup(r), self.settings.timeouts.dns) for r in resolvers)
+        )
+        return [obs for one in tries for obs in one]
+
+    async def _connect(
+        self, addresses: Sequence[str], host: str, port: int, https: bool, controls: bool
+    ) -> tuple[list[TCPConnectObservation], list[TLSHandshakeObservation]]:
+        """TCP to every address and, over https, TLS with the platform SNI and the benign one."""
+        timeouts = self.settings.timeouts
+
+        def connect(ip: str) -> Callable[[float], Awaitable[TCPConnectObservation]]:
+            return lambda deadline: tcp.connect(ip, port, deadline=deadline, clock=self.clock)
+
+        def shake(ip: str, sni: str) -> Callable[[float], Awaitable[TLSHandshakeObservation]]:
+            return lambda deadline: tls.handshake(
+                ip,
+                sni,
+                port=port,
+                deadline=deadline,
+                clock=self.clock,
+                ca_file=self.settings.ca_file,
+                control=sni != host,
+            )
+
+        tcp_runs = [self._retry(connect(ip), timeouts.tcp_connect) for ip in addresses]
+        tls_runs: list[Awaitable[list[TLSHandshakeObservation]]] = []
+        if https:
+            snis = [host, self.settings.benign_sni] if controls else [host]
+            tls_runs = [
+                self._retry(shake(ip, sni), timeouts.tls_handshake)
+                for ip in addresses
+                for sni in snis
+            ]
+        tcp_tries, tls_tries = await asyncio.gather(
+            asyncio.gather(*tcp_runs), asyncio.gather(*tls_runs)
+        )
+        return [o for one in tcp_tries for o in one], [o for one in tls_tries for o in one]
+
+    async def _use(
+        self, plan: EndpointPlan, ip: str, with_throughput: bool, controls: bool
+    ) -> tuple[list[HTTPObservation], list[TransferObs]]:
+        """The HTTP fetch and the throughput transfers on ``ip``, concurrently."""
+        settings = self.settings
+
+        def fetch(deadline: float) -> Awaitable[HTTPObservation]:
+            return http.fetch(
+                plan.url,
+                ip=ip,
+                deadline=deadline,
+                clock=self.clock,
+                ca_file=settings.ca_file,
+                follow_within=plan.platform_domains,
+                user_agent=settings.user_agent,
+            )
+
+        transfers: list[Awaitable[list[TransferObs]]] = []
+        if with_throughput:
+            jobs = [(plan.throughput_url, False)]
+            jobs += [(plan.upload_url, True)] if plan.upload_url else []
+            for url, up in jobs:
+                if url is None:
+                    continue
+                transfers.append(self._transfer(url, ip, up=up, control=False))
+                if controls:
+                    transfers.append(self._transfer(url, ip, up=up, control=True))
+        fetches, moved = await asyncio.gather(
+            self._retry(fetch, settings.timeouts.http_total), asyncio.gather(*transfers)
+        )
+        return fetches, [o for one in moved for o in one]
+
+    async def _transfer(self, url: str, ip: str, *, up: bool, control: bool) -> list[TransferObs]:
+        """One budgeted transfer (or its benign control), retried while it moved nothing."""
+        settings = self.settings
+        parts = urllib.parse.urlsplit(url)
+        sni: str | None = None
+        if control and parts.scheme == "https":
+            sni = settings.benign_sni
+        elif control:  # cleartext: the benign name goes in the Host header
+            url = _with_host(parts, settings.benign_sni)
+        deadline = deadline_in(settings.timeouts.throughput)
+        tries: list[TransferObs] = []
+        for _ in range(settings.retries + 1):
+            if up:
+                obs = await throughput.upload(
+                    url,
+                    ip=ip,
+                    sni=sni,
+                    control=control,
+                    byte_budget=settings.upload_bytes,
+                    deadline=deadline,
+                    clock=self.clock,
+                )
+            else:
+                obs = await throughput.download(
+                    url,
+                    ip=ip,
+                    sni=sni,
+                    control=control,
+                    byte_budget=settings.throughput_bytes,
+                    deadline=deadline,
+                    clock=self.clock,
+                )
+            tries.append(obs)
+            if obs.failure is None or obs.bytes > 0 or remaining(deadline) < 0.2:
+                break
+        return tries
+
+    async def _retry(self, step: Callable[[float], Awaitable[Obs]], within: float) -> list[Obs]:
+        return await retry(step, within, self.settings.retries)
+
+
+def _addresses(host: str, lookups: Sequence[DNSObservation]) -> list[str]:
+    """The addresses to test: the host itself if it is an IP, else system answers then control's."""
+    if _is_ip(host):
+        return [host]
+    ordered = [o for o in lookups if not o.control] + [o for o in lookups if o.control]
+    found: list[str] = []
+    for obs in ordered:
+        found.extend(a for a in obs.addresses if a not in found)
+    return found
+
+
+def _with_host(parts: urllib.parse.SplitResult, host: str) -> str:
+    """``parts`` as a URL with ``host`` in place of its host (the port kept)."""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

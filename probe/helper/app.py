@@ -1,0 +1,66 @@
+"""The helper's HTTP API: ``POST /api/v1/control`` measures one allowed endpoint with the web flow.
+
+Only endpoints of configured platforms and canaries are measured: the caller supplies ``allowed``
+(built from the helper's config), and every URL of a request must pass it, else 403 with the reason.
+The helper's own address never appears in what it returns (observations hold remote addresses only).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from probe.flows.plan import EndpointPlan, MeasureSettings
+from probe.flows.web import measure_endpoint
+from probe.model.measurement import Observations
+
+CONTROL_PATH = "/api/v1/control"
+_URL = r"^https?://[^/\s]+"
+
+
+class ControlRequest(BaseModel):
+    """What a probe asks the helper to measure."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(pattern=_URL)
+    platform: str = Field(min_length=1)
+    with_throughput: bool = False
+    throughput_url: str | None = Field(default=None, pattern=_URL)
+    upload_url: str | None = Field(default=None, pattern=_URL)
+    platform_domains: tuple[str, ...] = ()
+
+    def plan(self) -> EndpointPlan:
+        """The endpoint plan the helper follows for this request."""
+        domain = urllib.parse.urlsplit(self.url).hostname or ""
+        return EndpointPlan(
+            platform=self.platform,
+            url=self.url,
+            domain=domain,
+            platform_domains=self.platform_domains or (domain,),
+            throughput_url=self.throughput_url,
+            upload_url=self.upload_url,
+        )
+
+
+def create_app(settings: MeasureSettings, allowed: Callable[[str], bool]) -> FastAPI:
+    """The helper app measuring with ``settings``, for URLs ``allowed`` accepts."""
+    app = FastAPI(title="blockprobe control vantage", docs_url=None, redoc_url=None)
+
+    @app.post(CONTROL_PATH)
+    async def control(request: ControlRequest) -> Observations:
+        urls = [request.url, request.throughput_url, request.upload_url]
+        for url in filter(None, urls):
+            if not allowed(url):
+                raise HTTPException(
+                    status_code=403,
+                    detail=f"{url} is not an endpoint of a configured platform or canary",
+                )
+        return await measure_endpoint(
+            request.plan(), settings, with_throughput=request.with_throughput
+        )
+
+    return app

@@ -1,0 +1,114 @@
+"""The one table from exceptions to ``Failure`` values (most specific first).
+
+Steps catch ``NETWORK_ERRORS`` at their boundary and call ``classify_exception``; anything else is
+a programming error and propagates. Wrapped exceptions (httpx wraps httpcore, which wraps the
+``OSError`` or ``ssl.SSLError`` the socket raised) are classified by the innermost cause that has
+a specific mapping, so a reset during a TLS handshake inside httpx is still ``connection_reset``.
+
+Hierarchy:
+
+- ``ssl.SSLCertVerificationError``: ``ssl_invalid_hostname`` (name mismatch),
+  ``ssl_unknown_authority`` (no path to a trusted root, self-signed), else
+  ``ssl_invalid_certificate`` (expired, not yet valid, bad usage ...)
+- ``ssl.SSLEOFError``/``SSLZeroReturnError``, ``EOFError``, httpx "disconnected": ``eof_error``
+- other ``ssl.SSLError`` (an alert from the peer, a non-TLS reply): ``ssl_failed_handshake``
+- ``ConnectionResetError``/``BrokenPipeError``/``ConnectionAbortedError``: ``connection_reset``
+- ``ConnectionRefusedError``: ``connection_refused``
+- ``TimeoutError``, httpx/dnspython timeouts: ``generic_timeout_error``
+- ``OSError`` by errno: EHOSTUNREACH ``host_unreachable``, ENETUNREACH ``network_unreachable``
+- anything else in ``NETWORK_ERRORS``: ``unknown_failure``
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+
+import dns.exception
+import httpx
+
+from probe.model.failures import Failure
+
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # includes ssl.SSLError, ConnectionError and TimeoutError
+    EOFError,  # includes asyncio.IncompleteReadError
+    httpx.HTTPError,
+    dns.exception.DNSException,
+)
+
+# OpenSSL X509_V_ERR_* codes.
+_HOSTNAME_MISMATCH = frozenset({62, 64})  # HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+_UNKNOWN_AUTHORITY = frozenset({2, 18, 19, 20, 21})  # no issuer, self-signed, no local issuer
+
+_ERRNO: dict[int, Failure] = {
+    errno.ECONNRESET: Failure.CONNECTION_RESET,
+    errno.EPIPE: Failure.CONNECTION_RESET,
+    errno.ECONNABORTED: Failure.CONNECTION_RESET,
+    errno.ECONNREFUSED: Failure.CONNECTION_REFUSED,
+    errno.ETIMEDOUT: Failure.TIMEOUT,
+    errno.EHOSTUNREACH: Failure.HOST_UNREACHABLE,
+    errno.ENETUNREACH: Failure.NETWORK_UNREACHABLE,
+}
+
+
+def classify_exception(exc: BaseException) -> Failure:
+    """The ``Failure`` that ``exc`` (or the innermost cause with a specific mapping) stands for."""
+    for cause in reversed(_chain(exc)):
+        failure = _classify_one(cause)
+        if failure is not None:
+            return failure
+    return Failure.UNKNOWN
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps, outermost first.
+
+    Followed links: an explicit ``__cause__``; an exception passed as the first argument (httpcore
+    wraps that way); the first member of an exception group; an unsuppressed ``__context__``.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = _wrapped(current)
+    return chain
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    """The exception ``exc`` wraps, if any."""
+    if exc.__cause__ is not None:
+        return exc.__cause__
+    if exc.args and isinstance(exc.args[0], BaseException):
+        return exc.args[0]
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return exc.exceptions[0]
+    if not exc.__suppress_context__:
+        return exc.__context__
+    return None
+
+
+def _classify_one(exc: BaseException) -> Failure | None:
+    """The specific mapping of one exception, or None when it says nothing specific."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        if exc.verify_code in _HOSTNAME_MISMATCH:
+            return Failure.SSL_INVALID_HOSTNAME
+        if exc.verify_code in _UNKNOWN_AUTHORITY:
+            return Failure.SSL_UNKNOWN_AUTHORITY
+        return Failure.SSL_INVALID_CERTIFICATE
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError):
+        return Failure.EOF
+    if isinstance(exc, ssl.SSLError):
+        if "EOF" in str(exc):
+            return Failure.EOF
+        return Failure.SSL_FAILED_HANDSHAKE
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return Failure.CONNECTION_RESET
+    if isinstance(exc, ConnectionRefusedError):
+        return Failure.CONNECTION_REFUSED
+    if isinstance(exc, TimeoutError | httpx.TimeoutException | dns.exception.Timeout):
+        return Failure.TIMEOUT
+    if isinstance(exc, OSError) and exc.errno in _ERRNO:
+        return _ERRNO[exc.errno]
+    if isinstance(exc, httpx.RemoteProtocolError) and "disconnected" in str(exc).lower():
+        return Failure.EOF
+    return None

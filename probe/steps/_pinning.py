@@ -1,0 +1,86 @@
+"""An httpx transport that connects chosen host names to chosen addresses (no DNS for them).
+
+URLs keep their real host, so the Host header, the TLS SNI, certificate checks, cookies and
+same-host redirects all behave as for a normal fetch, while the TCP connection goes to the address
+the probe measured. Hosts without a pin are resolved the usual way (the system resolver).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import httpcore
+import httpx
+from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+
+SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
+
+
+class _PinnedBackend(AsyncNetworkBackend):
+    """A network backend that swaps pinned host names for their address on connect."""
+
+    def __init__(self, pins: Mapping[str, str]) -> None:
+        self._pins = {host.lower(): ip for host, ip in pins.items()}
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's backend interface
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> AsyncNetworkStream:
+        """Connect to the pinned address of ``host`` (or ``host`` itself when not pinned)."""
+        address = self._pins.get(host.lower().strip("[]"), host)
+        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's backend interface
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> AsyncNetworkStream:
+        """Unix sockets are not pinned."""
+        return await self._inner.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the running async library."""
+        await self._inner.sleep(seconds)
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """``httpx.AsyncHTTPTransport`` whose connections to ``pins`` hosts go to the pinned address."""
+
+    def __init__(
+        self,
+        pins: Mapping[str, str],
+        *,
+        ssl_context: ssl.SSLContext,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> None:
+        super().__init__(verify=ssl_context)
+        # httpx builds its pool without a backend hook; replace it with one that pins.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=4,
+            max_keepalive_connections=0,  # every request on a fresh connection
+            http1=True,
+            http2=False,
+            socket_options=socket_options,
+            network_backend=_PinnedBackend(pins),
+        )
+
+
+def client_context(ca_file: Path | None, *, verify: bool = True) -> ssl.SSLContext:
+    """A TLS client context trusting ``ca_file`` (or the system store); no checks if not verify."""
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=ca_file)

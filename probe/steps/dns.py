@@ -1,0 +1,320 @@
+"""DNS lookups through one chosen resolver over UDP, TCP, DoH or DoT, keeping rcodes and TTLs.
+
+Resolver strings (``parse_resolver``):
+
+- ``udp:IP[:PORT]``, ``tcp:IP[:PORT]``, ``tls:IP[:PORT][#NAME]`` (DoT, the certificate is checked
+  for NAME, or for the IP when no name is given); IPv6 as ``udp:[::1]:53``.
+- ``https://HOST[:PORT]/PATH[#IP]`` (DoH). The fragment is the bootstrap address: the connection
+  goes to IP while the URL, Host and SNI keep HOST, so ``https://dns.control.lab/dns-query#198.18.103.53``
+  needs no DNS to reach the lab's control resolver. Without a fragment HOST is resolved by the
+  system. The fragment is never sent (it is not part of an HTTP request).
+
+"System" is the first ``nameserver`` of ``/etc/resolv.conf`` (the lab bind-mounts one per vantage
+point), queried over UDP with this module's own client so the rcode is kept. Over UDP the socket
+stays open ``late_window`` seconds after the first response, and further responses to the same
+query id are kept as ``late_answers``: on-path injection races the real resolver, so a censored
+lookup shows two answers. DoH is RFC 8484 POST over httpx, written here rather than through
+``dns.asyncquery.https`` because dnspython 2.9 needs the separate ``httpx2`` package for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import httpx
+
+from probe.model.failures import Failure
+from probe.model.observations import DNSAnswer, DNSObservation, DnsTransport
+from probe.steps._clock import Clock
+from probe.steps._errors import NETWORK_ERRORS, classify_exception
+from probe.steps._pinning import PinnedTransport, client_context
+
+RESOLV_CONF = Path("/etc/resolv.conf")
+DEFAULT_LATE_WINDOW = 0.5  # seconds to wait for duplicate UDP responses (OONI waits 500 ms)
+
+QType = Literal["A", "AAAA"]
+
+_DEFAULT_PORTS: dict[DnsTransport, int] = {"system": 53, "udp": 53, "tcp": 53, "dot": 853}
+_SPEC_TRANSPORTS: dict[str, DnsTransport] = {"udp": "udp", "tcp": "tcp", "tls": "dot"}
+_RCODE_FAILURES = {
+    dns.rcode.NXDOMAIN: Failure.DNS_NXDOMAIN,
+    dns.rcode.SERVFAIL: Failure.DNS_SERVFAIL,
+    dns.rcode.REFUSED: Failure.DNS_REFUSED,
+}
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """Where and how to send a query. ``ip`` is None only for DoH resolved by the system."""
+
+    transport: DnsTransport
+    ip: str | None
+    port: int
+    url: str | None = None  # DoH: the URL without its fragment
+    server_name: str | None = None  # DoT: the name the certificate must carry
+    control: bool = False
+
+    @property
+    def label(self) -> str:
+        """The ``DNSObservation.resolver`` string: ``udp:198.18.103.53``, ``doh:https://...``."""
+        if self.transport == "doh":
+            return f"doh:{self.url}"
+        prefix = "tls" if self.transport == "dot" else self.transport
+        return f"{prefix}:{_join(self.ip or '', self.port, _DEFAULT_PORTS[self.transport])}"
+
+
+def parse_resolver(spec: str, *, control: bool = True) -> Resolver:
+    """A ``Resolver`` from a control-resolver string; ValueError when it is malformed."""
+    if spec.startswith("https://"):
+        url, _, bootstrap = spec.partition("#")
+        parsed = urllib.parse.urlsplit(url)
+        if not parsed.hostname:
+            raise ValueError(f"no host in DoH URL {spec!r}")
+        ip = bootstrap or (parsed.hostname if _is_ip(parsed.hostname) else None)
+        if ip is not None and not _is_ip(ip):
+            raise ValueError(f"bootstrap address {ip!r} is not an IP address")
+        return Resolver("doh", ip, parsed.port or 443, url=url, control=control)
+    scheme, sep, rest = spec.partition(":")
+    if not sep or scheme not in _SPEC_TRANSPORTS:
+        raise ValueError(f"resolver {spec!r} is not udp:IP, tcp:IP, tls:IP or a DoH URL")
+    transport = _SPEC_TRANSPORTS[scheme]
+    address, _, name = rest.partition("#")
+    ip, port = _split(address, _DEFAULT_PORTS[transport])
+    return Resolver(transport, ip, port, server_name=name or None, control=control)
+
+
+def system_resolver(setting: str | None = None, *, resolv_conf: Path = RESOLV_CONF) -> Resolver:
+    """The system resolver: ``setting`` (``IP``, ``IP:PORT``, or a path to a resolv.conf file) or
+    the first nameserver of ``resolv_conf``.
+
+    Raises ValueError when neither names one (a configuration error, not a network failure).
+    """
+    if setting is not None and "/" in setting:
+        resolv_conf, setting = Path(setting), None
+    if setting is None:
+        setting = _first_nameserver(resolv_conf)
+        if setting is None:
+            raise ValueError(f"no nameserver in {resolv_conf}")
+    ip, port = _split(setting, 53)
+    return Resolver("system", ip, port)
+
+
+async def resolve(
+    domain: str,
+    resolver: Resolver,
+    *,
+    qtype: QType = "A",
+    deadline: float,
+    clock: Clock,
+    ca_file: Path | None = None,
+    late_window: float = DEFAULT_LATE_WINDOW,
+) -> DNSObservation:
+    """Ask ``resolver`` for ``qtype`` records of ``domain`` before ``deadline`` (loop time)."""
+    query = dns.message.make_query(domain, qtype)
+    t0 = clock.now()
+    response: dns.message.Message | None = None
+    late: list[dns.message.Message] = []
+    failure: Failure | None = None
+    try:
+        if resolver.transport in ("system", "udp"):
+            response = await _udp(query, resolver, deadline, late_window, late)
+        else:
+            async with asyncio.timeout_at(deadline):
+                response = await _stream(query, resolver, ca_file)
+    except NETWORK_ERRORS as exc:
+        failure = classify_exception(exc)
+    t = clock.now()
+    answers: tuple[DNSAnswer, ...] = ()
+    rcode: str | None = None
+    if response is not None:
+        rcode = dns.rcode.to_text(response.rcode())
+        answers = _answers(response)
+        failure = _rcode_failure(response, qtype, answers)
+    return DNSObservation(
+        domain=domain,
+        qtype=qtype,
+        resolver=resolver.label,
+        transport=resolver.transport,
+        control=resolver.control,
+        rcode=rcode,
+        answers=answers,
+        late_answers=tuple(_addresses(message) for message in late),
+        failure=failure,
+        t0=t0,
+        t=t,
+    )
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """Queues every datagram (and ICMP errors) that reaches a connected UDP socket."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, OSError):
+            self.queue.put_nowait(exc)
+
+
+async def _udp(
+    query: dns.message.Message,
+    resolver: Resolver,
+    deadline: float,
+    late_window: float,
+    late: list[dns.message.Message],
+) -> dns.message.Message:
+    """Send ``query`` once over UDP; return the first response, appending later ones to ``late``."""
+    loop = asyncio.get_running_loop()
+    assert resolver.ip is not None  # parse_resolver always sets it for UDP
+    transport, protocol = await loop.create_datagram_endpoint(
+        _Datagrams, remote_addr=(resolver.ip, resolver.port)
+    )
+    try:
+        async with asyncio.timeout_at(deadline):
+            transport.sendto(query.to_wire())
+            first = await _next_response(protocol, query)
+        try:
+            async with asyncio.timeout_at(min(deadline, loop.time() + late_window)):
+                while True:
+                    late.append(await _next_response(protocol, query))
+        except (TimeoutError, OSError):
+            pass  # the window closed, or an ICMP error after the answer: the answer stands
+        return first
+    finally:
+        transport.close()
+
+
+async def _next_response(protocol: _Datagrams, query: dns.message.Message) -> dns.message.Message:
+    """The next datagram that parses as a response to ``query`` (others are ignored)."""
+    while True:
+        item = await protocol.queue.get()
+        if isinstance(item, OSError):
+            raise item
+        try:
+            message = dns.message.from_wire(item)
+        except dns.exception.DNSException:
+            continue
+        if query.is_response(message):
+            return message
+
+
+async def _stream(
+    query: dns.message.Message, resolver: Resolver, ca_file: Path | None
+) -> dns.message.Message:
+    """One query over TCP, DoT or DoH."""
+    if resolver.transport == "doh":
+        return await _doh(query, resolver, ca_file)
+    assert resolver.ip is not None
+    if resolver.transport == "tcp":
+        return await dns.asyncquery.tcp(query, resolver.ip, port=resolver.port)
+    return await dns.asyncquery.tls(
+        query,
+        resolver.ip,
+        port=resolver.port,
+        ssl_context=client_context(ca_file),
+        server_hostname=resolver.server_name or resolver.ip,
+    )
+
+
+async def _doh(
+    query: dns.message.Message, resolver: Resolver, ca_file: Path | None
+) -> dns.message.Message:
+    """RFC 8484 POST to the resolver's URL, connecting to its bootstrap address when it has one."""
+    assert resolver.url is not None
+    host = urllib.parse.urlsplit(resolver.url).hostname or ""
+    pins = {host: resolver.ip} if resolver.ip else {}
+    transport = PinnedTransport(pins, ssl_context=client_context(ca_file))
+    headers = {"content-type": "application/dns-message", "accept": "application/dns-message"}
+    async with httpx.AsyncClient(transport=transport) as client:
+        reply = await client.post(resolver.url, content=query.to_wire(), headers=headers)
+    reply.raise_for_status()
+    message = dns.message.from_wire(reply.content)
+    if not query.is_response(message):
+        raise httpx.DecodingError("the DoH reply does not answer the query")
+    return message
+
+
+def _answers(response: dns.message.Message) -> tuple[DNSAnswer, ...]:
+    """A, AAAA and CNAME records of the answer section, with TTLs."""
+    found: list[DNSAnswer] = []
+    for rrset in response.answer:
+        rtype = dns.rdatatype.to_text(rrset.rdtype)
+        if rtype in ("A", "AAAA", "CNAME"):
+            found.extend(
+                DNSAnswer(rtype=rtype, value=rdata.to_text(), ttl=rrset.ttl) for rdata in rrset
+            )
+    return tuple(found)
+
+
+def _addresses(response: dns.message.Message) -> tuple[str, ...]:
+    """The A/AAAA values of a response."""
+    return tuple(a.value for a in _answers(response) if a.rtype != "CNAME")
+
+
+def _rcode_failure(
+    response: dns.message.Message, qtype: QType, answers: tuple[DNSAnswer, ...]
+) -> Failure | None:
+    """The failure a response stands for: an error rcode, or NOERROR without ``qtype`` records."""
+    rcode = response.rcode()
+    if rcode in _RCODE_FAILURES:
+        return _RCODE_FAILURES[rcode]
+    if rcode != dns.rcode.NOERROR:
+        return Failure.UNKNOWN
+    if not any(a.rtype == qtype for a in answers):
+        return Failure.DNS_NO_ANSWER
+    return None
+
+
+def _first_nameserver(resolv_conf: Path) -> str | None:
+    """The first ``nameserver`` address of a resolv.conf file (None when there is none)."""
+    try:
+        text = resolv_conf.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            return fields[1].split("%", 1)[0]  # drop an IPv6 zone index
+    return None
+
+
+def _split(address: str, default_port: int) -> tuple[str, int]:
+    """``IP``, ``IPv4:PORT``, ``[IPv6]:PORT`` or a bare IPv6 address -> (ip, port)."""
+    if address.startswith("["):
+        host, _, port = address[1:].partition("]")
+        port = port.removeprefix(":")
+    elif address.count(":") == 1:
+        host, _, port = address.partition(":")
+    else:
+        host, port = address, ""
+    if not _is_ip(host):
+        raise ValueError(f"{host!r} is not an IP address")
+    return host, int(port) if port else default_port
+
+
+def _join(ip: str, port: int, default_port: int) -> str:
+    """The inverse of ``_split``: the port only when it is not the default."""
+    if port == default_port:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,152 @@
+"""HTTP(S) GET of a URL at a chosen address, following redirects and describing the response.
+
+The connection goes to ``ip`` while the URL keeps its host, so the Host header and the TLS SNI are
+the real ones (``probe.steps._pinning``). Redirects are followed (up to ``max_redirects``) while
+their host is within ``follow_within`` (and its subdomains); a redirect elsewhere is recorded in
+``redirects`` but not fetched, since a warning page outside the platform is the evidence. Hosts
+other than the first are resolved by the system. The body is read up to ``body_cap`` bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import re
+import urllib.parse
+from pathlib import Path
+
+import httpx
+
+from probe.model.failures import Failure
+from probe.model.observations import HTTPObservation
+from probe.steps._clock import Clock
+from probe.steps._errors import NETWORK_ERRORS, classify_exception
+from probe.steps._pinning import PinnedTransport, client_context
+
+BODY_CAP = 512 * 1024  # OONI's cap (1 << 19)
+MAX_REDIRECTS = 10
+DEFAULT_USER_AGENT = "blockprobe/0.1"
+# Headers worth keeping (fingerprints of servers, caches and blockpages); never cookies.
+SAFE_HEADERS = frozenset(
+    {
+        "age",
+        "cache-control",
+        "content-encoding",
+        "content-language",
+        "content-length",
+        "content-type",
+        "location",
+        "server",
+        "via",
+        "x-cache",
+        "x-served-by",
+    }
+)
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+
+
+class _Page:
+    """The last response of a fetch."""
+
+    def __init__(self, url: str, response: httpx.Response, body: bytes, truncated: bool) -> None:
+        self.url = url
+        self.status = response.status_code
+        self.headers = {
+            k.lower(): v for k, v in response.headers.items() if k.lower() in SAFE_HEADERS
+        }
+        self.location = response.headers.get("location")
+        self.body = body
+        self.truncated = truncated
+
+
+async def fetch(
+    url: str,
+    *,
+    ip: str | None,
+    deadline: float,
+    clock: Clock,
+    ca_file: Path | None = None,
+    follow_within: tuple[str, ...] | None = None,
+    user_agent: str = DEFAULT_USER_AGENT,
+    body_cap: int = BODY_CAP,
+    max_redirects: int = MAX_REDIRECTS,
+) -> HTTPObservation:
+    """GET ``url`` with its first connection to ``ip`` (None: resolve) before ``deadline``.
+
+    ``follow_within`` None follows redirects to any host; a tuple limits them to those domains.
+    """
+    t0 = clock.now()
+    host = urllib.parse.urlsplit(url).hostname or ""
+    pins = {host: ip} if ip else {}
+    transport = PinnedTransport(pins, ssl_context=client_context(ca_file))
+    page: _Page | None = None
+    redirects: list[str] = []
+    failure: Failure | None = None
+    try:
+        async with (
+            asyncio.timeout_at(deadline),
+            httpx.AsyncClient(transport=transport, headers={"user-agent": user_agent}) as client,
+        ):
+            current = url
+            while True:
+                page = await _get(client, current, body_cap)
+                if page.status not in _REDIRECT_STATUSES or not page.location:
+                    break
+                target = urllib.parse.urljoin(current, page.location)
+                redirects.append(target)
+                if len(redirects) > max_redirects:
+                    failure = Failure.UNKNOWN  # a redirect loop
+                    break
+                if not _within(target, follow_within):
+                    break
+                current = target
+    except NETWORK_ERRORS as exc:
+        failure = classify_exception(exc)
+    return HTTPObservation(
+        url=url,
+        ip=ip,
+        status=page.status if page else None,
+        headers=page.headers if page else {},
+        redirects=tuple(redirects),
+        final_url=page.url if page else None,
+        title=_title(page.body) if page else None,
+        body_length=len(page.body) if page else None,
+        body_sha256=hashlib.sha256(page.body).hexdigest() if page else None,
+        body_truncated=page.truncated if page else False,
+        failure=failure,
+        t0=t0,
+        t=clock.now(),
+    )
+
+
+async def _get(client: httpx.AsyncClient, url: str, body_cap: int) -> _Page:
+    """One GET, the body read up to ``body_cap`` bytes."""
+    async with client.stream("GET", url) as response:
+        body = bytearray()
+        truncated = False
+        async for chunk in response.aiter_bytes():
+            body.extend(chunk)
+            if len(body) > body_cap:
+                del body[body_cap:]
+                truncated = True
+                break
+        return _Page(url, response, bytes(body), truncated)
+
+
+def _within(url: str, domains: tuple[str, ...] | None) -> bool:
+    """Whether ``url``'s host is one of ``domains`` or a subdomain (always, when None)."""
+    if domains is None:
+        return True
+    host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".").lower()
+    return any(host == d.lower() or host.endswith("." + d.lower()) for d in domains)
+
+
+def _title(body: bytes) -> str | None:
+    """The page's ``<title>``, whitespace collapsed and entities decoded (None when absent)."""
+    match = _TITLE.search(body)
+    if match is None:
+        return None
+    text = html.unescape(match.group(1).decode("utf-8", errors="replace"))
+    return " ".join(text.split())[:300]

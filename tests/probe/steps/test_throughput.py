@@ -1,0 +1,180 @@
+"""throughput.download/upload: samples, byte and time budgets, stalls, SNI control."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import trustme
+
+from probe.model.failures import Failure
+from probe.steps import throughput
+from probe.steps._clock import Clock, deadline_in
+from tests.probe.steps.servers import HTTPServer, Request, respond, server_context
+
+pytestmark = pytest.mark.anyio
+
+SIZE = 4 * 1024 * 1024
+
+
+async def fast(request: Request, writer: asyncio.StreamWriter) -> None:
+    writer.write(f"HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\n\r\n".encode())
+    for _ in range(SIZE // 65536):
+        writer.write(b"x" * 65536)
+        await writer.drain()
+
+
+async def slow(request: Request, writer: asyncio.StreamWriter) -> None:
+    """About 80 KB/s: 8 KiB every 100 ms."""
+    writer.write(f"HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\n\r\n".encode())
+    for _ in range(SIZE // 8192):
+        writer.write(b"x" * 8192)
+        await writer.drain()
+        await asyncio.sleep(0.1)
+
+
+async def stall(request: Request, writer: asyncio.StreamWriter) -> None:
+    writer.write(f"HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\n\r\n".encode())
+    writer.write(b"x" * 20000)
+    await writer.drain()
+    await asyncio.sleep(5)
+
+
+async def small(request: Request, writer: asyncio.StreamWriter) -> None:
+    respond(writer, 200, b"y" * 1000)
+
+
+received: list[int] = []
+
+
+async def sink(request: Request, writer: asyncio.StreamWriter) -> None:
+    received.append(len(request.body))
+    respond(writer, 200, b"ok")
+
+
+ROUTES = {"/fast": fast, "/slow": slow, "/stall": stall, "/small": small, "/up": sink}
+
+
+@pytest.fixture
+async def web() -> AsyncIterator[HTTPServer]:
+    server = await HTTPServer(ROUTES).start()
+    yield server
+    server.close()
+
+
+async def test_byte_budget_completes(web: HTTPServer) -> None:
+    """A fast transfer stops at the byte budget and is completed."""
+    obs = await throughput.download(
+        f"http://x.test:{web.port}/fast",
+        ip="127.0.0.1",
+        byte_budget=256 * 1024,
+        deadline=deadline_in(2),
+        clock=Clock(),
+    )
+    assert obs.completed
+    assert obs.failure is None
+    assert 256 * 1024 <= obs.bytes < 256 * 1024 + 70000
+    assert obs.ttfb is not None
+    assert obs.kbps > 0
+
+
+async def test_whole_small_object_completes(web: HTTPServer) -> None:
+    """An object smaller than the budget completes when it ends."""
+    obs = await throughput.download(
+        f"http://x.test:{web.port}/small",
+        ip="127.0.0.1",
+        byte_budget=256 * 1024,
+        deadline=deadline_in(2),
+        clock=Clock(),
+    )
+    assert obs.completed
+    assert 1000 == obs.bytes
+
+
+@pytest.mark.slow
+async def test_time_budget_samples_a_slow_transfer(web: HTTPServer) -> None:
+    """A slow transfer is cut at the time budget, without failure, sampled every ~100 ms."""
+    obs = await throughput.download(
+        f"http://x.test:{web.port}/slow",
+        ip="127.0.0.1",
+        byte_budget=SIZE,
+        deadline=deadline_in(1.0),
+        clock=Clock(),
+    )
+    assert not obs.completed
+    assert obs.failure is None
+    assert 0.9 < obs.seconds < 1.3
+    assert 7 <= len(obs.samples) <= 12
+    counts = [count for _, count in obs.samples]
+    assert counts == sorted(counts)
+    assert 40_000 < obs.bytes < 130_000
+    assert 300 < obs.kbps < 1100
+
+
+async def test_stall_ends_the_transfer(web: HTTPServer) -> None:
+    """No byte for the stall window after some arrived: generic_timeout_error."""
+    obs = await throughput.download(
+        f"http://x.test:{web.port}/stall",
+        ip="127.0.0.1",
+        byte_budget=SIZE,
+        deadline=deadline_in(3),
+        clock=Clock(),
+        stall=0.5,
+    )
+    assert Failure.TIMEOUT == obs.failure
+    assert 20000 == obs.bytes
+    assert obs.seconds < 1.5
+
+
+async def test_benign_sni_control(ca: trustme.CA) -> None:
+    """The control transfer sends the benign SNI to the same address, Host unchanged."""
+    server = await HTTPServer(ROUTES).start(tls=server_context(ca, "x.test"))
+    try:
+        obs = await throughput.download(
+            f"https://x.test:{server.port}/small",
+            ip="127.0.0.1",
+            sni="example.test",
+            control=True,
+            byte_budget=4096,
+            deadline=deadline_in(2),
+            clock=Clock(),
+        )
+    finally:
+        server.close()
+    assert obs.completed
+    assert obs.control
+    assert "example.test" == obs.sni
+    assert ["example.test"] == server.snis
+    assert [f"x.test:{server.port}"] == server.hosts
+
+
+async def test_upload_sends_the_budget(web: HTTPServer) -> None:
+    """An upload streams the byte budget and completes on the server's 2xx."""
+    received.clear()
+    obs = await throughput.upload(
+        f"http://x.test:{web.port}/up",
+        ip="127.0.0.1",
+        byte_budget=100_000,
+        deadline=deadline_in(2),
+        clock=Clock(),
+    )
+    assert obs.completed
+    assert "up" == obs.direction
+    assert 100_000 == obs.bytes
+    assert [100_000] == received
+
+
+async def test_refused_transfer_fails() -> None:
+    """Nothing listening: the failure is recorded and nothing moved."""
+    from tests.probe.steps.servers import free_port
+
+    obs = await throughput.download(
+        f"http://x.test:{free_port()}/fast",
+        ip="127.0.0.1",
+        byte_budget=1000,
+        deadline=deadline_in(1),
+        clock=Clock(),
+    )
+    assert Failure.CONNECTION_REFUSED == obs.failure
+    assert 0 == obs.bytes

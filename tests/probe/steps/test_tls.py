@@ -1,0 +1,156 @@
+"""tls.handshake: valid chain, wrong name, unknown CA, reset, EOF, alert and silence."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import trustme
+
+from probe.model.failures import Failure
+from probe.model.observations import TLSHandshakeObservation
+from probe.steps import tls
+from probe.steps._clock import Clock, deadline_in
+from tests.probe.steps.servers import HTTPServer, RawServer, reset, server_context
+
+pytestmark = pytest.mark.anyio
+
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _tls_server(ca: trustme.CA, *names: str) -> HTTPServer:
+    return await HTTPServer({}).start(tls=server_context(ca, *names))
+
+
+async def _handshake(
+    port: int, sni: str, ca_file: Path | None, wait: float = 2.0
+) -> TLSHandshakeObservation:
+    return await tls.handshake(
+        "127.0.0.1", sni, port=port, deadline=deadline_in(wait), clock=Clock(), ca_file=ca_file
+    )
+
+
+async def _raw(
+    handler: RawHandler, sni: str = "x.test", wait: float = 2.0
+) -> TLSHandshakeObservation:
+    server = await RawServer(handler).start()
+    try:
+        return await _handshake(server.port, sni, None, wait)
+    finally:
+        server.close()
+
+
+async def test_valid_chain(ca: trustme.CA, ca_file: Path) -> None:
+    """A certificate for the SNI from the trusted CA: valid, with version, cipher, ALPN, SANs."""
+    server = await _tls_server(ca, "x.test", "www.x.test")
+    try:
+        obs = await _handshake(server.port, "x.test", ca_file)
+    finally:
+        server.close()
+    assert obs.failure is None
+    assert obs.cert_valid is True
+    assert obs.tls_version in ("TLSv1.3", "TLSv1.2")
+    assert obs.cipher
+    assert obs.certificate is not None
+    assert ("x.test", "www.x.test") == obs.certificate.sans
+    assert "blockprobe test CA" in obs.certificate.issuer
+    assert obs.certificate.chain_pem[0].startswith("-----BEGIN CERTIFICATE-----")
+    assert ["x.test"] == server.snis
+
+
+async def test_wrong_name_keeps_the_certificate(ca: trustme.CA, ca_file: Path) -> None:
+    """A trusted certificate for another name: ssl_invalid_hostname, certificate still recorded."""
+    server = await _tls_server(ca, "blockpage.test")
+    try:
+        obs = await _handshake(server.port, "x.test", ca_file)
+    finally:
+        server.close()
+    assert Failure.SSL_INVALID_HOSTNAME == obs.failure
+    assert obs.cert_valid is False
+    assert obs.certificate is not None
+    assert ("blockpage.test",) == obs.certificate.sans
+
+
+async def test_unknown_ca_names_the_issuer(ca_file: Path) -> None:
+    """A certificate from an unknown CA (interception): ssl_unknown_authority, issuer named."""
+    mitm = trustme.CA(organization_name="interception CA")
+    server = await _tls_server(mitm, "x.test")
+    try:
+        obs = await _handshake(server.port, "x.test", ca_file)
+    finally:
+        server.close()
+    assert Failure.SSL_UNKNOWN_AUTHORITY == obs.failure
+    assert obs.cert_valid is False
+    assert obs.certificate is not None
+    assert "interception CA" in obs.certificate.issuer
+
+
+async def test_reset_after_client_hello() -> None:
+    """RST after the ClientHello is connection_reset, with no certificate."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        reset(writer)
+
+    obs = await _raw(handler)
+    assert Failure.CONNECTION_RESET == obs.failure
+    assert obs.certificate is None
+    assert obs.cert_valid is None
+
+
+async def test_eof_after_client_hello() -> None:
+    """A FIN after the ClientHello is eof_error (not a reset)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    obs = await _raw(handler)
+    assert Failure.EOF == obs.failure
+
+
+async def test_alert_after_client_hello() -> None:
+    """A fatal handshake_failure alert is ssl_failed_handshake."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.write(bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]))
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()
+
+    obs = await _raw(handler)
+    assert Failure.SSL_FAILED_HANDSHAKE == obs.failure
+
+
+async def test_silence_is_a_timeout() -> None:
+    """No ServerHello before the deadline is generic_timeout_error."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3)
+        writer.close()
+
+    obs = await _raw(handler, wait=0.5)
+    assert Failure.TIMEOUT == obs.failure
+    assert 0.4 < obs.t - obs.t0 < 1.0
+
+
+async def test_control_flag_is_kept(ca: trustme.CA, ca_file: Path) -> None:
+    """The benign-SNI control handshake is marked as control."""
+    server = await _tls_server(ca, "example.test")
+    try:
+        obs = await tls.handshake(
+            "127.0.0.1",
+            "example.test",
+            port=server.port,
+            deadline=deadline_in(2),
+            clock=Clock(),
+            ca_file=ca_file,
+            control=True,
+        )
+    finally:
+        server.close()
+    assert obs.control
+    assert obs.cert_valid is True
