@@ -1,0 +1,147 @@
+"""What each lab namespace runs: ``inet`` (sites, blockpage, MITM, DNS) or an ISP (resolver,
+transparent proxy, DNS injector), from start to the ready file to a clean SIGTERM exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from censornet import topology
+from censornet.pki import ensure_pki
+from censornet.policy import PolicyWatcher
+from censornet.servers.authoritative import Authoritative
+from censornet.servers.certificates import (
+    InterceptionCertificates,
+    SiteCertificates,
+    server_context,
+)
+from censornet.servers.dnsserver import DnsServer
+from censornet.servers.doh import doh_app
+from censornet.servers.injector import DnsInjector
+from censornet.servers.proxy import TransparentProxy
+from censornet.servers.resolver import ForwardingResolver
+from censornet.servers.web import SiteApp, WebServer, blockpage_app
+
+log = logging.getLogger(__name__)
+
+INFRASTRUCTURE_IPS = frozenset(
+    {
+        topology.BLOCKPAGE_IP,
+        topology.MITM_IP,
+        topology.AUTH_DNS_IP,
+        topology.CONTROL_RESOLVER_IP,
+    }
+)
+
+
+class Service(Protocol):
+    """Anything the role runs: started once, closed on shutdown."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def site_addresses() -> tuple[str, ...]:
+    """The addresses of the platform and canary web servers (X_CDN_ALT_IP included)."""
+    return tuple(ip for ip in topology.server_ips() if ip not in INFRASTRUCTURE_IPS)
+
+
+def inet_services(state_dir: Path) -> list[Service]:
+    """The servers of the ``inet`` namespace."""
+    pki = ensure_pki(state_dir)
+    watcher = PolicyWatcher(state_dir, topology.INET)
+    sites = SiteApp(watcher.current)
+    site_certificates = SiteCertificates(pki)
+    self_signed = server_context(pki.self_signed_cert, pki.key("blockpage-selfsigned"))
+    control_tls = server_context(pki.control_cert, pki.key("control"))
+    dot_tls = server_context(pki.control_cert, pki.key("control"), alpn=("dot",))
+    control = ForwardingResolver(topology.AUTH_DNS_IP, lambda: watcher.current().control_resolver)
+    authoritative = Authoritative(topology.ZONE, lambda: watcher.current().authoritative)
+    hosts = site_addresses()
+    return [
+        WebServer(hosts, 80, sites),
+        WebServer(hosts, 443, sites, certificates=site_certificates, refuse=sites.refuses),
+        WebServer([topology.BLOCKPAGE_IP], 80, blockpage_app),
+        WebServer([topology.BLOCKPAGE_IP], 443, blockpage_app, certificates=lambda _: self_signed),
+        WebServer([topology.MITM_IP], 443, sites, certificates=InterceptionCertificates(pki)),
+        DnsServer(topology.AUTH_DNS_IP, 53, authoritative),
+        DnsServer(topology.CONTROL_RESOLVER_IP, 53, control),
+        WebServer(
+            [topology.CONTROL_RESOLVER_IP],
+            443,
+            doh_app(control),
+            certificates=lambda _: control_tls,
+        ),
+        DnsServer(topology.CONTROL_RESOLVER_IP, 853, control, tls=dot_tls),
+    ]
+
+
+def isp_services(state_dir: Path, name: str) -> list[Service]:
+    """The servers of ISP ``name``'s censor/router namespace."""
+    isp = topology.isp(name)
+    watcher = PolicyWatcher(state_dir, name)
+    resolver = ForwardingResolver(topology.AUTH_DNS_IP, lambda: watcher.current().resolver)
+    return [
+        DnsServer(isp.resolver, 53, resolver),
+        TransparentProxy(watcher.current),
+        DnsInjector(watcher.current),
+    ]
+
+
+def services_for(role: str, state_dir: Path) -> list[Service]:
+    """The servers of namespace role ``role`` (``inet`` or an ISP name)."""
+    if role == topology.INET:
+        return inet_services(state_dir)
+    return isp_services(state_dir, role)
+
+
+def ready_path(state_dir: Path, role: str) -> Path:
+    """The file that tells the lab ``role``'s servers are all listening."""
+    return state_dir / "ready" / role
+
+
+async def run_role(role: str, state_dir: Path) -> None:
+    """Start ``role``'s servers, write its ready file, and serve until SIGTERM or SIGINT."""
+    ready = ready_path(state_dir, role)
+    ready.unlink(missing_ok=True)
+    services = services_for(role, state_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    started: list[Service] = []
+    try:
+        for service in services:
+            await service.start()
+            started.append(service)
+        write_ready(ready)
+        log.info("%s: %d services listening; ready", role, len(started))
+        await stop.wait()
+        log.info("%s: stopping", role)
+    finally:
+        await close_all(started)
+        ready.unlink(missing_ok=True)
+
+
+async def close_all(services: Sequence[Service]) -> None:
+    """Close services in reverse start order, logging (not raising) failures."""
+    for service in reversed(services):
+        try:
+            await service.close()
+        except Exception:
+            log.exception("closing %r failed", service)
+
+
+def write_ready(path: Path) -> None:
+    """Atomically create the ready file (content: our PID)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"{os.getpid()}\n")
+    os.replace(tmp, path)
