@@ -1,0 +1,61 @@
+"""Finding: what one stage rule concluded, and the wording its evidence uses.
+
+A rule returns a ``Finding`` or None (nothing to say). A finding whose verdict is ``reachable``
+is a note: the stage passed with a caveat (a flapping try, a partial IP block, a CDN answer) and
+the classifier carries on to the next stage; any other verdict ends the classification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from probe.model.failures import Failure
+from probe.model.verdict import VerdictKind
+
+_WORDS: dict[Failure, str] = {
+    Failure.DNS_NXDOMAIN: "NXDOMAIN",
+    Failure.DNS_SERVFAIL: "SERVFAIL",
+    Failure.DNS_REFUSED: "REFUSED",
+    Failure.DNS_NO_ANSWER: "no address (NODATA)",
+    Failure.CONNECTION_REFUSED: "refused",
+    Failure.CONNECTION_RESET: "reset by peer",
+    Failure.HOST_UNREACHABLE: "host unreachable (ICMP)",
+    Failure.NETWORK_UNREACHABLE: "network unreachable (ICMP)",
+    Failure.TIMEOUT: "timed out",
+    Failure.EOF: "closed by the peer (EOF)",
+    Failure.SSL_INVALID_HOSTNAME: "certificate for another name",
+    Failure.SSL_UNKNOWN_AUTHORITY: "certificate from an unknown authority",
+    Failure.SSL_INVALID_CERTIFICATE: "invalid certificate",
+    Failure.SSL_FAILED_HANDSHAKE: "answered with a TLS alert",
+    Failure.UNKNOWN: "failed (unknown error)",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule's conclusion: verdict, method (``stage.outcome``), confidence and evidence."""
+
+    verdict: VerdictKind
+    method: str | None
+    confidence: float
+    evidence: tuple[str, ...]
+
+    def after(self, lines: Sequence[str]) -> Finding:
+        """This finding with ``lines`` put before its own evidence."""
+        return replace(self, evidence=(*lines, *self.evidence))
+
+
+def describe(failure: Failure) -> str:
+    """A few words for ``failure`` in evidence strings ("reset by peer", "timed out")."""
+    return _WORDS[failure]
+
+
+def elapsed(t0: float, t: float) -> str:
+    """The duration between ``t0`` and ``t`` as whole milliseconds ("3 ms")."""
+    return f"{max(0.0, t - t0) * 1000:.0f} ms"
+
+
+def tries_phrase(failed: int, count: int) -> str:
+    """How many tries failed, for evidence ("on 2 of 2 tries")."""
+    return f"on {failed} of {count} {'try' if count == 1 else 'tries'}"

@@ -1,0 +1,136 @@
+"""HTTP rules: failures after the request was sent, blockpages and redirects out of the platform.
+
+A response is not a failed try: a blockpage or an outside redirect counts from one response,
+judged against the blockpage fingerprints and the control vantage's page. On https, a timeout
+after a completed handshake is throttling evidence, not a block or an outage.
+"""
+
+from __future__ import annotations
+
+from probe.classify import outage
+from probe.classify.blockpages import differences, fingerprint, urls
+from probe.classify.context import Context, answered, host_of, tls_failure
+from probe.classify.finding import Finding, describe, tries_phrase
+from probe.classify.tries import Tries, settle
+from probe.model.failures import Failure
+from probe.model.observations import HTTPObservation
+
+METHODS: dict[Failure, str] = {
+    Failure.CONNECTION_RESET: "http.reset",
+    Failure.CONNECTION_REFUSED: "http.reset",
+    Failure.TIMEOUT: "http.timeout",
+    Failure.EOF: "http.eof",
+}
+
+
+def check(ctx: Context) -> Finding | None:
+    """Judge the endpoint's HTTP fetches."""
+    fetches = ctx.local.http
+    if not fetches:
+        return None
+    tries = settle([r.failure for r in fetches])
+    if not tries.works:
+        return _failed(ctx, fetches[0], tries)
+    responses = [r for r in fetches if answered(r)]
+    found = _redirect(ctx, responses) or _page(ctx, responses)
+    if found is not None:
+        return found
+    if tries.outcome == "flaky":
+        line = (
+            f"GET {ctx.plan.url} {describe(tries.failure or Failure.UNKNOWN)} "
+            f"{tries_phrase(tries.failed, tries.count)}, the retry got a response"
+        )
+        return Finding("reachable", None, 0.7, (line,))
+    return None
+
+
+def _failed(ctx: Context, first: HTTPObservation, tries: Tries) -> Finding:
+    failure = tries.failure or Failure.UNKNOWN
+    where = f" at {first.ip}" if first.ip else ""
+    line = (
+        f"GET {first.url}{where} {describe(failure)} after the request was sent "
+        f"({tries_phrase(tries.failed, tries.count)})"
+    )
+    down = outage.platform(ctx, "http")
+    if down is not None:
+        return down.after([line])
+    if tries.outcome == "once":
+        why = "failed once and was not retried: not enough to call a block"
+        return Finding("inconclusive", None, 0.4, (line, why))
+    handshake = any(tls_failure(h) is None for h in ctx.local.tls if not h.control)
+    path = ctx.canary_answered or any(t.completed for t in ctx.local.throughput if t.control)
+    if ctx.https and failure is Failure.TIMEOUT and handshake:
+        why = f"the TLS handshake with SNI {ctx.plan.domain} completed: a timeout after it"
+        if path:
+            stall = (line, f"{why} is throttling", "controls on the same path complete")
+            return Finding("throttled", "throttle.stall", 0.7, stall)
+        return Finding("inconclusive", None, 0.4, (line, f"{why}, but no control completed"))
+    method = METHODS.get(failure)
+    if method is None:
+        return Finding("inconclusive", None, 0.4, (line,))
+    page = ctx.vantage_page
+    if not (ctx.canary_answered or page is not None):
+        why = "no canary page on the same path and no control-vantage page"
+        return Finding("inconclusive", None, 0.4, (line, why))
+    evidence = [line]
+    if ctx.canary_answered:
+        evidence.append(f"canaries on the same path answer: {', '.join(sorted(ctx.canaries))}")
+    confidence = 0.7 if ctx.https else 0.85
+    if page is not None:
+        evidence.append(f"control vantage: HTTP {page.status}")
+        confidence += 0.05
+    return Finding("blocked", method, confidence, tuple(evidence))
+
+
+def _redirect(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
+    away: list[str] = []
+    for r in responses:
+        host = next((h for h in map(host_of, urls(r)) if h and not ctx.in_platform(h)), None)
+        if host is None:
+            return None  # some response stayed within the platform
+        away.append(host)
+    first, host = responses[0], away[0]
+    line = (
+        f"GET {first.url} redirected to {host} (HTTP {first.status}), outside "
+        f"{', '.join(ctx.plan.platform_domains)}"
+    )
+    fp = fingerprint(first)
+    known = [f"{host} matches blockpage fingerprint {fp.name}"] if fp is not None else []
+    page = ctx.vantage_page
+    if page is not None:
+        if host in {host_of(u) for u in urls(page)}:
+            why = "the control vantage is redirected there too: the platform's own redirect"
+            return Finding("reachable", None, 0.8, (line, why))
+        evidence = (line, *known, f"control vantage: HTTP {page.status} within the platform")
+        return Finding("blocked", "http.redirect", 0.95 if known else 0.9, evidence)
+    if known:
+        return Finding("blocked", "http.redirect", 0.85, (line, *known))
+    why = "no control-vantage page to tell the platform's own redirects from a warning page"
+    return Finding("inconclusive", None, 0.4, (line, why))
+
+
+def _page(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
+    hits = [(r, fp) for r in responses if (fp := fingerprint(r)) is not None]
+    if hits:
+        r, fp = hits[0]
+        line = f"GET {r.url}: HTTP {r.status} matching blockpage fingerprint {fp.name}"
+        if len(hits) < len(responses):
+            why = f"{len(responses) - len(hits)} other tries got a normal page"
+            return Finding("inconclusive", None, 0.5, (line, why))
+        return Finding("blocked", "http.blockpage", 0.95, (line, f"title {r.title!r}"))
+    if all((r.status or 0) >= 500 for r in responses):
+        count = tries_phrase(len(responses), len(responses))
+        line = f"GET {ctx.plan.url}: HTTP {responses[0].status} {count}"
+        down = outage.platform(ctx, "http")
+        if down is not None:
+            return down.after([line])
+        why = "a server error here, but not from the control vantage (or no control vantage)"
+        return Finding("inconclusive", None, 0.4, (line, why))
+    page = ctx.vantage_page
+    if page is None:
+        return None
+    diffs = [differences(r, page) for r in responses]
+    if not all(diffs):
+        return None
+    line = f"GET {responses[0].url}: a different page than the control vantage's"
+    return Finding("blocked", "http.blockpage", 0.75, (line, *diffs[0]))

@@ -1,0 +1,194 @@
+"""Transport rules: TCP connects and TLS handshakes to the endpoint's addresses.
+
+Tries are grouped by address. One address that works is enough for the endpoint to be reachable
+(partial IP blocking is not a block). A TLS failure with the platform SNI is only SNI filtering
+when the benign SNI to the same address completes; when it fails too, the cause is not the name.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from probe.classify import outage
+from probe.classify.context import CERT_FAILURES, Context, tls_failure
+from probe.classify.finding import Finding, describe, elapsed, tries_phrase
+from probe.classify.tries import Tries, settle
+from probe.model.failures import Failure
+from probe.model.observations import TLSHandshakeObservation
+
+TCP_METHODS: dict[Failure, str] = {
+    Failure.TIMEOUT: "tcp.timeout",
+    Failure.CONNECTION_REFUSED: "tcp.reset",
+    Failure.CONNECTION_RESET: "tcp.reset",
+    Failure.HOST_UNREACHABLE: "tcp.unreachable",
+    Failure.NETWORK_UNREACHABLE: "tcp.unreachable",
+}
+TLS_METHODS: dict[Failure, str] = {
+    Failure.CONNECTION_RESET: "tls.reset",
+    Failure.TIMEOUT: "tls.timeout",
+    Failure.EOF: "tls.eof",
+    Failure.SSL_FAILED_HANDSHAKE: "tls.alert",
+}
+MAX_LINES = 3  # per-address evidence lines kept
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Addresses by how their tries settled."""
+
+    settled: dict[str, Tries]
+
+    @property
+    def working(self) -> list[str]:
+        return [ip for ip, t in self.settled.items() if t.works]
+
+    @property
+    def failed(self) -> list[str]:
+        return [ip for ip, t in self.settled.items() if t.outcome == "failed"]
+
+    @property
+    def once(self) -> list[str]:
+        return [ip for ip, t in self.settled.items() if t.outcome == "once"]
+
+    def common_failure(self) -> Failure:
+        """The failure most tries at the consistently failing addresses saw."""
+        counts: Counter[Failure] = Counter()
+        for ip in self.failed:
+            tries = self.settled[ip]
+            counts[tries.failure or Failure.UNKNOWN] += tries.failed
+        return counts.most_common(1)[0][0]
+
+
+def _split(tries: Iterable[tuple[str, Failure | None]]) -> _Split:
+    grouped: dict[str, list[Failure | None]] = {}
+    for ip, failure in tries:
+        grouped.setdefault(ip, []).append(failure)
+    return _Split({ip: settle(failures) for ip, failures in grouped.items()})
+
+
+def _notes(what: str, split: _Split) -> Finding | None:
+    """A pass note when some address failed or flapped while another worked."""
+    notes = []
+    broken = split.failed + split.once
+    if broken:
+        notes.append(
+            f"partial: {what} to {', '.join(broken)} failed while {', '.join(split.working)} "
+            "worked (not a block: the endpoint stays reachable)"
+        )
+    flaky = [ip for ip in split.working if split.settled[ip].outcome == "flaky"]
+    if flaky:
+        notes.append(f"{what} to {', '.join(flaky)} failed once, the retry worked")
+    return Finding("reachable", None, 0.7, tuple(notes)) if notes else None
+
+
+def _once(what: str, split: _Split) -> Finding:
+    why = f"{what} to {', '.join(split.once)} failed once and was not retried"
+    return Finding("inconclusive", None, 0.4, (why,))
+
+
+def tcp(ctx: Context) -> Finding | None:
+    """Judge the TCP connects to the endpoint's addresses."""
+    connects = [c for c in ctx.local.tcp if c.port == ctx.port]
+    if not connects:
+        return None
+    split = _split((c.ip, c.failure) for c in connects)
+    if split.working:
+        return _notes("TCP connect", split)
+    if not split.failed:
+        return _once("TCP connect", split)
+    failure = split.common_failure()
+    lines = [
+        f"TCP connect to {ip}:{ctx.port} {describe(failure)} "
+        f"{tries_phrase(split.settled[ip].failed, split.settled[ip].count)}"
+        for ip in split.failed[:MAX_LINES]
+    ]
+    down = outage.platform(ctx, "tcp")
+    if down is not None:
+        return down.after(lines)
+    method = TCP_METHODS.get(failure)
+    if method is None:
+        return Finding("inconclusive", None, 0.4, tuple(lines))
+    if not ctx.canary_reached:
+        why = "no canary worked through this path to show that other destinations work"
+        return Finding("inconclusive", None, 0.4, (*lines, why))
+    evidence = [*lines, f"canaries on the same path work: {', '.join(sorted(ctx.canaries))}"]
+    confidence = 0.85
+    if ctx.control is not None and any(c.failure is None for c in ctx.control.tcp):
+        evidence.append("control vantage: connect ok")
+        confidence = 0.9
+    return Finding("blocked", method, confidence, tuple(evidence))
+
+
+def _tls_line(h: TLSHandshakeObservation, failure: Failure, tries: Tries) -> str:
+    times = tries_phrase(tries.failed, tries.count)
+    if failure in CERT_FAILURES:
+        return f"TLS handshake with SNI {h.sni} at {h.ip}:{h.port}: {describe(failure)} {times}"
+    return (
+        f"ClientHello with SNI {h.sni} {describe(failure)} at {h.ip}:{h.port} "
+        f"after {elapsed(h.t0, h.t)} ({times})"
+    )
+
+
+def tls(ctx: Context) -> Finding | None:
+    """Judge the TLS handshakes with the platform SNI, against the benign-SNI controls."""
+    handshakes = [h for h in ctx.local.tls if h.port == ctx.port]
+    platform = [h for h in handshakes if not h.control]
+    if not platform:
+        return None
+    what = f"TLS handshake with SNI {ctx.plan.domain}"
+    split = _split((h.ip, tls_failure(h)) for h in platform)
+    if split.working:
+        return _notes(what, split)
+    if not split.failed:
+        return _once(what, split)
+    failure = split.common_failure()
+    firsts = {h.ip: h for h in reversed(platform)}
+    lines = [_tls_line(firsts[ip], failure, split.settled[ip]) for ip in split.failed[:MAX_LINES]]
+    down = outage.platform(ctx, "tls")
+    if down is not None:
+        return down.after(lines)
+    if failure in CERT_FAILURES:
+        return _mitm(ctx, lines, firsts[split.failed[0]])
+    method = TLS_METHODS.get(failure)
+    if method is None:
+        return Finding("inconclusive", None, 0.4, tuple(lines))
+    benign = [h for h in handshakes if h.control and h.ip in split.failed]
+    vantage_ok = ctx.control is not None and any(
+        tls_failure(h) is None for h in ctx.control.tls if not h.control
+    )
+    if benign:
+        control = settle([tls_failure(h) for h in benign])
+        if control.works:
+            ok = next(h for h in benign if tls_failure(h) is None)
+            evidence = [*lines, f"same IP with SNI {ok.sni}: handshake ok"]
+            if vantage_ok:
+                evidence.append("control vantage: handshake ok")
+            return Finding("blocked", method, 0.95 if vantage_ok else 0.9, tuple(evidence))
+        why = (
+            f"same IP with SNI {benign[0].sni}: {describe(control.failure or Failure.UNKNOWN)} "
+            "too, so not SNI filtering (an IP block, a path MTU problem or a server fault)"
+        )
+        return Finding("inconclusive", None, 0.5, (*lines, why))
+    if vantage_ok and ctx.canary_reached:
+        why = "no benign-SNI control; the control vantage completes the handshake and canaries work"
+        return Finding("blocked", method, 0.7, (*lines, why))
+    why = "no benign SNI to the same IP and no control-vantage handshake to compare with"
+    return Finding("inconclusive", None, 0.4, (*lines, why))
+
+
+def _mitm(ctx: Context, lines: list[str], local: TLSHandshakeObservation) -> Finding:
+    vantage = [h for h in ctx.control.tls if not h.control] if ctx.control is not None else []
+    if not vantage:
+        why = "no control-vantage handshake: cannot tell interception from a broken certificate"
+        return Finding("inconclusive", None, 0.4, (*lines, why))
+    seen = local.certificate.issuer if local.certificate is not None else "(issuer not recorded)"
+    good = next(h for h in vantage if tls_failure(h) is None)  # outage.platform ruled out
+    issuer = good.certificate.issuer if good.certificate is not None else "a trusted CA"
+    evidence = (
+        *lines,
+        f"certificate presented here was issued by {seen}",
+        f"control vantage: valid certificate for {good.sni} from {issuer}",
+    )
+    return Finding("blocked", "tls.mitm", 0.9, evidence)

@@ -1,0 +1,25 @@
+"""The classifier against the scenario table (tests/probe/classify_cases.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from probe.classify import classify
+from probe.model.verdict import METHODS
+from tests.probe.classify_cases import CASES, Case
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(case: Case) -> None:
+    """Each scenario gets its expected verdict and method, with evidence and a sane confidence."""
+    verdict = classify(case.plan, case.local, case.control, case.canaries)
+    assert (case.verdict, case.method) == (verdict.verdict, verdict.method), verdict.evidence
+    assert verdict.evidence
+    assert all(line for line in verdict.evidence)
+    assert 0.0 < verdict.confidence <= 1.0
+
+
+def test_every_contract_method_but_quic_has_a_case() -> None:
+    """The table covers every method of the contract (quic.timeout has no observation yet)."""
+    covered = {c.method for c in CASES}
+    assert set(METHODS) - {"quic.timeout"} == covered - {None}
