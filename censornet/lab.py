@@ -114,8 +114,9 @@ class Lab:
         check: bool = True,
         timeout: float = 60,
         input: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` in ``role``'s namespace and capture its output."""
+        """Run ``argv`` in ``role``'s namespace and capture its output (``env`` adds variables)."""
         done = subprocess.run(
             self.command(role, argv),
             capture_output=True,
@@ -123,6 +124,7 @@ class Lab:
             timeout=timeout,
             input=input,
             check=False,
+            env={**os.environ, **env} if env else None,
         )
         if check and done.returncode != 0:
             raise LabError(

@@ -1,1 +1,1 @@
-"""collectors package."""
+"""The collector service: enrolment, signed-bundle ingestion and storage, transparency log."""

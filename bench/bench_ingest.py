@@ -1,0 +1,163 @@
+"""Collector ingest throughput with signatures verified: SQLite, and PostgreSQL when reachable.
+
+Prints measurements/s and bundles/s through the ingestion path (envelope parse, Ed25519 verify,
+bundle schema, one transaction per bundle with its measurement rows and log leaf), once calling
+the ingestor directly and once through the HTTP app in-process; next to ``openssl speed ed25519``.
+
+    .venv/bin/python bench/bench_ingest.py [--bundles 200] [--per-bundle 50] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: tests' factories too
+
+from collectors.app import create_app
+from collectors.config import CollectorSettings
+from collectors.ingest import Ingestor
+from collectors.metrics import Metrics
+from collectors.ratelimit import RateLimiter
+from collectors.store import Store
+from probe.bundle import SealedBundle, build, seal
+from probe.keys import ProbeKey
+from probe.signing import b64decode
+from tests.collectors.factories import make_key, make_measurement
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def openssl_verify_rate() -> str:
+    try:
+        out = subprocess.run(
+            ["openssl", "speed", "-seconds", "2", "ed25519"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unavailable ({exc})"
+    match = re.search(r"Ed25519\)\s+\S+s\s+\S+s\s+([\d.]+)\s+([\d.]+)", out)
+    return f"{float(match.group(2)):,.0f} verify/s" if match else "unparsed"
+
+
+def python_verify_rate(n: int = 5000) -> float:
+    key = make_key()
+    message, sig = b"x" * 2000, key.private_key.sign(b"x" * 2000)
+    public = key.public_key
+    t = time.perf_counter()
+    for _ in range(n):
+        public.verify(sig, message)
+    return n / (time.perf_counter() - t)
+
+
+def corpus(
+    bundles: int, per_bundle: int, keys: int = 8
+) -> tuple[list[ProbeKey], list[SealedBundle]]:
+    probe_keys = [make_key(64500 + i) for i in range(keys)]
+    sealed = []
+    for i in range(bundles):
+        key = probe_keys[i % keys]
+        ms = [make_measurement(i * per_bundle + j, asn=key.asn) for j in range(per_bundle)]
+        sealed.append(seal(build(ms, key), key))
+    return probe_keys, sealed
+
+
+@contextmanager
+def postgres_url() -> Iterator[str | None]:
+    schema = f"bp_bench_{secrets.token_hex(4)}"
+    try:
+        admin = create_engine(PG, connect_args={"connect_timeout": 3})
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception:  # not reachable: skip the PostgreSQL run
+        yield None
+        return
+    try:
+        yield f"{PG}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def run(
+    label: str, settings: CollectorSettings, keys: list[ProbeKey], sealed: list[SealedBundle]
+) -> None:
+    app = create_app(settings)
+    store: Store = app.state.store
+    for key in keys:
+        store.enroll(key.key_id, b64decode(key.public_key_b64))
+    ingestor = Ingestor(store, RateLimiter(1e9, 10**9), Metrics())
+    half = len(sealed) // 2
+    bodies = [s.to_bytes() for s in sealed]
+
+    t = time.perf_counter()
+    for body in bodies[:half]:
+        outcome = ingestor.submit(body)
+        assert outcome.status == 201, outcome.body
+    direct = time.perf_counter() - t
+
+    async def over_http() -> float:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://c") as client:
+            t = time.perf_counter()
+            for body in bodies[half:]:
+                r = await client.post("/api/v1/bundles", content=body)
+                assert r.status_code == 201, r.text
+            return time.perf_counter() - t
+
+    http = asyncio.run(over_http())
+    n_measure = store.measurement_count()
+    per_bundle = n_measure // len(sealed)
+    for name, seconds, count in (("direct", direct, half), ("http", http, len(sealed) - half)):
+        print(
+            f"{label:10} {name:6} {count:5} bundles x {per_bundle} measurements:"
+            f" {count * per_bundle / seconds:9,.0f} measurements/s"
+            f"  {count / seconds:7,.1f} bundles/s"
+        )
+    store.engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--bundles", type=int, default=200)
+    parser.add_argument("--per-bundle", type=int, default=50)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+
+    print(f"openssl speed ed25519: {openssl_verify_rate()}")
+    print(f"python cryptography Ed25519: {python_verify_rate():,.0f} verify/s")
+    keys, sealed = corpus(args.bundles, args.per_bundle)
+    size = sum(len(s.to_bytes()) for s in sealed) / len(sealed)
+    print(f"corpus: {len(sealed)} bundles of {args.per_bundle} measurements, {size:,.0f} B each")
+    with tempfile.TemporaryDirectory() as tmp:
+        run("sqlite", CollectorSettings(data_dir=Path(tmp)), keys, sealed)
+    if not args.no_postgres:
+        with postgres_url() as url, tempfile.TemporaryDirectory() as tmp:
+            if url is None:
+                print("postgresql not reachable at 127.0.0.1:5432: skipped")
+            else:
+                run(
+                    "postgresql",
+                    CollectorSettings(data_dir=Path(tmp), database_url=url),
+                    keys,
+                    sealed,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""The collector's HTTP API (FastAPI): routes only; the work is in ingest, store and merkle.
+
+Nothing here reads or logs the client's address; run uvicorn with its access log off
+(``collectors.cli`` does).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
+
+from collectors import merkle
+from collectors.checkpoint import Checkpoint, sign_checkpoint
+from collectors.config import CollectorSettings
+from collectors.db import make_engine
+from collectors.ingest import Ingestor, Outcome, refusal
+from collectors.metrics import Metrics
+from collectors.migrations import migrate
+from collectors.ratelimit import RateLimiter
+from collectors.store import Store
+from probe.model.bundle import Envelope
+from probe.signing import (
+    SignatureError,
+    b64decode,
+    b64encode,
+    key_id,
+    load_or_create_private_key,
+    load_public_key,
+    raw_public_key,
+)
+
+DIGEST = r"^[0-9a-f]{64}$"
+
+
+class EnrollRequest(BaseModel):
+    """A probe key to enrol: the raw Ed25519 public key in base64."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    public_key: str = Field(max_length=100)
+    token: SecretStr | None = None
+
+
+class RevokeRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reason: str = Field(default="revoked by an administrator", max_length=500)
+
+
+class TooLarge(Exception):
+    """The request body exceeds the configured limit."""
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refusing (before reading on) anything over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def envelope_schema() -> dict[str, Any]:
+    """The Envelope JSON schema with its definitions inlined (for the OpenAPI document)."""
+    schema = Envelope.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    result: dict[str, Any] = inline(schema)
+    return result
+
+
+def _json(outcome: Outcome) -> JSONResponse:
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=outcome.headers)
+
+
+def create_app(settings: CollectorSettings | None = None) -> FastAPI:
+    """A collector app over the database ``settings`` names (migrated on creation)."""
+    settings = settings or CollectorSettings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = make_engine(settings.sqlalchemy_url())
+    migrate(engine)
+    store = Store(engine)
+    metrics = Metrics()
+    limiter = RateLimiter(settings.rate_limit_per_minute / 60.0, settings.rate_limit_burst)
+    ingestor = Ingestor(store, limiter, metrics)
+    log_key = load_or_create_private_key(settings.log_key_path())
+    log_public = raw_public_key(log_key.public_key())
+    notes: dict[int, str] = {}  # checkpoint notes by size (Ed25519 signatures are deterministic)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="blockprobe collector",
+        summary="Receives signed measurement bundles and keeps a transparency log of them.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.metrics = metrics
+
+    async def _storage_down(_request: Request, exc: Exception) -> JSONResponse:
+        body = {"error": "storage_unavailable", "detail": type(exc).__name__}
+        return JSONResponse(body, status_code=503, headers={"retry-after": "5"})
+
+    app.add_exception_handler(OperationalError, _storage_down)
+    app.add_exception_handler(PoolTimeout, _storage_down)
+
+    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        expected = settings.admin_token
+        if expected is None:
+            raise _Refused(refusal(403, "admin_disabled", "no admin token is configured"))
+        given = (authorization or "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+            raise _Refused(refusal(401, "unauthorized", "a valid admin bearer token is required"))
+
+    @app.exception_handler(_Refused)
+    async def _refused(_request: Request, exc: _Refused) -> JSONResponse:
+        return _json(exc.outcome)
+
+    @app.post("/api/v1/probes", status_code=201, tags=["probes"])
+    def enroll(body: EnrollRequest) -> JSONResponse:
+        """Enrol a probe's public key (policy ``open``, or ``token``: a valid token required)."""
+        if settings.enroll_policy == "token":
+            given = body.token.get_secret_value().encode() if body.token else b""
+            valid = [t.get_secret_value().encode() for t in settings.enroll_tokens]
+            if not any(hmac.compare_digest(given, t) for t in valid):
+                return _json(refusal(403, "token_required", "enrolment needs a valid token"))
+        try:
+            raw = b64decode(body.public_key)
+            public = load_public_key(raw)
+        except SignatureError as exc:
+            return _json(refusal(400, "malformed", f"public_key: {exc}"))
+        kid = key_id(public)
+        status = store.enroll(kid, raw)
+        if status == "revoked":
+            return _json(refusal(403, "revoked_key", f"key {kid} is revoked"))
+        code = 201 if status == "enrolled" else 200
+        return JSONResponse({"key_id": kid, "status": status}, status_code=code)
+
+    @app.post(
+        "/api/v1/bundles",
+        status_code=201,
+        tags=["bundles"],
+        responses={
+            200: {"description": "already stored (same digest)"},
+            400: {"description": "malformed envelope"},
+            401: {"description": "unknown key"},
+            403: {"description": "bad signature or revoked key"},
+            413: {"description": "too large"},
+            422: {"description": "payload is not a valid bundle"},
+            429: {"description": "rate limited; see Retry-After"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": envelope_schema()}},
+            }
+        },
+    )
+    async def submit_bundle(request: Request) -> JSONResponse:
+        """Submit a DSSE envelope whose payload is a bundle (application/json body)."""
+        try:
+            body = await read_limited(request, settings.max_bundle_bytes)
+        except TooLarge:
+            metrics.reject("too_large")
+            limit = settings.max_bundle_bytes
+            return _json(refusal(413, "too_large", f"bundles are limited to {limit} bytes"))
+        return _json(await run_in_threadpool(ingestor.submit, body))
+
+    @app.get("/api/v1/bundles/{digest}", tags=["bundles"])
+    def get_bundle(digest: Annotated[str, Path(pattern=DIGEST)]) -> Response:
+        """The stored envelope of a bundle, by digest."""
+        data = store.envelope(digest)
+        if data is None:
+            return _json(refusal(404, "not_found", f"no bundle {digest}"))
+        return Response(data, media_type="application/json")
+
+    def checkpoint_note(size: int) -> str:
+        note = notes.get(size)
+        if note is None:
+            note = sign_checkpoint(Checkpoint(settings.log_origin, size, store.root(size)), log_key)
+            if len(notes) > 1000:
+                notes.clear()
+            notes[size] = note
+        return note
+
+    @app.get("/api/v1/log/checkpoint", tags=["log"])
+    def checkpoint() -> dict[str, Any]:
+        """The log's current size and root, signed by the collector as a C2SP note."""
+        size = store.log_size()
+        note = checkpoint_note(size)
+        root = note.split("\n")[2]
+        return {
+            "origin": settings.log_origin,
+            "size": size,
+            "root": b64decode(root).hex(),
+            "note": note,
+            "public_key": b64encode(log_public),
+            "key_id": key_id(log_key.public_key()),
+        }
+
+    @app.get("/api/v1/log/proof/inclusion", tags=["log"])
+    def inclusion(
+        digest: Annotated[str, Query(pattern=DIGEST)], size: Annotated[int, Query(ge=1)]
+    ) -> JSONResponse:
+        """Audit path of a bundle digest in the tree of ``size`` leaves."""
+        if size > store.log_size():
+            return _json(refusal(400, "bad_size", "size is beyond the log"))
+        index = store.bundle_index(digest)
+        if index is None:
+            return _json(refusal(404, "not_found", f"no bundle {digest} in the log"))
+        if index >= size:
+            return _json(refusal(400, "bad_size", f"leaf {index} is not in a tree of {size}"))
+        found = store.inclusion_proof(digest, size)
+        assert found is not None
+        return JSONResponse(
+            {
+                "digest": digest,
+                "leaf_index": index,
+                "tree_size": size,
+                "leaf_hash": merkle.leaf_hash(bytes.fromhex(digest)).hex(),
+                "proof": [h.hex() for h in found[1]],
+            }
+        )
+
+    @app.get("/api/v1/log/proof/consistency", tags=["log"])
+    def consistency(
+        first: Annotated[int, Query(ge=0)], second: Annotated[int, Query(ge=0)]
+    ) -> JSONResponse:
+        """Proof that the tree of ``second`` leaves extends the tree of ``first``."""
+        if not first <= second <= store.log_size():
+            return _json(refusal(400, "bad_size", "need first <= second <= log size"))
+        proof = store.consistency_proof(first, second)
+        return JSONResponse({"first": first, "second": second, "proof": [h.hex() for h in proof]})
+
+    @app.get("/api/v1/admin/probes", tags=["admin"], dependencies=[Depends(require_admin)])
+    def list_probes() -> list[dict[str, Any]]:
+        """Every enrolled key, revoked or not."""
+        return [
+            {
+                "key_id": p.key_id,
+                "enrolled_at": p.enrolled_at.isoformat(),
+                "revoked_at": p.revoked_at.isoformat() if p.revoked_at else None,
+                "revoke_reason": p.revoke_reason,
+            }
+            for p in store.probes()
+        ]
+
+    @app.post(
+        "/api/v1/admin/probes/{kid}/revoke", tags=["admin"], dependencies=[Depends(require_admin)]
+    )
+    def revoke(
+        kid: Annotated[str, Path(pattern=DIGEST)], body: RevokeRequest | None = None
+    ) -> JSONResponse:
+        """Revoke a key: its later bundles are refused (403); stored ones stay."""
+        reason = (body or RevokeRequest()).reason
+        if not store.revoke(kid, reason):
+            return _json(refusal(404, "not_found", f"no enrolled key {kid}"))
+        return JSONResponse({"key_id": kid, "status": "revoked", "reason": reason})
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "log_size": store.log_size()}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        gauges = {"blockprobe_log_size": ("Leaves in the transparency log.", store.log_size())}
+        return PlainTextResponse(
+            metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    return app
+
+
+class _Refused(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome

@@ -1,0 +1,158 @@
+"""Bundle ingestion: from request bytes to a stored bundle or a refusal with its reason.
+
+Order of checks, cheapest and least trusting first: envelope shape (400), an enrolled signer (401),
+revocation and signature (403), already stored (200), rate limit (429), bundle schema and manifest
+(422), then one transaction (201). The rate limit comes after the signature so that forged
+envelopes cannot spend a genuine probe's budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from pydantic import ValidationError
+
+from collectors.metrics import Metrics
+from collectors.ratelimit import RateLimiter
+from collectors.store import ProbeRecord, Store
+from probe.model.bundle import PAYLOAD_TYPE, Bundle, Envelope
+from probe.signing import (
+    SignatureError,
+    b64decode,
+    canonical_json,
+    envelope_payload,
+    load_public_key,
+    verify_envelope,
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An HTTP status, a JSON body that says why, and extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def refusal(status: int, error: str, detail: str, **headers: str) -> Outcome:
+    return Outcome(status, {"error": error, "detail": detail}, headers)
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg')}{more}"
+
+
+def measurement_rows(bundle: Bundle) -> list[dict[str, Any]]:
+    """One row per measurement, as the ``measurements`` table holds it."""
+    rows = []
+    for m in bundle.measurements:
+        started = m.started_at if m.started_at.tzinfo else m.started_at.replace(tzinfo=UTC)
+        rows.append(
+            {
+                "measurement_id": m.measurement_id,
+                "platform": m.platform,
+                "target": m.target,
+                "domain": m.domain,
+                "country": m.vantage.country,
+                "asn": m.vantage.asn,
+                "verdict": m.verdict.verdict,
+                "method": m.verdict.method,
+                "started_at": started,
+                "body": m.model_dump_json(),
+            }
+        )
+    return rows
+
+
+class Ingestor:
+    """Checks and stores bundles; every outcome is counted in ``metrics``."""
+
+    def __init__(self, store: Store, limiter: RateLimiter, metrics: Metrics) -> None:
+        self.store = store
+        self.limiter = limiter
+        self.metrics = metrics
+
+    def submit(self, body: bytes) -> Outcome:
+        outcome = self._submit(body)
+        if outcome.status >= 400:
+            self.metrics.reject(str(outcome.body["error"]))
+        return outcome
+
+    def _submit(self, body: bytes) -> Outcome:
+        try:
+            envelope = Envelope.model_validate_json(body)
+        except ValidationError as exc:
+            return refusal(400, "malformed", f"not a DSSE envelope: {_first_error(exc)}")
+        if envelope.payloadType != PAYLOAD_TYPE:
+            return refusal(400, "malformed", f"payloadType must be {PAYLOAD_TYPE!r}")
+        try:
+            payload = envelope_payload(envelope)
+        except SignatureError as exc:
+            return refusal(400, "malformed", f"payload: {exc}")
+
+        probe = self._signer(envelope)
+        if probe is None:
+            return refusal(401, "unknown_key", "no signature is by an enrolled key; enrol first")
+        if probe.revoked_at is not None:
+            return refusal(403, "revoked_key", f"key {probe.key_id} is revoked")
+        try:
+            verify_envelope(envelope, load_public_key(probe.public_key), PAYLOAD_TYPE)
+        except SignatureError:
+            return refusal(403, "bad_signature", f"signature does not verify for {probe.key_id}")
+
+        digest = hashlib.sha256(payload).hexdigest()
+        index = self.store.bundle_index(digest)
+        if index is not None:
+            self.metrics.duplicate()
+            return Outcome(200, {"digest": digest, "status": "already_stored", "log_index": index})
+
+        wait = self.limiter.take(probe.key_id)
+        if wait is not None:
+            return refusal(
+                429,
+                "rate_limited",
+                f"too many bundles from {probe.key_id}; retry in {wait:.1f} s",
+                **{"retry-after": RateLimiter.retry_after(wait)},
+            )
+
+        try:
+            bundle = Bundle.model_validate_json(payload)
+        except ValidationError as exc:
+            return refusal(422, "schema", f"payload is not a valid bundle: {_first_error(exc)}")
+        manifest = bundle.manifest
+        try:
+            manifest_key = b64decode(manifest.public_key)
+        except SignatureError as exc:
+            return refusal(422, "schema", f"manifest.public_key: {exc}")
+        if manifest.key_id != probe.key_id or manifest_key != probe.public_key:
+            return refusal(422, "schema", "manifest names a key other than the signer's")
+        rows = measurement_rows(bundle)
+        if any("\x00" in v for row in rows for v in row.values() if isinstance(v, str)):
+            return refusal(422, "schema", "a measurement field holds a NUL character")
+
+        stored = canonical_json(envelope.model_dump(mode="json"))
+        created, index = self.store.add_bundle(digest, probe.key_id, stored, rows)
+        if not created:
+            self.metrics.duplicate()
+            return Outcome(200, {"digest": digest, "status": "already_stored", "log_index": index})
+        self.metrics.accept(len(rows))
+        return Outcome(
+            201,
+            {"digest": digest, "status": "stored", "log_index": index, "measurements": len(rows)},
+        )
+
+    def _signer(self, envelope: Envelope) -> ProbeRecord | None:
+        """The enrolled probe named by a signature's keyid (a hint, checked by verification)."""
+        for signature in envelope.signatures:
+            probe = self.store.probe(signature.keyid)
+            if probe is not None:
+                return probe
+        return None

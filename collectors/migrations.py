@@ -1,0 +1,60 @@
+"""Versioned schema migrations: ordered functions, the applied version in ``schema_version``.
+
+``migrate`` runs the missing steps in one transaction, under a lock (a PostgreSQL advisory lock,
+SQLite's write lock), so several collector processes starting together migrate once. Append new
+steps to ``MIGRATIONS``; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from collectors import schema
+from collectors.db import write_transaction
+
+_LOCK_ID = 0x62_70_63_6F_6C_6C  # "bpcoll": the advisory lock that serialises migrations
+
+
+def _v1_baseline(conn: Connection) -> None:
+    """Probes, bundles, measurements and the transparency log."""
+    tables = [schema.probes, schema.bundles, schema.measurements, schema.log_head, schema.log_nodes]
+    schema.metadata.create_all(conn, tables=tables)
+    conn.execute(insert(schema.log_head).values(id=1, size=0))
+
+
+def _v2_report_indexes(conn: Connection) -> None:
+    """Indexes for reports: by platform and time, by network."""
+    conn.exec_driver_sql(
+        "CREATE INDEX measurements_platform_time ON measurements (platform, started_at)"
+    )
+    conn.exec_driver_sql(
+        "CREATE INDEX measurements_network ON measurements (country, asn, platform)"
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_baseline, _v2_report_indexes]
+
+
+def current_version(conn: Connection) -> int:
+    schema.schema_version.create(conn, checkfirst=True)
+    return conn.execute(select(schema.schema_version.c.version)).scalar() or 0
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the database to the latest version; returns it."""
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
+        version = current_version(conn)
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"database schema v{version} is newer than this collector")
+        for step in MIGRATIONS[version:]:
+            step(conn)
+        target = len(MIGRATIONS)
+        if version == 0:
+            conn.execute(insert(schema.schema_version).values(id=1, version=target))
+        elif version != target:
+            conn.execute(update(schema.schema_version).values(version=target))
+    return target

@@ -1,0 +1,185 @@
+"""Storage: enrolled probes, bundles with their measurements, and the log over bundle digests.
+
+A bundle, its measurement rows, its log leaf and the log head move together in ONE transaction:
+a crash leaves either all of them or none. The log head row is locked (``FOR UPDATE`` on
+PostgreSQL, the write lock on SQLite) for the append, so processes sharing a database append in
+one order. Perfect subtree hashes are stored as they complete; proofs read O(log^2 n) of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from collectors import merkle
+from collectors.db import write_transaction
+from collectors.schema import bundles, log_head, log_nodes, measurements, probes
+
+EnrollStatus = Literal["enrolled", "already_enrolled", "revoked"]
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """An enrolled public key."""
+
+    key_id: str
+    public_key: bytes
+    enrolled_at: datetime
+    revoked_at: datetime | None
+    revoke_reason: str | None
+
+
+class Store:
+    """The collector's database, through SQLAlchemy Core."""
+
+    def __init__(self, engine: Engine, node_cache: int = 500_000) -> None:
+        self.engine = engine
+        self._nodes: dict[tuple[int, int], bytes] = {}  # committed perfect subtrees (immutable)
+        self._node_cache = node_cache
+
+    # -- probes --------------------------------------------------------------------------------
+
+    def enroll(self, key_id: str, public_key: bytes) -> EnrollStatus:
+        existing = self.probe(key_id)
+        if existing is None:
+            try:
+                with write_transaction(self.engine) as conn:
+                    conn.execute(
+                        insert(probes).values(
+                            key_id=key_id, public_key=public_key, enrolled_at=datetime.now(UTC)
+                        )
+                    )
+                return "enrolled"
+            except IntegrityError:  # enrolled concurrently by another request
+                existing = self.probe(key_id)
+                if existing is None:
+                    raise
+        return "revoked" if existing.revoked_at else "already_enrolled"
+
+    def probe(self, key_id: str) -> ProbeRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(probes).where(probes.c.key_id == key_id)).first()
+        return ProbeRecord(**row._asdict()) if row else None
+
+    def probes(self) -> list[ProbeRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(probes).order_by(probes.c.enrolled_at)).all()
+        return [ProbeRecord(**row._asdict()) for row in rows]
+
+    def revoke(self, key_id: str, reason: str) -> bool:
+        """Revoke a key (its stored bundles stay); False if it is not enrolled."""
+        with write_transaction(self.engine) as conn:
+            result = conn.execute(
+                update(probes)
+                .where(probes.c.key_id == key_id)
+                .values(revoked_at=datetime.now(UTC), revoke_reason=reason)
+            )
+        return result.rowcount > 0
+
+    # -- bundles -------------------------------------------------------------------------------
+
+    def bundle_index(self, digest: str) -> int | None:
+        """The log index of a stored bundle, None if it is not stored."""
+        with self.engine.connect() as conn:
+            index = conn.execute(
+                select(bundles.c.log_index).where(bundles.c.digest == digest)
+            ).scalar()
+        return None if index is None else int(index)
+
+    def envelope(self, digest: str) -> bytes | None:
+        with self.engine.connect() as conn:
+            data = conn.execute(
+                select(bundles.c.envelope).where(bundles.c.digest == digest)
+            ).scalar()
+        return None if data is None else bytes(data)
+
+    def add_bundle(
+        self, digest: str, key_id: str, envelope: bytes, rows: Sequence[dict[str, Any]]
+    ) -> tuple[bool, int]:
+        """Store a bundle, its measurement rows and its log leaf; (created, log index)."""
+        new_nodes: list[tuple[int, int, bytes]] = []
+        with write_transaction(self.engine) as conn:
+            size = int(
+                conn.execute(
+                    select(log_head.c.size).where(log_head.c.id == 1).with_for_update()
+                ).scalar_one()
+            )
+            existing = conn.execute(
+                select(bundles.c.log_index).where(bundles.c.digest == digest)
+            ).scalar()
+            if existing is not None:
+                return False, int(existing)
+            conn.execute(
+                insert(bundles).values(
+                    digest=digest,
+                    key_id=key_id,
+                    received_at=datetime.now(UTC),
+                    log_index=size,
+                    measurement_count=len(rows),
+                    envelope=envelope,
+                )
+            )
+            if rows:
+                conn.execute(insert(measurements), [{**r, "bundle_digest": digest} for r in rows])
+            leaf = merkle.leaf_hash(bytes.fromhex(digest))
+            new_nodes = merkle.new_perfect_nodes(size, leaf, lambda lv, i: self._node(conn, lv, i))
+            conn.execute(
+                insert(log_nodes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in new_nodes]
+            )
+            conn.execute(update(log_head).where(log_head.c.id == 1).values(size=size + 1))
+        self._remember(new_nodes)  # only once committed
+        return True, size
+
+    def measurement_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(measurements)).scalar_one())
+
+    # -- the log -------------------------------------------------------------------------------
+
+    def log_size(self) -> int:
+        with self.engine.connect() as conn:
+            size = conn.execute(select(log_head.c.size).where(log_head.c.id == 1)).scalar_one()
+        return int(size)
+
+    def root(self, size: int) -> bytes:
+        with self.engine.connect() as conn:
+            return merkle.root(size, self._subtree(conn))
+
+    def inclusion_proof(self, digest: str, size: int) -> tuple[int, list[bytes]] | None:
+        """(leaf index, proof) of a stored bundle in the tree of ``size``; None if not stored."""
+        index = self.bundle_index(digest)
+        if index is None:
+            return None
+        with self.engine.connect() as conn:
+            return index, merkle.inclusion_proof(index, size, self._subtree(conn))
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            return merkle.consistency_proof(first, second, self._subtree(conn))
+
+    def _subtree(self, conn: Connection) -> merkle.Subtree:
+        return merkle.subtree_from_perfect(lambda level, i: self._node(conn, level, i))
+
+    def _node(self, conn: Connection, level: int, index: int) -> bytes:
+        cached = self._nodes.get((level, index))
+        if cached is not None:
+            return cached
+        value = conn.execute(
+            select(log_nodes.c.hash).where(log_nodes.c.level == level, log_nodes.c.idx == index)
+        ).scalar()
+        if value is None:
+            raise LookupError(f"log node ({level}, {index}) is missing")
+        # Every node read was committed by an earlier append (the head lock orders appends).
+        self._remember([(level, index, bytes(value))])
+        return bytes(value)
+
+    def _remember(self, nodes: list[tuple[int, int, bytes]]) -> None:
+        if len(self._nodes) + len(nodes) > self._node_cache:
+            self._nodes.clear()
+        for level, index, value in nodes:
+            self._nodes[(level, index)] = value

@@ -1,0 +1,123 @@
+"""Probe commands for bundles: ``upload`` (drain the outbox now), ``verify``, ``enroll``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from pydantic import ValidationError
+
+from collectors import merkle
+from collectors.checkpoint import verify_checkpoint
+from probe.bundle import open_sealed, read_envelope
+from probe.keys import KeyStore
+from probe.outbox import Outbox
+from probe.signing import SignatureError, b64decode, load_public_key
+from probe.upload import EnrollmentError, Uploader, enroll
+
+app = typer.Typer(help="Signed bundles: upload, verify, enrol.", add_completion=False)
+
+OUTBOX_FILE = "outbox.sqlite3"
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("BLOCKPROBE_STATE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "blockprobe"
+
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(help="Probe state directory (keys, outbox); default $BLOCKPROBE_STATE_DIR."),
+]
+Collector = Annotated[str, typer.Option(envvar="BLOCKPROBE_COLLECTOR", help="Collector base URL.")]
+
+
+@app.command()
+def upload(collector: Collector, state_dir: StateDir = None) -> None:
+    """Upload every due bundle in the outbox now."""
+    with Outbox((state_dir or default_state_dir()) / OUTBOX_FILE) as outbox:
+        report = asyncio.run(Uploader(outbox, collector).drain())
+        stats = outbox.stats()
+    typer.echo(
+        f"sent {report.sent}, already stored {report.already}, refused {report.dead},"
+        f" deferred {report.deferred}; pending {stats.pending}, dead letters {stats.dead},"
+        f" dropped (outbox full) {stats.dropped}"
+    )
+    for error in report.errors:
+        typer.echo(f"  {error}", err=True)
+    if report.deferred:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle envelope (JSON file).")],
+    collector: Annotated[
+        str | None, typer.Option(help="Also check the bundle is in this collector's log.")
+    ] = None,
+    log_key: Annotated[
+        str | None, typer.Option(help="Expected collector log public key (base64).")
+    ] = None,
+) -> None:
+    """Check a bundle's signature, and with --collector its inclusion in the log."""
+    try:
+        digest, parsed = open_sealed(read_envelope(bundle.read_bytes()))
+    except (ValidationError, SignatureError, OSError) as exc:
+        typer.echo(f"INVALID: {exc}", err=True)
+        raise typer.Exit(1) from None
+    m = parsed.manifest
+    typer.echo(f"signature ok: digest {digest}")
+    typer.echo(f"  key {m.key_id}, {m.country}/AS{m.asn}, {m.measurement_count} measurements")
+    if collector is None:
+        return
+    try:
+        index, size = asyncio.run(_check_inclusion(collector, digest, log_key))
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        typer.echo(f"NOT VERIFIED in the log: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"in the log: leaf {index} of a signed checkpoint of size {size}")
+
+
+async def _check_inclusion(collector: str, digest: str, log_key: str | None) -> tuple[int, int]:
+    base = collector.rstrip("/")
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        cp = (await client.get(f"{base}/api/v1/log/checkpoint")).raise_for_status().json()
+        if log_key is not None and log_key != cp["public_key"]:
+            raise ValueError("the collector's log key is not the expected one")
+        key = load_public_key(b64decode(cp["public_key"]))
+        checkpoint = verify_checkpoint(cp["note"], key, cp["origin"])
+        response = await client.get(
+            f"{base}/api/v1/log/proof/inclusion",
+            params={"digest": digest, "size": checkpoint.size},
+        )
+        proof = response.raise_for_status().json()
+    leaf = merkle.leaf_hash(bytes.fromhex(digest))
+    path = [bytes.fromhex(h) for h in proof["proof"]]
+    index = int(proof["leaf_index"])
+    if not merkle.verify_inclusion(leaf, index, checkpoint.size, path, checkpoint.root):
+        raise ValueError("the inclusion proof does not match the signed checkpoint")
+    return index, checkpoint.size
+
+
+@app.command("enroll")
+def enroll_command(
+    collector: Collector,
+    token: Annotated[str | None, typer.Option(help="Enrolment token, if required.")] = None,
+    asn: Annotated[int | None, typer.Option(help="Network whose key to enrol.")] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Enrol this probe's key for a network with the collector (the key is created if needed)."""
+    key = KeyStore(state_dir or default_state_dir()).for_network(asn)
+    try:
+        kid = asyncio.run(enroll(collector, key, token))
+    except EnrollmentError as exc:
+        typer.echo(f"enrolment refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"enrolled key {kid} for AS{asn}")

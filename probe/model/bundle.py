@@ -1,0 +1,74 @@
+"""Bundles: the signed unit a probe uploads (a manifest plus measurements) and its DSSE envelope.
+
+A ``Bundle`` is serialised once to canonical JSON bytes; those bytes are the payload of a DSSE
+``Envelope`` (payloadType ``application/vnd.blockprobe.bundle+json``), and their sha256 is the
+bundle's digest and id. The manifest names the network (country, ASN) but never the probe's address.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from probe.model.measurement import Measurement
+
+PAYLOAD_TYPE = "application/vnd.blockprobe.bundle+json"
+FORMAT_VERSION: Literal["1"] = "1"
+
+_KEY_ID = r"^[0-9a-f]{64}$"
+_BASE64 = r"^[A-Za-z0-9+/_-]*={0,2}$"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Manifest(_Wire):
+    """What a bundle says about itself: format, signing key, time, network and contents."""
+
+    format_version: Literal["1"] = FORMAT_VERSION
+    key_id: str = Field(pattern=_KEY_ID)  # hex sha256 of the raw Ed25519 public key
+    public_key: str = Field(pattern=_BASE64, min_length=43, max_length=44)  # raw key, base64
+    created_at: AwareDatetime
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    asn: int | None = Field(default=None, ge=0)
+    software: str = Field(min_length=1, max_length=100)  # e.g. "blockprobe 0.1.0"
+    measurement_count: int = Field(ge=0)
+
+
+class Bundle(_Wire):
+    """A manifest and the measurements it covers, all taken from one network."""
+
+    manifest: Manifest
+    measurements: tuple[Measurement, ...]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Bundle:
+        if self.manifest.measurement_count != len(self.measurements):
+            raise ValueError(
+                f"manifest counts {self.manifest.measurement_count} measurements,"
+                f" the bundle holds {len(self.measurements)}"
+            )
+        for m in self.measurements:
+            if (m.vantage.country, m.vantage.asn) != (self.manifest.country, self.manifest.asn):
+                raise ValueError(
+                    f"measurement {m.measurement_id} is from {m.vantage.country}/AS{m.vantage.asn},"
+                    f" the manifest from {self.manifest.country}/AS{self.manifest.asn}"
+                )
+        return self
+
+
+class Signature(_Wire):
+    """One DSSE signature: ``keyid`` is an unauthenticated hint, ``sig`` base64."""
+
+    keyid: str = Field(pattern=r"^[!-~]*$", max_length=128)  # printable ASCII
+    sig: str = Field(pattern=_BASE64, max_length=256)
+
+
+class Envelope(_Wire):
+    """A DSSE v1 envelope: base64 payload, its type, and one or more signatures."""
+
+    payload: str = Field(pattern=_BASE64)
+    payloadType: str = Field(max_length=200)  # DSSE wire name
+    signatures: tuple[Signature, ...] = Field(min_length=1, max_length=8)

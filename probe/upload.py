@@ -1,0 +1,153 @@
+"""Uploading: drain the outbox to the collector, and enrol a key with it.
+
+``POST {collector}/api/v1/bundles`` with the envelope JSON. 201 or 200 (already stored) removes the
+bundle; a 4xx other than 429 moves it to the dead-letter table with the collector's reason; 429,
+5xx and network errors defer it (Retry-After honoured) and end the round, since the collector is
+busy or away. The collector sees the probe's address on the wire; it must not store it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from probe.keys import ProbeKey
+from probe.outbox import Outbox
+
+BUNDLES_PATH = "/api/v1/bundles"
+PROBES_PATH = "/api/v1/probes"
+
+
+class EnrollmentError(RuntimeError):
+    """The collector refused to enrol the key."""
+
+
+@dataclass
+class DrainReport:
+    """What one drain round did."""
+
+    sent: int = 0
+    already: int = 0
+    dead: int = 0
+    deferred: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("error") or body)[:500]
+    return str(body)[:500]
+
+
+class Uploader:
+    """Drains ``outbox`` to the collector at ``collector_url``."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        collector_url: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        batch: int = 50,
+    ) -> None:
+        self.outbox = outbox
+        self.url = collector_url.rstrip("/") + BUNDLES_PATH
+        self._client = client
+        self.batch = batch
+
+    async def drain(self) -> DrainReport:
+        """Upload every due bundle until the outbox has none due or the collector pushes back."""
+        report = DrainReport()
+        client = self._client or httpx.AsyncClient(timeout=30.0)
+        try:
+            while items := self.outbox.due(self.batch):
+                for item in items:
+                    if not await self._send(client, item.digest, item.envelope, report):
+                        return report
+        finally:
+            if self._client is None:
+                await client.aclose()
+        return report
+
+    async def _send(
+        self, client: httpx.AsyncClient, digest: str, envelope: bytes, report: DrainReport
+    ) -> bool:
+        """Upload one bundle; False when the round should stop."""
+        try:
+            response = await client.post(
+                self.url, content=envelope, headers={"content-type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            self.outbox.defer(digest, f"{type(exc).__name__}: {exc}")
+            report.deferred += 1
+            report.errors.append(f"{digest[:12]}: {type(exc).__name__}")
+            return False
+        status = response.status_code
+        if status in (200, 201):
+            self.outbox.remove(digest)
+            if status == 201:
+                report.sent += 1
+            else:
+                report.already += 1
+            return True
+        reason = f"HTTP {status}: {_reason(response)}"
+        if status == 429 or status >= 500:
+            retry = retry_after_seconds(response.headers.get("retry-after"))
+            self.outbox.defer(digest, reason, retry)
+            report.deferred += 1
+            report.errors.append(f"{digest[:12]}: {reason}")
+            return False
+        self.outbox.dead_letter(digest, reason, status)
+        report.dead += 1
+        report.errors.append(f"{digest[:12]}: {reason}")
+        return True
+
+
+async def enroll(
+    collector_url: str,
+    key: ProbeKey,
+    token: str | None = None,
+    *,
+    client: httpx.AsyncClient | None = None,
+) -> str:
+    """Enrol ``key`` with the collector; returns the key id the collector recorded."""
+    body: dict[str, str] = {"public_key": key.public_key_b64}
+    if token is not None:
+        body["token"] = token
+    url = collector_url.rstrip("/") + PROBES_PATH
+    owned = client is None
+    client = client or httpx.AsyncClient(timeout=30.0)
+    try:
+        response = await client.post(url, json=body)
+    except httpx.HTTPError as exc:
+        raise EnrollmentError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if owned:
+            await client.aclose()
+    if response.status_code not in (200, 201):
+        raise EnrollmentError(f"HTTP {response.status_code}: {_reason(response)}")
+    kid = str(response.json().get("key_id", ""))
+    if kid != key.key_id:
+        raise EnrollmentError(f"collector recorded key id {kid!r}, expected {key.key_id}")
+    return kid

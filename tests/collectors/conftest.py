@@ -1,0 +1,38 @@
+"""Fixtures: an in-process collector (SQLite in a temporary directory) and an httpx client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from collectors.app import create_app
+from collectors.config import CollectorSettings
+
+ADMIN = "admin-secret"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> CollectorSettings:
+    return CollectorSettings(data_dir=tmp_path / "collector", admin_token=SecretStr(ADMIN))
+
+
+@pytest.fixture
+def app(settings: CollectorSettings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as c:
+        yield c

@@ -1,0 +1,107 @@
+"""The uploader and enrolment, against an in-process collector and scripted transports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from collectors.app import create_app
+from collectors.config import CollectorSettings
+from probe.outbox import Outbox
+from probe.upload import EnrollmentError, Uploader, enroll, retry_after_seconds
+from tests.collectors.factories import make_key, make_sealed
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def collector_client(tmp_path: Path, **settings: object) -> httpx.AsyncClient:
+    app = create_app(CollectorSettings(data_dir=tmp_path / "collector", **settings))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c")
+
+
+async def test_drain_uploads_everything_once(tmp_path: Path) -> None:
+    """Due bundles go up (201) and leave the outbox; putting them again finds them stored."""
+    async with collector_client(tmp_path) as client:
+        key = make_key()
+        assert key.key_id == await enroll("http://c", key, client=client)
+        sealed = [make_sealed(key, 2, start=i * 2) for i in range(5)]
+        with Outbox(tmp_path / "o.db") as box:
+            for s in sealed:
+                box.put(s.digest, s.to_bytes())
+            report = await Uploader(box, "http://c", client=client, batch=2).drain()
+            assert (5, 0, 0) == (report.sent, report.dead, report.deferred)
+            assert 0 == box.stats().pending
+            for s in sealed:
+                box.put(s.digest, s.to_bytes())
+            again = await Uploader(box, "http://c", client=client).drain()
+            assert (0, 5) == (again.sent, again.already)
+        assert 5 == (await client.get("/healthz")).json()["log_size"]
+
+
+async def test_refused_bundles_go_to_dead_letters(tmp_path: Path) -> None:
+    """A 4xx (here 401, key not enrolled) dead-letters the bundle with the collector's reason."""
+    async with collector_client(tmp_path) as client:
+        sealed = make_sealed(make_key())
+        with Outbox(tmp_path / "o.db") as box:
+            box.put(sealed.digest, sealed.to_bytes())
+            report = await Uploader(box, "http://c", client=client).drain()
+            assert 1 == report.dead
+            [(digest, status, reason)] = box.dead_letters()
+    assert (sealed.digest, 401) == (digest, status)
+    assert "enrol" in reason
+
+
+async def test_429_and_5xx_defer_and_stop_the_round(tmp_path: Path) -> None:
+    """429 honours Retry-After; 503 and network errors back off; the round stops at once."""
+    answers = iter(
+        [
+            httpx.Response(429, json={"error": "rate_limited"}, headers={"retry-after": "120"}),
+            httpx.Response(503, json={"error": "storage_unavailable"}),
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        try:
+            return next(answers)
+        except StopIteration:
+            raise httpx.ConnectError("refused", request=request) from None
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with Outbox(tmp_path / "o.db", clock=lambda: 0.0) as box:
+            for i in range(3):
+                box.put(f"{i:064x}", b"{}")
+            up = Uploader(box, "http://c", client=client)
+            r1 = await up.drain()
+            assert 120 == box.get(f"{0:064x}").next_attempt_at  # type: ignore[union-attr]
+            r2 = await up.drain()
+            r3 = await up.drain()
+            assert [1, 1, 1] == [r1.deferred, r2.deferred, r3.deferred]
+            assert 3 == box.stats().pending
+            assert "ConnectError" in (box.get(f"{2:064x}").last_error or "")  # type: ignore[union-attr]
+
+
+async def test_enroll_reports_refusal(tmp_path: Path) -> None:
+    """A token-only collector refuses enrolment without the token; with it, it accepts."""
+    async with collector_client(
+        tmp_path, enroll_policy="token", enroll_tokens=(SecretStr("t"),)
+    ) as client:
+        key = make_key()
+        with pytest.raises(EnrollmentError, match="403"):
+            await enroll("http://c", key, client=client)
+        assert key.key_id == await enroll("http://c", key, "t", client=client)
+
+
+def test_retry_after_parsing() -> None:
+    """Retry-After as seconds or an HTTP date."""
+    assert 30.0 == retry_after_seconds("30")
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
