@@ -30,6 +30,8 @@ CENSOR_CHAINS: dict[str, tuple[tuple[str, str], ...]] = {
     "nat": (("BP_NAT_PRE", "PREROUTING"),),
 }
 READY_TIMEOUT = 30.0
+# The probe config the control vantage's helper uses (the lab's resolvers, canaries, platforms).
+LAB_PROBE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "lab" / "probe-lab.toml"
 
 
 class LabNotUp(LabError):
@@ -219,8 +221,11 @@ class Lab:
             )
             log.close()
             self.servers.append(Tracked.of(role, proc.pid))
+        self._start_helper()
         deadline = time.monotonic() + READY_TIMEOUT
         for server in self.servers:
+            if server.name == "helper":
+                continue
             while not (ready_dir / server.name).exists():
                 if not server.alive():
                     log_tail = (self.state_dir / "logs" / f"{server.name}.log").read_text()[-1500:]
@@ -228,6 +233,47 @@ class Lab:
                 if time.monotonic() > deadline:
                     raise LabError(f"lab server {server.name} not ready in {READY_TIMEOUT:.0f} s")
                 time.sleep(0.05)
+        self._wait_for_helper(deadline)
+
+    @property
+    def helper_url(self) -> str:
+        """The control vantage's helper, as a probe in the lab reaches it."""
+        return f"http://{topology.vantage(topology.CTRL).address}:{topology.HELPER_PORT}"
+
+    def _start_helper(self) -> None:
+        """Start ``blockprobe helper serve`` in the control vantage (the uncensored comparison)."""
+        address = topology.vantage(topology.CTRL).address
+        argv = [
+            sys.executable, "-m", "probe", "helper", "serve", "--host", address,
+            "--port", str(topology.HELPER_PORT), "--config", str(LAB_PROBE_CONFIG),
+        ]  # fmt: skip
+        log = (self.state_dir / "logs" / "helper.log").open("ab")
+        proc = subprocess.Popen(
+            self.command(topology.CTRL, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            env={**os.environ, "BLOCKPROBE_CA_FILE": str(self.ca_file)},
+        )
+        log.close()
+        self.servers.append(Tracked.of("helper", proc.pid))
+
+    def _wait_for_helper(self, deadline: float) -> None:
+        helper = next(s for s in self.servers if s.name == "helper")
+        address = topology.vantage(topology.CTRL).address
+        probe = (
+            "import socket, sys\n"
+            f"try: socket.create_connection(('{address}', {topology.HELPER_PORT}), 0.5)\n"
+            "except OSError: sys.exit(1)\n"
+        )
+        while self.run(topology.CTRL, [sys.executable, "-c", probe], check=False).returncode:
+            if not helper.alive():
+                log_tail = (self.state_dir / "logs" / "helper.log").read_text()[-1500:]
+                raise LabError(f"the control-vantage helper exited during start:\n{log_tail}")
+            if time.monotonic() > deadline:
+                raise LabError(f"the control-vantage helper not ready in {READY_TIMEOUT:.0f} s")
+            time.sleep(0.1)
 
 
 def _teardown(prefix: str, state_dir: Path, mode: Mode) -> None:

@@ -1,0 +1,376 @@
+"""One probe run: measure the canaries and every endpoint of the chosen platforms, then classify.
+
+``run_check`` measures the canaries once, then every endpoint concurrently (at most
+``concurrency`` at a time), asks the control vantage about the endpoints whose local result shows
+a failure (and, when configured, for a throughput comparison), classifies each endpoint and builds
+one ``Measurement`` per endpoint and the ``RunDocument`` of the verdict contract: a result per
+endpoint and a summary per platform. The probe's address appears nowhere: the vantage point is
+described by the labels the user configured. The measuring and classifying functions are
+parameters, so the orchestration can be exercised with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from probe import __version__
+from probe.budget import DataBudget, bytes_transferred
+from probe.config import ProbeConfig
+from probe.flows.plan import EndpointPlan, MeasureSettings
+from probe.model import (
+    EndpointResult,
+    Measurement,
+    Observations,
+    ProbeInfo,
+    RunDocument,
+    VantageInfo,
+    Verdict,
+    VerdictKind,
+    worst,
+)
+from probe.platforms import Platform, host_of, within
+
+logger = logging.getLogger(__name__)
+
+SOFTWARE = "blockprobe"
+
+
+class MeasureEndpoint(Protocol):
+    """``probe.flows.web.measure_endpoint``."""
+
+    def __call__(
+        self, plan: EndpointPlan, settings: MeasureSettings, *, with_throughput: bool = True
+    ) -> Awaitable[Observations]: ...
+
+
+class AskControl(Protocol):
+    """``probe.helper.ask_control``: the control vantage's observations, or None."""
+
+    def __call__(
+        self,
+        helper_url: str,
+        plan: EndpointPlan,
+        *,
+        with_throughput: bool,
+        ca_file: Path | None,
+        timeout: float,
+    ) -> Awaitable[Observations | None]: ...
+
+
+MeasureCanary = Callable[[str, MeasureSettings], Awaitable[Observations]]
+Classify = Callable[
+    [EndpointPlan, Observations, Observations | None, dict[str, Observations]], Verdict
+]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Done:
+    """One endpoint's outcome, before it becomes results."""
+
+    plan: EndpointPlan
+    measurement: Measurement
+
+
+def shows_failure(plan: EndpointPlan, local: Observations) -> bool:
+    """Whether the local observations show anything a control vantage could explain.
+
+    A step failure, no HTTP response at all, a certificate that did not validate, an HTTP error
+    status, a redirect off the platform's domains, a transfer that did not complete, or system
+    resolver answers disjoint from the control resolver's.
+    """
+    failures = (
+        *(o.failure for o in local.dns),
+        *(o.failure for o in local.tcp),
+        *(o.failure for o in local.tls),
+        *(o.failure for o in local.http),
+        *(o.failure for o in local.throughput),
+    )
+    if any(f is not None for f in failures):
+        return True
+    if not local.http:
+        return True
+    if any(tls.cert_valid is False for tls in local.tls):
+        return True
+    for http in local.http:
+        if http.status is not None and http.status >= 400:
+            return True
+        if http.final_url and not within(host_of(http.final_url), plan.platform_domains):
+            return True
+    if any(not t.completed for t in local.throughput):
+        return True
+    system = {a for d in local.dns if not d.control for a in d.addresses}
+    control = {a for d in local.dns if d.control for a in d.addresses}
+    return bool(system and control and system.isdisjoint(control))
+
+
+def got_through(observations: Observations) -> bool:
+    """Whether anything beyond DNS worked: a TCP connect, a TLS handshake or an HTTP response."""
+    return (
+        any(c.failure is None for c in observations.tcp)
+        or any(h.failure is None for h in observations.tls)
+        or any(h.failure is None and h.status is not None for h in observations.http)
+    )
+
+
+def no_path(local: Observations, canaries: dict[str, Observations]) -> bool:
+    """Whether this vantage has no working path: neither a canary nor the endpoint got through.
+
+    The control vantage is not asked then: it could not be reached either, and waiting for it
+    would only add its time limit to a run that will say ``outage.local``.
+    """
+    return (
+        bool(canaries) and not any(map(got_through, canaries.values())) and not got_through(local)
+    )
+
+
+def endpoint_time_limit(settings: MeasureSettings, with_throughput: bool) -> float:
+    """A generous ceiling on one endpoint's measurement (a safety net; steps time themselves)."""
+    t = settings.timeouts
+    resolvers = 1 + len(settings.control_resolvers)
+    one_try = t.dns * resolvers + t.tcp_connect + 2 * t.tls_handshake + t.http_total
+    transfers = 4 * t.throughput if with_throughput else 0.0
+    return (settings.retries + 1) * one_try + transfers + 2.0
+
+
+def transfer_cost(plan: EndpointPlan, settings: MeasureSettings) -> int:
+    """Bytes to reserve before measuring ``plan`` with its throughput/upload transfers."""
+    down = settings.throughput_bytes if plan.throughput_url else 0
+    up = settings.upload_bytes if plan.upload_url else 0
+    return down + up
+
+
+def vantage_info(config: ProbeConfig) -> VantageInfo:
+    """The vantage point as the user labelled it: country, ASN, network name; never an address."""
+    v = config.vantage
+    return VantageInfo(
+        country=v.country, asn=v.asn, network=v.network, software=f"{SOFTWARE}/{__version__}"
+    )
+
+
+def probe_info(config: ProbeConfig) -> ProbeInfo:
+    """The run document's ``probe`` object."""
+    v = config.vantage
+    return ProbeInfo(
+        software=SOFTWARE, version=__version__, country=v.country, asn=v.asn, network=v.network
+    )
+
+
+def endpoint_result(measurement: Measurement) -> EndpointResult:
+    """The contract's result row for one measured endpoint."""
+    v = measurement.verdict
+    return EndpointResult(
+        platform=measurement.platform,
+        target=measurement.target,
+        domain=measurement.domain,
+        verdict=v.verdict,
+        method=v.method,
+        confidence=v.confidence,
+        evidence=v.evidence,
+        throughput=v.throughput,
+        measurement_id=measurement.measurement_id,
+    )
+
+
+def platform_summary(platform: str, endpoints: Sequence[EndpointResult]) -> EndpointResult:
+    """The platform's summary row: the worst endpoint verdict, ``partial`` when mixed.
+
+    The method and confidence are those of the first endpoint with the worst verdict; the evidence
+    lists every endpoint that is not reachable.
+    """
+    kinds: list[VerdictKind] = [e.verdict for e in endpoints]
+    verdict = worst(kinds)
+    first = next((e for e in endpoints if e.verdict == verdict), None)
+    reachable = sum(1 for k in kinds if k == "reachable")
+    evidence = tuple(
+        f"{e.target}: {e.verdict}" + (f" ({e.method})" if e.method else "")
+        for e in endpoints
+        if e.verdict != "reachable"
+    )
+    return EndpointResult(
+        platform=platform,
+        target=None,
+        domain=None,
+        verdict=verdict,
+        method=first.method if first else None,
+        confidence=first.confidence if first else 0.0,
+        evidence=evidence or (f"{reachable} of {len(endpoints)} endpoints reachable",),
+        throughput=None,
+        measurement_id=None,
+        partial=0 < reachable < len(kinds),
+    )
+
+
+def _default_measure() -> MeasureEndpoint:
+    from probe.flows.web import measure_endpoint
+
+    return measure_endpoint
+
+
+def _default_canary() -> MeasureCanary:
+    from probe.flows.web import measure_canary
+
+    return measure_canary
+
+
+def _default_ask_control() -> AskControl:
+    from probe.helper import ask_control
+
+    return ask_control
+
+
+def _default_classify() -> Classify:
+    from probe.classify import classify
+
+    return classify
+
+
+async def run_check(
+    config: ProbeConfig,
+    platforms: Sequence[Platform] | None = None,
+    *,
+    measure: MeasureEndpoint | None = None,
+    measure_canary: MeasureCanary | None = None,
+    classify: Classify | None = None,
+    ask_control: AskControl | None = None,
+    progress: Progress | None = None,
+    budget: DataBudget | None = None,
+) -> tuple[RunDocument, list[Measurement]]:
+    """Measure ``platforms`` (the configured ones when None) once: the run document, measurements.
+
+    ``budget`` (from the config when None) counts every byte transferred; throughput and upload
+    transfers that would exceed it are skipped.
+    """
+    measure = measure or _default_measure()
+    measure_canary = measure_canary or _default_canary()
+    classify = classify or _default_classify()
+    settings = config.to_settings()
+    if settings.helper_url is not None:
+        ask_control = ask_control or _default_ask_control()
+    chosen = list(platforms) if platforms is not None else config.chosen_platforms()
+    budget = budget if budget is not None else DataBudget(config.budget.run_bytes)
+    report = progress or (lambda message: None)
+    vantage = vantage_info(config)
+    started_at = datetime.now(UTC)
+
+    report(f"measuring {len(settings.canaries)} canaries")
+    canary_obs = await asyncio.gather(*(measure_canary(u, settings) for u in settings.canaries))
+    canaries: dict[str, Observations] = {}
+    for url, obs in zip(settings.canaries, canary_obs, strict=True):
+        budget.spend(obs)
+        key = host_of(url)
+        canaries[url if key in canaries else key] = obs  # by domain; by URL when two share one
+
+    plans = [plan for platform in chosen for plan in platform.plans()]
+    report(f"measuring {len(plans)} endpoints of {', '.join(p.name for p in chosen)}")
+    limit = asyncio.Semaphore(settings.concurrency)
+
+    async def one(plan: EndpointPlan) -> _Done:
+        async with limit:
+            return await _measure_one(
+                plan, config, settings, canaries, vantage, budget, measure, classify, ask_control
+            )
+
+    done: list[_Done] = []
+    for finished in asyncio.as_completed([one(p) for p in plans]):
+        item = await finished
+        done.append(item)
+        v = item.measurement.verdict
+        report(
+            f"[{len(done)}/{len(plans)}] {item.plan.url}: {v.verdict}"
+            + (f" ({v.method})" if v.method else "")
+        )
+
+    by_url = {(d.plan.platform, d.plan.url): d.measurement for d in done}
+    measurements = [by_url[(p.platform, p.url)] for p in plans]
+    results: list[EndpointResult] = []
+    for platform in chosen:
+        rows = [endpoint_result(m) for m in measurements if m.platform == platform.name]
+        results.append(platform_summary(platform.name, rows))
+        results.extend(rows)
+    report(f"done: {budget.used} bytes transferred (budget {budget.limit})")
+    document = RunDocument(probe=probe_info(config), started_at=started_at, results=tuple(results))
+    return document, measurements
+
+
+async def _measure_one(
+    plan: EndpointPlan,
+    config: ProbeConfig,
+    settings: MeasureSettings,
+    canaries: dict[str, Observations],
+    vantage: VantageInfo,
+    budget: DataBudget,
+    measure: MeasureEndpoint,
+    classify: Classify,
+    ask_control: AskControl | None,
+) -> _Done:
+    started_at = datetime.now(UTC)
+    t0 = time.monotonic()
+    cost = transfer_cost(plan, settings)
+    with_throughput = cost > 0 and budget.reserve(cost)
+    local: Observations | None = None
+    problem: str | None = None
+    try:
+        async with asyncio.timeout(endpoint_time_limit(settings, with_throughput)):
+            local = await measure(plan, settings, with_throughput=with_throughput)
+    except TimeoutError:
+        problem = "the measurement did not finish within its time limit"
+    except Exception as exc:  # a bug in a flow must not sink the other endpoints' results
+        logger.exception("measuring %s failed", plan.url)
+        problem = f"probe error while measuring: {type(exc).__name__}: {exc}"
+    finally:
+        budget.settle(cost if with_throughput else 0, bytes_transferred(local or Observations()))
+
+    control: Observations | None = None
+    if local is not None and ask_control is not None and settings.helper_url is not None:
+        compare = config.helper_throughput and with_throughput and bool(local.throughput)
+        if (compare or shows_failure(plan, local)) and not no_path(local, canaries):
+            control = await _ask(ask_control, settings.helper_url, plan, config, compare)
+
+    if local is None:
+        verdict = Verdict(verdict="inconclusive", confidence=0.0, evidence=(problem or "",))
+        local = Observations()
+    else:
+        verdict = classify(plan, local, control, canaries)
+    measurement = Measurement(
+        measurement_id=str(uuid.uuid4()),
+        platform=plan.platform,
+        target=plan.url,
+        domain=plan.domain,
+        started_at=started_at,
+        runtime=time.monotonic() - t0,
+        vantage=vantage,
+        local=local,
+        control=control,
+        canaries=canaries,
+        verdict=verdict,
+    )
+    return _Done(plan, measurement)
+
+
+async def _ask(
+    ask_control: AskControl,
+    helper_url: str,
+    plan: EndpointPlan,
+    config: ProbeConfig,
+    with_throughput: bool,
+) -> Observations | None:
+    try:
+        return await ask_control(
+            helper_url,
+            plan,
+            with_throughput=with_throughput,
+            ca_file=config.ca_file,
+            timeout=config.timeouts.helper_limit(with_throughput),
+        )
+    except Exception:  # the control vantage is optional: without it, classify decides alone
+        logger.exception("asking the control vantage about %s failed", plan.url)
+        return None

@@ -1,0 +1,447 @@
+"""Every scenario produces its network symptom in a real lab, seen by censornet.symptoms.
+
+One lab for the module (prefix ``bpt<pid>``), always torn down. Each check applies its scenario
+and compares what a vantage point behind the censor sees with a control: a benign SNI to the same
+address, a canary site, the control resolver or the control vantage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from censornet import topology
+from censornet.catalogue import scenario_ids
+from censornet.lab import Lab, state_root
+from censornet.scenario import apply_scenario, restore_input, target_roles
+from censornet.servers.pages import BLOCKPAGE_TITLE, TITLES
+
+X_IP, X_IP2 = topology.X_IPS
+MEDIA_IP = topology.X_MEDIA_IPS[0]
+CANARY_IP = topology.CANARY_IPS[0]
+RESOLVER1 = topology.isp("isp1").resolver
+CONTROL_RESOLVER = topology.CONTROL_RESOLVER_IP
+FORGED = "198.18.104.66"
+SHORT = "1.5"  # seconds: the timeout of probes expected to time out
+Result = dict[str, Any]
+# A policer of 16 kB/s (128 kbit/s) with a 32 kB burst: over 4 s at most (32 + 64) kB + one
+# 16 kB TLS record in flight, i.e. 224 kbit/s; the checks allow twice the rate (256 kbit/s).
+POLICED = ("--max-seconds", "4")
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    started = Lab.up(f"bpt{os.getpid()}")
+    try:
+        yield started
+    finally:
+        started.down()
+
+
+def symptom(lab: Lab, vantage: str, *args: str) -> Result:
+    """Run ``python -m censornet.symptoms ARGS`` at ``vantage`` and parse its JSON line."""
+    done = lab.run(vantage, [sys.executable, "-m", "censornet.symptoms", *args], timeout=30)
+    result: Result = json.loads(done.stdout)
+    return result
+
+
+def tls(lab: Lab, ip: str, sni: str, *, at: str = "v1a", timeout: str = SHORT) -> Result:
+    return symptom(lab, at, "tls", ip, sni, "--timeout", timeout, "--ca", str(lab.ca_file))
+
+
+def dns(
+    lab: Lab, name: str, *, server: str = RESOLVER1, at: str = "v1a", window: str = "0"
+) -> Result:
+    return symptom(lab, at, "dns", server, name, "--timeout", SHORT, "--window", window)
+
+
+def http(lab: Lab, url: str, ip: str, *, at: str = "v1a") -> Result:
+    return symptom(lab, at, "http", url, "--ip", ip, "--timeout", "3")
+
+
+def connect(lab: Lab, ip: str, port: int, *, at: str = "v1a") -> Result:
+    return symptom(lab, at, "connect", ip, str(port), "--timeout", SHORT)
+
+
+def rate(lab: Lab, url: str, ip: str, *extra: str, at: str = "v1a") -> Result:
+    args = ("--bytes", str(4 * 1024 * 1024), "--max-seconds", "3", "--idle", SHORT, *extra)
+    return symptom(lab, at, "rate", url, "--ip", ip, *args)
+
+
+def x_title() -> str:
+    return TITLES["x"]
+
+
+# --- one check per scenario -------------------------------------------------------------------
+
+
+def check_clean(lab: Lab) -> None:
+    assert set(dns(lab, "x.com")["answers"]) == set(topology.X_IPS)
+    assert tls(lab, X_IP, "x.com")["valid"] is True
+    assert tls(lab, MEDIA_IP, "abs.twimg.com", at="v2a")["valid"] is True
+    assert http(lab, "https://x.com/", X_IP)["title"] == x_title()
+    assert http(lab, "http://x.com/", X_IP)["location"] == "https://x.com/"
+    assert rate(lab, "https://x.com/big", X_IP)["outcome"] == "complete"
+
+
+def check_dns_nxdomain(lab: Lab) -> None:
+    assert dns(lab, "x.com")["rcode"] == "NXDOMAIN"
+    assert dns(lab, "abs.twimg.com", server="198.18.20.53", at="v2a")["rcode"] == "NXDOMAIN"
+    assert dns(lab, "example.org")["rcode"] == "NOERROR"
+    control = dns(lab, "x.com", server=CONTROL_RESOLVER)
+    assert control["rcode"] == "NOERROR" and set(control["answers"]) == set(topology.X_IPS)
+
+
+def check_dns_bogon(lab: Lab) -> None:
+    assert dns(lab, "twitter.com")["answers"] == ["10.10.34.34"]
+    assert set(dns(lab, "twitter.com", server=CONTROL_RESOLVER)["answers"]) == set(topology.X_IPS)
+
+
+def check_dns_blockpage_ip(lab: Lab) -> None:
+    assert dns(lab, "x.com")["answers"] == [topology.BLOCKPAGE_IP]
+    page = http(lab, "http://x.com/", topology.BLOCKPAGE_IP)
+    assert page["status"] == 200 and page["title"] == BLOCKPAGE_TITLE
+    handshake = tls(lab, topology.BLOCKPAGE_IP, "x.com")
+    assert handshake["outcome"] == "ok" and handshake["valid"] is False
+
+
+def check_dns_injection(lab: Lab) -> None:
+    deadline = time.monotonic() + 5  # the injector follows its policy every 0.25 s
+    seen = dns(lab, "x.com", window="1")
+    while seen["responses"] < 2 and time.monotonic() < deadline:
+        seen = dns(lab, "x.com", window="1")
+    assert seen["responses"] >= 2, seen
+    first, *later = (tuple(sorted(r["answers"])) for r in seen["all"])
+    assert first == (FORGED,)
+    assert tuple(sorted(topology.X_IPS)) in later
+    assert dns(lab, "example.org", window="1")["responses"] == 1
+
+
+def check_dns_qname_drop(lab: Lab) -> None:
+    assert dns(lab, "x.com")["outcome"] == "timeout"
+    assert dns(lab, "api.x.com")["outcome"] == "timeout"
+    assert dns(lab, "t.co")["outcome"] == "timeout"
+    assert dns(lab, "example.org")["answers"] == [CANARY_IP]
+    assert dns(lab, "x.com", server=CONTROL_RESOLVER)["rcode"] == "NOERROR"
+
+
+def check_dns_servfail(lab: Lab) -> None:
+    assert dns(lab, "t.co")["rcode"] == "SERVFAIL"
+    assert dns(lab, "example.org")["rcode"] == "NOERROR"
+    assert dns(lab, "t.co", server=CONTROL_RESOLVER)["rcode"] == "NOERROR"
+
+
+def check_ip_blackhole(lab: Lab) -> None:
+    assert connect(lab, X_IP, 443)["outcome"] == "timeout"
+    assert connect(lab, MEDIA_IP, 80)["outcome"] == "timeout"
+    assert connect(lab, CANARY_IP, 443)["outcome"] == "ok"
+    assert connect(lab, X_IP, 443, at=topology.CTRL)["outcome"] == "ok"
+
+
+def check_ip_reset(lab: Lab) -> None:
+    assert connect(lab, X_IP, 443)["outcome"] == "refused"
+    assert connect(lab, MEDIA_IP, 80)["outcome"] == "refused"
+    assert connect(lab, CANARY_IP, 443)["outcome"] == "ok"
+
+
+def check_ip_unreachable(lab: Lab) -> None:
+    assert connect(lab, X_IP2, 443)["outcome"] == "unreachable"
+    assert connect(lab, CANARY_IP, 443)["outcome"] == "ok"
+
+
+def check_sni_reset(lab: Lab) -> None:
+    for ip, sni in ((X_IP, "twitter.com"), (X_IP, "x.com"), (X_IP2, "t.co"), (X_IP, "api.x.com")):
+        assert tls(lab, ip, sni)["outcome"] == "reset", sni
+    assert tls(lab, MEDIA_IP, "video.twimg.com")["outcome"] == "reset"
+    benign = tls(lab, X_IP, "example.org")
+    assert benign["outcome"] == "ok" and benign["valid"] is True
+    assert http(lab, "http://x.com/", X_IP)["status"] == 301
+
+
+def check_sni_drop(lab: Lab) -> None:
+    frozen = tls(lab, X_IP, "x.com")
+    assert (frozen["outcome"], frozen["stage"]) == ("timeout", "handshake")
+    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"
+
+
+def check_sni_fin(lab: Lab) -> None:
+    assert tls(lab, X_IP, "x.com")["outcome"] == "eof"
+    assert tls(lab, MEDIA_IP, "pbs.twimg.com")["outcome"] == "eof"
+    spliced = tls(lab, X_IP, "example.org")
+    assert spliced["outcome"] == "ok" and spliced["valid"] is True
+
+
+def check_sni_alert(lab: Lab) -> None:
+    assert tls(lab, X_IP, "twitter.com")["outcome"] == "alert"
+    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"
+
+
+def check_sni_residual(lab: Lab) -> None:
+    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"  # before any trigger
+    assert tls(lab, X_IP, "x.com")["outcome"] == "reset"  # the trigger
+    after = tls(lab, X_IP, "example.org")  # same client, server and port, benign SNI
+    assert (after["outcome"], after["stage"]) == ("timeout", "handshake")
+    assert tls(lab, X_IP2, "example.org")["outcome"] == "ok"  # another server
+    assert tls(lab, X_IP, "example.org", at="v1b")["outcome"] == "ok"  # another client
+    assert http(lab, "http://x.com/", X_IP)["status"] == 301  # another port
+
+
+def check_tls_mitm(lab: Lab) -> None:
+    intercepted = tls(lab, X_IP, "x.com")
+    assert intercepted["outcome"] == "ok" and intercepted["valid"] is False
+    assert "interception" in intercepted["issuer"]
+    control = tls(lab, X_IP, "x.com", at=topology.CTRL)
+    assert control["valid"] is True and "lab CA" in control["issuer"]
+
+
+def check_http_host_reset(lab: Lab) -> None:
+    assert http(lab, "http://x.com/", X_IP)["outcome"] == "reset"
+    assert http(lab, "http://twitter.com/", X_IP2)["outcome"] == "reset"
+    assert http(lab, "http://example.org/", CANARY_IP)["status"] == 200
+    assert http(lab, "https://x.com/", X_IP)["status"] == 200
+
+
+def check_http_blockpage(lab: Lab) -> None:
+    page = http(lab, "http://x.com/", X_IP)
+    assert page["status"] == 200 and page["title"] == BLOCKPAGE_TITLE
+    assert http(lab, "http://example.org/", CANARY_IP)["title"] == TITLES["example"]
+    assert http(lab, "http://x.com/", X_IP, at=topology.CTRL)["status"] == 301
+
+
+def check_http_redirect(lab: Lab) -> None:
+    moved = http(lab, "http://twitter.com/", X_IP)
+    assert moved["status"] == 302
+    assert moved["location"].startswith(f"http://{topology.BLOCKPAGE_NAME}/")
+    assert http(lab, "https://twitter.com/", X_IP)["title"] == x_title()
+
+
+def check_sni_throttle_police(lab: Lab) -> None:
+    down = rate(lab, "https://x.com/big", X_IP, *POLICED)
+    up = rate(lab, "https://twitter.com/upload", X_IP, "--upload", *POLICED)
+    control = rate(lab, "https://example.org/big", X_IP)
+    assert down["kbps"] < 256 and up["kbps"] < 256, (down, up)
+    assert control["outcome"] == "complete" and control["kbps"] > 20_000
+    assert http(lab, "https://x.com/", X_IP)["status"] == 200  # small objects still load
+
+
+def check_sni_throttle_upload(lab: Lab) -> None:
+    up = rate(lab, "https://x.com/upload", X_IP, "--upload", *POLICED)
+    down = rate(lab, "https://x.com/big", X_IP)
+    assert up["kbps"] < 256, up
+    assert down["outcome"] == "complete" and down["kbps"] > 20_000
+
+
+def check_sni_throttle_stall(lab: Lab) -> None:
+    assert http(lab, "https://x.com/", X_IP)["status"] == 200  # a small page fits in 16 KB
+    stalled = rate(lab, "https://x.com/big", X_IP)
+    assert stalled["outcome"] == "stall" and stalled["bytes"] < 64 * 1024, stalled
+    assert rate(lab, "https://example.org/big", X_IP)["outcome"] == "complete"
+
+
+def check_sni_throttle_shape(lab: Lab) -> None:
+    shaped = rate(lab, "https://video.twimg.com/big", MEDIA_IP)
+    control = rate(lab, "https://example.org/big", MEDIA_IP)
+    assert shaped["kbps"] < 200, shaped  # HTB class of 128 kbit/s
+    assert control["outcome"] == "complete" and control["kbps"] > 20_000
+
+
+def check_network_shutdown(lab: Lab) -> None:
+    assert dns(lab, "example.org")["outcome"] == "timeout"
+    assert dns(lab, "example.org", server=CONTROL_RESOLVER)["outcome"] == "timeout"
+    assert connect(lab, CANARY_IP, 443)["outcome"] == "timeout"
+    assert connect(lab, X_IP, 443, at="v2a")["outcome"] == "timeout"
+    assert connect(lab, X_IP, 443, at=topology.CTRL)["outcome"] == "ok"
+
+
+def check_platform_down(lab: Lab) -> None:
+    for vantage in ("v1a", topology.CTRL):
+        assert http(lab, "https://x.com/", X_IP, at=vantage)["status"] == 503
+    assert http(lab, "https://example.org/", CANARY_IP)["status"] == 200
+
+
+def check_dns_outage(lab: Lab) -> None:
+    assert dns(lab, "x.com")["rcode"] == "SERVFAIL"
+    assert dns(lab, "x.com", server=CONTROL_RESOLVER, at=topology.CTRL)["rcode"] == "SERVFAIL"
+    assert dns(lab, "example.org")["rcode"] == "NOERROR"
+
+
+def check_noise_loss(lab: Lab) -> None:
+    assert rate(lab, "https://x.com/big", X_IP)["outcome"] == "complete"  # TCP recovers
+    assert rate(lab, "https://example.org/big", X_IP)["outcome"] == "complete"
+    dropped = _counter(lab, "isp1", "statistic")
+    assert dropped > 0  # and yet packets were lost
+
+
+def check_noise_slow_network(lab: Lab) -> None:
+    x = rate(lab, "https://x.com/big", X_IP)
+    control = rate(lab, "https://example.org/big", X_IP)
+    assert x["kbps"] < 2500 and control["kbps"] < 2500, (x, control)
+    assert 0.5 < x["kbps"] / control["kbps"] < 2.0  # equally slow: not throttling
+
+
+def check_noise_dns_flap(lab: Lab) -> None:
+    outcomes = [dns(lab, "example.org")["outcome"] for _ in range(3)]
+    assert outcomes.count("timeout") == 1 and outcomes.count("answer") == 2, outcomes
+
+
+def check_noise_slow_platform(lab: Lab) -> None:
+    for vantage in ("v1a", topology.CTRL):
+        slow = http(lab, "https://x.com/", X_IP, at=vantage)
+        assert slow["status"] == 200 and slow["ms"] >= 1400
+    assert http(lab, "https://example.org/", CANARY_IP)["ms"] < 1000
+
+
+def check_noise_control_resolver_blocked(lab: Lab) -> None:
+    assert dns(lab, "x.com", server=CONTROL_RESOLVER)["outcome"] == "timeout"
+    assert connect(lab, CONTROL_RESOLVER, 443)["outcome"] == "timeout"
+    assert set(dns(lab, "x.com")["answers"]) == set(topology.X_IPS)
+    assert tls(lab, X_IP, "x.com")["valid"] is True
+    assert dns(lab, "x.com", server=CONTROL_RESOLVER, at=topology.CTRL)["rcode"] == "NOERROR"
+
+
+def check_noise_helper_blocked(lab: Lab) -> None:
+    # Nothing need listen on the helper port: without the scenario the connect is refused.
+    ctrl_ip = topology.vantage(topology.CTRL).address
+    assert connect(lab, ctrl_ip, topology.HELPER_PORT)["outcome"] == "timeout"
+    assert tls(lab, X_IP, "x.com")["valid"] is True
+
+
+def check_noise_cdn_answer(lab: Lab) -> None:
+    assert dns(lab, "x.com")["answers"] == [topology.X_CDN_ALT_IP]
+    cdn = tls(lab, topology.X_CDN_ALT_IP, "x.com")
+    assert cdn["outcome"] == "ok" and cdn["valid"] is True
+    assert http(lab, "https://x.com/", topology.X_CDN_ALT_IP)["title"] == x_title()
+
+
+def check_noise_pmtu_blackhole(lab: Lab) -> None:
+    for ip, sni in ((X_IP, "x.com"), (X_IP, "example.org"), (CANARY_IP, "example.org")):
+        stuck = tls(lab, ip, sni)
+        assert (stuck["outcome"], stuck["stage"]) == ("timeout", "handshake"), sni
+    assert http(lab, "http://x.com/", X_IP)["status"] == 301  # small answers pass
+    assert dns(lab, "x.com")["rcode"] == "NOERROR"
+
+
+def check_partial_twimg(lab: Lab) -> None:
+    assert tls(lab, MEDIA_IP, "abs.twimg.com")["outcome"] == "reset"
+    assert tls(lab, MEDIA_IP, "pbs.twimg.com")["outcome"] == "reset"
+    assert tls(lab, X_IP, "x.com")["valid"] is True
+    assert tls(lab, X_IP, "twitter.com")["valid"] is True
+
+
+CHECKS: dict[str, Callable[[Lab], None]] = {
+    name.removeprefix("check_").replace("_", "-"): check
+    for name, check in dict(globals()).items()
+    if name.startswith("check_") and callable(check)
+}
+
+
+def _counter(lab: Lab, role: str, needle: str) -> int:
+    """Packets matched by the BP_FWD rule containing ``needle``."""
+    listing = lab.run(role, ["iptables", "-t", "filter", "-L", "BP_FWD", "-n", "-v", "-x"]).stdout
+    return sum(int(line.split()[0]) for line in listing.splitlines() if needle in line)
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+def test_every_scenario_has_a_symptom_check() -> None:
+    assert sorted(CHECKS) == sorted(scenario_ids())
+
+
+@pytest.mark.parametrize("scenario_id", scenario_ids())
+@pytest.mark.lab
+@pytest.mark.slow
+def test_scenario_produces_its_symptom(lab: Lab, scenario_id: str) -> None:
+    apply_scenario(lab, scenario_id)
+    CHECKS[scenario_id](lab)
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_switching_scenarios_leaves_no_state(lab: Lab) -> None:
+    apply_scenario(lab, "sni-throttle-police")
+    assert rate(lab, "https://x.com/big", X_IP, *POLICED)["kbps"] < 256
+    apply_scenario(lab, "clean")
+    fast = rate(lab, "https://x.com/big", X_IP)
+    assert fast["outcome"] == "complete" and fast["kbps"] > 20_000
+    apply_scenario(lab, "sni-residual")
+    assert tls(lab, X_IP, "x.com")["outcome"] == "reset"
+    assert tls(lab, X_IP, "example.org")["outcome"] == "timeout"
+    apply_scenario(lab, "sni-residual")  # re-applying empties the residual list
+    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"
+    apply_scenario(lab, "sni-throttle-shape")
+    apply_scenario(lab, "clean")
+    assert "htb" not in lab.run("isp1", ["tc", "qdisc", "show", "dev", "to-v1a"]).stdout
+    assert rate(lab, "https://video.twimg.com/big", MEDIA_IP)["kbps"] > 20_000
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_one_isp_only_and_status_record(lab: Lab) -> None:
+    apply_scenario(lab, "sni-reset", isp="isp1")
+    assert tls(lab, X_IP, "x.com", at="v1a")["outcome"] == "reset"
+    assert tls(lab, X_IP, "x.com", at="v2a")["outcome"] == "ok"
+    assert lab.status()["scenario"] == {"isp1": "sni-reset", "isp2": "clean"}
+    apply_scenario(lab, "platform-down")
+    assert lab.status()["scenario"] == {"isp1": "platform-down", "isp2": "platform-down"}
+    apply_scenario(lab, "clean")
+    assert lab.status()["scenario"] == {"isp1": "clean", "isp2": "clean"}
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_apply_is_idempotent(lab: Lab) -> None:
+    def rules() -> list[str]:
+        saved = lab.run("isp1", ["iptables-save"]).stdout.splitlines()
+        return [line for line in saved if line.startswith("-A BP_")]
+
+    apply_scenario(lab, "sni-residual")
+    first = rules()
+    apply_scenario(lab, "sni-residual")
+    assert rules() == first and len(first) > 10
+
+
+@pytest.mark.lab
+def test_unknown_scenario_or_isp_names_the_known_ones(lab: Lab) -> None:
+    with pytest.raises(KeyError, match="sni-reset"):
+        apply_scenario(lab, "no-such-scenario")
+    with pytest.raises(KeyError, match="isp2"):
+        apply_scenario(lab, "sni-reset", isp="isp9")
+    with pytest.raises(ValueError, match="global"):
+        apply_scenario(lab, "platform-down", isp="isp1")
+
+
+def test_lab_scenario_before_lab_up_says_to_run_lab_up() -> None:
+    prefix = f"bpn{os.getpid()}"
+    assert not (state_root() / prefix).exists()
+    env = dict(os.environ, BLOCKPROBE_LAB_PREFIX=prefix)
+    done = subprocess.run(
+        [sys.executable, "-m", "probe", "lab", "scenario", "sni-reset"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "lab up" in done.stderr
+
+
+def test_restore_input_flushes_every_censor_chain_and_renames_hashlimits() -> None:
+    from censornet.catalogue import get_scenario
+
+    text = restore_input(get_scenario("sni-throttle-police"), generation=0x2A)
+    for chain in ("BP_FWD", "BP_IN", "BP_OUT", "BP_MANGLE_PRE", "BP_MANGLE_POST", "BP_NAT_PRE"):
+        assert f"-F {chain}\n" in text
+    assert "--hashlimit-name bpthr-2a " in text
+    assert text.count("COMMIT") == 3
+    assert "-A " not in restore_input(None, generation=1)
+    assert target_roles(get_scenario("dns-outage"), None) == (topology.INET,)
+    assert target_roles(get_scenario("sni-reset"), None) == ("isp1", "isp2")
