@@ -340,6 +340,8 @@ def _topology_script(prefix: str) -> str:
     for role in (topology.INET, *(i.name for i in topology.ISPS)):
         add(f"ip netns exec {ns[role]} sysctl -qw net.ipv4.ip_forward=1")
         add(f"ip netns exec {ns[role]} sysctl -qw net.ipv4.conf.all.rp_filter=0")
+        # Every censor ICMP reaches the probe (Linux rate-limits them per peer by default).
+        add(f"ip netns exec {ns[role]} sysctl -qw net.ipv4.icmp_ratelimit=0")
         add(f"ip netns exec {ns[role]} iptables-restore <<'EOF'\n{censor_base_rules()}EOF")
     return "\n".join(lines) + "\n"
 

@@ -102,6 +102,12 @@ class Context:
         return tuple(q for c in self.canaries.values() for q in c.dns if not q.control)
 
     @property
+    def other_names_dns(self) -> tuple[DNSObservation, ...]:
+        """Queries for other names through the system resolver: canaries' and re-check pairs."""
+        paired = (q for q in self.local.dns if not q.control and q.domain != self.plan.domain)
+        return (*self.canary_dns, *paired)
+
+    @property
     def canary_reached(self) -> bool:
         """True when some canary worked through this path."""
         return any(reached(c) for c in self.canaries.values())

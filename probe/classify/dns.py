@@ -77,6 +77,14 @@ def _failed(ctx: Context, first: DNSObservation, tries: Tries) -> Finding:
         if method == "dns.timeout" and not canary_ok:
             why = "no other name was resolved through the same resolver to compare"
             return Finding("inconclusive", None, 0.4, (line, control_line, why))
+        lost = [q for q in ctx.other_names_dns if q.failure is Failure.TIMEOUT]
+        if method == "dns.timeout" and lost:
+            names = ", ".join(sorted({q.domain for q in lost}))
+            why = (
+                f"the same resolver also dropped queries for {names}: "
+                "loss or a flapping resolver, not a drop of this name"
+            )
+            return Finding("inconclusive", None, 0.5, (line, control_line, why))
         if tries.outcome == "once":
             why = "failed once and was not retried: not enough to call a block"
             return Finding("inconclusive", None, 0.4, (line, control_line, why))

@@ -166,8 +166,18 @@ def tls(ctx: Context) -> Finding | None:
             if vantage_ok:
                 evidence.append("control vantage: handshake ok")
             return Finding("blocked", method, 0.95 if vantage_ok else 0.9, tuple(evidence))
+        benign_failure = control.failure or Failure.UNKNOWN
+        if _residual(failure, benign_failure) and vantage_ok and ctx.canary_reached:
+            evidence = [
+                *lines,
+                f"same IP with SNI {benign[0].sni}: {describe(benign_failure)} after the reset: "
+                "residual blocking of this server (the censor keeps dropping the flow's 3-tuple)",
+                "control vantage: handshake ok",
+                f"canaries on the same path work: {', '.join(sorted(ctx.canaries))}",
+            ]
+            return Finding("blocked", method, 0.75, tuple(evidence))
         why = (
-            f"same IP with SNI {benign[0].sni}: {describe(control.failure or Failure.UNKNOWN)} "
+            f"same IP with SNI {benign[0].sni}: {describe(benign_failure)} "
             "too, so not SNI filtering (an IP block, a path MTU problem or a server fault)"
         )
         return Finding("inconclusive", None, 0.5, (*lines, why))
@@ -176,6 +186,16 @@ def tls(ctx: Context) -> Finding | None:
         return Finding("blocked", method, 0.7, (*lines, why))
     why = "no benign SNI to the same IP and no control-vantage handshake to compare with"
     return Finding("inconclusive", None, 0.4, (*lines, why))
+
+
+def _residual(platform: Failure, benign: Failure) -> bool:
+    """Whether the platform SNI drew a reset while the benign SNI then only timed out.
+
+    A path-MTU problem or an IP block never answers a ClientHello with a reset; a censor with
+    residual blocking (GFW, Iran) resets the trigger and then drops the same client, server and
+    port for a while, whatever the SNI.
+    """
+    return platform == Failure.CONNECTION_RESET and benign == Failure.TIMEOUT
 
 
 def _mitm(ctx: Context, lines: list[str], local: TLSHandshakeObservation) -> Finding:

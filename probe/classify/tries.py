@@ -3,7 +3,9 @@
 Flows retry a failed step on a fresh connection and keep every try. A failure counts only when
 every try failed and there were at least two (``failed``); one failed try that was never retried
 is ``once`` and never enough to call a block; a failure next to a success is ``flaky`` and the
-step is taken to work.
+step is taken to work. An active answer (a reset, an ICMP unreachable, a close, an alert)
+outranks timeouts as the tries' failure: a censor's ICMP is rate-limited and residual blocking
+turns resets into drops, so timeouts around an active answer come from the same interference.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from typing import Literal
 from probe.model.failures import Failure
 
 Outcome = Literal["ok", "failed", "once", "flaky"]
+ACTIVE_FAILURES = frozenset(
+    {
+        Failure.CONNECTION_RESET,
+        Failure.CONNECTION_REFUSED,
+        Failure.HOST_UNREACHABLE,
+        Failure.NETWORK_UNREACHABLE,
+        Failure.EOF,
+        Failure.SSL_FAILED_HANDSHAKE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,8 @@ def settle(failures: Sequence[Failure | None]) -> Tries:
     if not failures:
         raise ValueError("no tries to settle")
     seen = [f for f in failures if f is not None]
-    common = Counter(seen).most_common(1)[0][0] if seen else None
+    active = [f for f in seen if f in ACTIVE_FAILURES]
+    common = Counter(active or seen).most_common(1)[0][0] if seen else None
     outcome: Outcome
     if not seen:
         outcome = "ok"

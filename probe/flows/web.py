@@ -42,6 +42,8 @@ class _Observation(Protocol):
 
 
 Obs = TypeVar("Obs", bound=_Observation)
+PAIRED_RECHECKS = 3  # extra queries for a timed-out name, each paired with one for a canary
+RECHECK_SPACING = 0.08  # seconds between the re-check queries
 TransferObs = ThroughputObservation
 
 
@@ -152,7 +154,35 @@ class _Flow:
         tries = await asyncio.gather(
             *(self._retry(lookup(r), self.settings.timeouts.dns) for r in resolvers)
         )
-        return [obs for one in tries for obs in one]
+        observations = [obs for one in tries for obs in one]
+        system = tries[0]
+        if system and all(q.failure is Failure.TIMEOUT for q in system):
+            observations += await self._paired_recheck(host, resolvers[0])
+        return observations
+
+    async def _paired_recheck(self, host: str, resolver: dns.Resolver) -> list[DNSObservation]:
+        """After the name timed out: more queries for it, interleaved with a canary's name.
+
+        A censor dropping queries for one name drops all of them while the canary's are answered;
+        a lossy or flapping resolver drops some of each. The queries go out staggered and
+        concurrently, so the re-check costs about one DNS timeout.
+        """
+        canaries = [urllib.parse.urlsplit(url).hostname for url in self.settings.canaries]
+        canary = next((name for name in canaries if name and not _is_ip(name)), None)
+        if canary is None:
+            return []
+
+        async def query(name: str, delay: float) -> DNSObservation:
+            await asyncio.sleep(delay)
+            deadline = asyncio.get_running_loop().time() + self.settings.timeouts.dns / 2
+            return await dns.resolve(
+                name, resolver, deadline=deadline, clock=self.clock, ca_file=self.settings.ca_file
+            )
+
+        names = [host, canary] * PAIRED_RECHECKS
+        return list(
+            await asyncio.gather(*(query(n, i * RECHECK_SPACING) for i, n in enumerate(names)))
+        )
 
     async def _connect(
         self, addresses: Sequence[str], host: str, port: int, https: bool, controls: bool
@@ -203,6 +233,7 @@ class _Flow:
                 ca_file=settings.ca_file,
                 follow_within=plan.platform_domains,
                 user_agent=settings.user_agent,
+                follow_upgrade=urllib.parse.urlsplit(plan.url).scheme != "http",
             )
 
         transfers: list[Awaitable[list[TransferObs]]] = []

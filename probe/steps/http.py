@@ -72,10 +72,13 @@ async def fetch(
     user_agent: str = DEFAULT_USER_AGENT,
     body_cap: int = BODY_CAP,
     max_redirects: int = MAX_REDIRECTS,
+    follow_upgrade: bool = True,
 ) -> HTTPObservation:
     """GET ``url`` with its first connection to ``ip`` (None: resolve) before ``deadline``.
 
     ``follow_within`` None follows redirects to any host; a tuple limits them to those domains.
+    ``follow_upgrade`` False records a redirect from http:// to https:// without following it, so
+    a cleartext endpoint is judged on its cleartext exchange (its https side is another endpoint).
     """
     t0 = clock.now()
     host = urllib.parse.urlsplit(url).hostname or ""
@@ -100,6 +103,8 @@ async def fetch(
                     failure = Failure.UNKNOWN  # a redirect loop
                     break
                 if not _within(target, follow_within):
+                    break
+                if not follow_upgrade and _is_upgrade(current, target):
                     break
                 current = target
     except NETWORK_ERRORS as exc:
@@ -133,6 +138,14 @@ async def _get(client: httpx.AsyncClient, url: str, body_cap: int) -> _Page:
                 truncated = True
                 break
         return _Page(url, response, bytes(body), truncated)
+
+
+def _is_upgrade(current: str, target: str) -> bool:
+    """Whether a redirect goes from cleartext http:// to https://."""
+    return (
+        urllib.parse.urlsplit(current).scheme == "http"
+        and urllib.parse.urlsplit(target).scheme == "https"
+    )
 
 
 def _within(url: str, domains: tuple[str, ...] | None) -> bool:
