@@ -7,6 +7,7 @@ import typer
 from censornet.cli import app as lab_app
 from collectors.cli import app as collector_app
 from probe import bundle_cli
+from probe.daemon_cli import register as register_daemon
 from probe.helper.allowlist import load_helper
 from probe.helper.cli import make_cli
 from probe.run_cli import register as register_run
@@ -18,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 register_run(app)
+register_daemon(app)
 app.command("upload")(bundle_cli.upload)
 app.command("verify")(bundle_cli.verify)
 app.command("enroll")(bundle_cli.enroll_command)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -138,6 +138,8 @@ class ProbeConfig(_Frozen):
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     vantage: VantageConfig = Field(default_factory=VantageConfig)
+    # The daemon's own table, validated by probe.daemon_config.DaemonConfig (docs/daemon.md).
+    daemon: dict[str, Any] = Field(default_factory=dict)
 
     _source: str = PrivateAttr(default="(defaults)")
 

@@ -9,6 +9,7 @@ execute.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +27,15 @@ from pydantic import (
 from probe.configfile import ConfigError, KeyedValueError, Problem, load_toml
 from probe.flows.plan import EndpointPlan
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "config" / "platforms"
+
+def _builtin_dir() -> Path:
+    """The shipped platform files: the source tree's, or the installed copy under share/."""
+    source = Path(__file__).resolve().parent.parent / "config" / "platforms"
+    installed = Path(sys.prefix) / "share" / "blockprobe" / "platforms"
+    return source if source.is_dir() or not installed.is_dir() else installed
+
+
+BUILTIN_DIR = _builtin_dir()
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = rf"(?:{_LABEL}\.)*{_LABEL}"

@@ -54,7 +54,7 @@ def classify(
             verdict=found.verdict,
             method=found.method,
             confidence=round(found.confidence, 2),
-            evidence=found.evidence,
+            evidence=(*found.evidence, *(p.description for p in local.packets)),
             throughput=down,
             throughput_up=up,
         )

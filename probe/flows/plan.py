@@ -50,3 +50,4 @@ class MeasureSettings:
     upload_bytes: int = 64 * 1024  # byte budget of one upload transfer
     concurrency: int = 16  # endpoints measured at once
     user_agent: str = "blockprobe/0.1"
+    packet_evidence: bool = True  # packet-level evidence after a failure, when raw sockets allow

@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
+from probe.flows import packets
 from probe.flows.plan import EndpointPlan, MeasureSettings
 from probe.model.failures import Failure
 from probe.model.measurement import Observations
@@ -127,12 +128,16 @@ class _Flow:
         transfers: list[TransferObs] = []
         if ip is not None:
             fetches, transfers = await self._use(plan, ip, with_throughput, controls)
+        evidence = await packets.collect(
+            plan, self.settings, self.clock, lookups=lookups, handshakes=handshakes, fetches=fetches
+        )
         return Observations(
             dns=tuple(lookups),
             tcp=tuple(connects),
             tls=tuple(handshakes),
             http=tuple(fetches),
             throughput=tuple(transfers),
+            packets=evidence,
         )
 
     async def _resolve(self, host: str) -> list[DNSObservation]:
@@ -284,7 +289,8 @@ class _Flow:
                     clock=self.clock,
                 )
             tries.append(obs)
-            if obs.failure is None or obs.bytes > 0 or remaining(deadline) < 0.2:
+            moved = obs.bytes > 0 or any(count > 0 for _, count in obs.samples)  # wire bytes
+            if obs.failure is None or moved or remaining(deadline) < 0.2:
                 break
         return tries
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from probe.model.observations import (
     DNSObservation,
     HTTPObservation,
+    PacketObservation,
     TCPConnectObservation,
     ThroughputObservation,
     TLSHandshakeObservation,
@@ -31,6 +32,7 @@ class Observations(_Wire):
     tls: tuple[TLSHandshakeObservation, ...] = ()
     http: tuple[HTTPObservation, ...] = ()
     throughput: tuple[ThroughputObservation, ...] = ()
+    packets: tuple[PacketObservation, ...] = ()  # packet-level evidence, when raw sockets allow
 
 
 class VantageInfo(_Wire):

@@ -138,3 +138,24 @@ class ThroughputObservation(_Wire):
     def kbps(self) -> float:
         """Goodput in kilobits per second (0 when nothing moved)."""
         return self.bytes * 8 / 1000 / self.seconds if self.seconds > 0 else 0.0
+
+
+class PacketObservation(_Wire):
+    """Packet-level evidence (needs raw sockets): who sent a reset, every DNS response with its IP
+    TTL, or the hop where a trigger gets blocked (TTL-limited probes, as CenTrace does).
+
+    ``router`` is a router on the path that answered a TTL-limited probe, never the probe's own
+    address.
+    """
+
+    kind: Literal["reset", "dns", "censor_location"]
+    target: str  # the SNI, Host or domain the packets carried
+    ip: str | None = None  # the server or resolver address
+    injected: bool | None = None  # a middlebox forged packets (None: could not tell)
+    ttls: tuple[int, ...] = ()  # IP TTLs of the packets judged (resets, or DNS responses)
+    hop: int | None = None  # censor_location: the first hop that reacts to the trigger
+    router: str | None = None  # censor_location: the router answering at or before that hop
+    packets: int = 0
+    description: str
+    t0: float
+    t: float
