@@ -37,6 +37,7 @@ from probe.signing import (
     load_public_key,
     raw_public_key,
 )
+from reports.api import router as reports_router
 
 DIGEST = r"^[0-9a-f]{64}$"
 
@@ -284,6 +285,8 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         if not store.revoke(kid, reason):
             return _json(refusal(404, "not_found", f"no enrolled key {kid}"))
         return JSONResponse({"key_id": kid, "status": "revoked", "reason": reason})
+
+    app.include_router(reports_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:

@@ -34,7 +34,20 @@ def _v2_report_indexes(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_baseline, _v2_report_indexes]
+def _v3_report_rollups(conn: Connection) -> None:
+    """Report rollups, maintained at ingest; filled from any measurements already stored."""
+    from reports.rollup import backfill
+    from reports.tables import create_rollup_tables
+
+    create_rollup_tables(conn)
+    backfill(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_baseline,
+    _v2_report_indexes,
+    _v3_report_rollups,
+]
 
 
 def current_version(conn: Connection) -> int:

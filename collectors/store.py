@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from collectors import merkle
 from collectors.db import write_transaction
 from collectors.schema import bundles, log_head, log_nodes, measurements, probes
+from reports.rollup import update_rollups
 
 EnrollStatus = Literal["enrolled", "already_enrolled", "revoked"]
 
@@ -126,6 +127,7 @@ class Store:
             )
             if rows:
                 conn.execute(insert(measurements), [{**r, "bundle_digest": digest} for r in rows])
+                update_rollups(conn, rows, key_id=key_id, digest=digest)
             leaf = merkle.leaf_hash(bytes.fromhex(digest))
             new_nodes = merkle.new_perfect_nodes(size, leaf, lambda lv, i: self._node(conn, lv, i))
             conn.execute(

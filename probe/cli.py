@@ -11,6 +11,7 @@ from probe.daemon_cli import register as register_daemon
 from probe.helper.allowlist import load_helper
 from probe.helper.cli import make_cli
 from probe.run_cli import register as register_run
+from reports.cli import app as report_app
 
 app = typer.Typer(
     name="blockprobe",
@@ -25,6 +26,7 @@ app.command("verify")(bundle_cli.verify)
 app.command("enroll")(bundle_cli.enroll_command)
 app.add_typer(make_cli(load_helper), name="helper")
 app.add_typer(collector_app, name="collector")
+app.add_typer(report_app, name="report")
 app.add_typer(lab_app, name="lab")
 
 

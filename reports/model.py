@@ -1,0 +1,100 @@
+"""What reports return: the query, reachability rows and incidents (frozen pydantic models)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from probe.model.verdict import VerdictKind
+
+Grain = Literal["hour", "day"]
+MAX_SPAN: dict[Grain, timedelta] = {"hour": timedelta(days=31), "day": timedelta(days=400)}
+DEFAULT_SPAN: dict[Grain, timedelta] = {"hour": timedelta(days=2), "day": timedelta(days=30)}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ReportQuery(_Frozen):
+    """Which cells a report covers: ``since`` inclusive, ``until`` exclusive, both UTC."""
+
+    platform: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    asn: int | None = Field(default=None, ge=0, le=4_294_967_295)
+    since: AwareDatetime
+    until: AwareDatetime
+    bucket: Grain = "hour"
+
+    @model_validator(mode="after")
+    def _span(self) -> ReportQuery:
+        if self.since >= self.until:
+            raise ValueError("since must be before until")
+        if self.until - self.since > MAX_SPAN[self.bucket]:
+            days = MAX_SPAN[self.bucket].days
+            raise ValueError(f"bucket={self.bucket} reports span at most {days} days")
+        return self
+
+    @classmethod
+    def window(
+        cls,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        bucket: Grain = "hour",
+        **filters: object,
+    ) -> ReportQuery:
+        """A query with the defaults filled in: until now, over ``DEFAULT_SPAN[bucket]``."""
+        end = until or datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(
+            hours=1
+        )
+        start = since or end - DEFAULT_SPAN[bucket]
+        return cls.model_validate({**filters, "since": start, "until": end, "bucket": bucket})
+
+
+class ReachabilityRow(_Frozen):
+    """One platform in one network (country, ASN) over one time bucket."""
+
+    bucket_start: datetime
+    platform: str
+    country: str
+    asn: int
+    state: VerdictKind  # the cell's verdict (docs/reports.md)
+    measurements: int
+    probes: int  # distinct probe keys (one key per probe per ASN)
+    reachable: int
+    blocked: int
+    throttled: int
+    outage: int
+    inconclusive: int
+    methods: dict[str, int]
+    dominant_method: str | None
+    confirmed: bool  # two or more probes agreed on the state's method family within one hour
+    confirmed_families: tuple[str, ...]
+    network_outage: bool  # every platform and the canaries failed together in this network
+    sample_digest: str  # a signed bundle behind the cell (a failing one when there is one)
+
+
+IncidentKind = Literal["blocked", "throttled", "outage"]
+
+
+class Incident(_Frozen):
+    """A block, throttle or outage of one platform in one network, from onset to end."""
+
+    id: str
+    platform: str
+    country: str
+    asn: int
+    kind: IncidentKind
+    scope: Literal["platform", "network"]  # a network outage takes every platform down
+    method: str | None  # the dominant method over the incident's failing buckets
+    started_at: datetime
+    ended_at: datetime | None  # None: still ongoing at the end of the queried window
+    last_seen_at: datetime  # end of the last failing bucket
+    probes: int
+    measurements: int
+    failing_buckets: int
+    confirmed: bool
+    sample_digests: tuple[str, ...]

@@ -1,0 +1,234 @@
+"""Reachability reports read from the rollups: one row per platform, network and time bucket.
+
+A cell's ``state`` is its verdict by majority: failing (blocked, throttled, outage) when more than
+half of its measurements fail, the most frequent failing verdict then; reachable when at least
+half are reachable; otherwise inconclusive. A network outage (every platform measured in the
+network failing, with the canaries: ``outage.local``) makes every cell of that bucket ``outage``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Table, and_, case, func, select
+
+from probe.model.verdict import SEVERITY, VerdictKind
+from reports.model import Grain, ReachabilityRow, ReportQuery
+from reports.rollup import bucket_of, epoch
+from reports.tables import report_cells, report_confirmations, report_methods
+
+CellId = tuple[int, str, str, int]  # bucket, platform, country, asn
+NetworkId = tuple[int, str, int]  # bucket, country, asn
+FAILING: tuple[VerdictKind, ...] = ("blocked", "throttled", "outage")
+FAMILIES: dict[VerdictKind, frozenset[str]] = {
+    "blocked": frozenset({"dns", "tcp", "tls", "http", "quic", "blocked"}),
+    "throttled": frozenset({"throttle", "throttled"}),
+    "outage": frozenset({"outage"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """Verdict counts of one platform in one network over one bucket."""
+
+    bucket: int
+    platform: str
+    country: str
+    asn: int
+    measurements: int
+    probes: int
+    reachable: int
+    blocked: int
+    throttled: int
+    outage: int
+    inconclusive: int
+    last_digest: str
+    failure_digest: str | None
+
+    @property
+    def id(self) -> CellId:
+        return (self.bucket, self.platform, self.country, self.asn)
+
+    @property
+    def failures(self) -> int:
+        return self.blocked + self.throttled + self.outage
+
+    def count(self, kind: VerdictKind) -> int:
+        return int(getattr(self, kind))
+
+
+def to_datetime(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def where(
+    table: Table, query: ReportQuery, grain: Grain, *, platform: bool = True
+) -> ColumnElement[bool]:
+    """The rows of ``table`` in the query's window and filters (``platform=False``: any)."""
+    c = table.c
+    clauses = [
+        c.grain == grain,
+        c.bucket >= bucket_of(epoch(query.since), grain),
+        c.bucket < epoch(query.until),
+    ]
+    if platform and query.platform is not None:
+        clauses.append(c.platform == query.platform)
+    if query.country is not None:
+        clauses.append(c.country == query.country)
+    if query.asn is not None:
+        clauses.append(c.asn == query.asn)
+    return and_(*clauses)
+
+
+def load_cells(conn: Connection, query: ReportQuery, grain: Grain) -> list[Cell]:
+    c = report_cells.c
+    rows = conn.execute(
+        select(c.bucket, c.platform, c.country, c.asn, c.measurements, c.probes, c.reachable)
+        .add_columns(c.blocked, c.throttled, c.outage, c.inconclusive)
+        .add_columns(c.last_digest, c.failure_digest)
+        .where(where(report_cells, query, grain))
+        .order_by(c.platform, c.country, c.asn, c.bucket)
+    )
+    return [Cell(*row) for row in rows]
+
+
+def load_methods(
+    conn: Connection, query: ReportQuery, grain: Grain
+) -> dict[CellId, dict[str, int]]:
+    c = report_methods.c
+    found: dict[CellId, dict[str, int]] = defaultdict(dict)
+    rows = conn.execute(
+        select(c.bucket, c.platform, c.country, c.asn, c.method, c["count"]).where(
+            where(report_methods, query, grain)
+        )
+    )
+    for bucket, platform, country, asn, method, count in rows:
+        found[(bucket, platform, country, asn)][method] = count
+    return found
+
+
+def load_confirmations(
+    conn: Connection, query: ReportQuery, grain: Grain
+) -> dict[CellId, set[str]]:
+    c = report_confirmations.c
+    found: dict[CellId, set[str]] = defaultdict(set)
+    rows = conn.execute(
+        select(c.bucket, c.platform, c.country, c.asn, c.family).where(
+            where(report_confirmations, query, grain)
+        )
+    )
+    for bucket, platform, country, asn, fam in rows:
+        found[(bucket, platform, country, asn)].add(fam)
+    return found
+
+
+def network_outages(conn: Connection, query: ReportQuery, grain: Grain) -> set[NetworkId]:
+    """Buckets where every platform measured in a network failed, with the canaries.
+
+    Every platform's cell has a failing majority, and ``outage.local`` (canaries and controls
+    failed from the vantage) accounts for at least half of the network's measurements.
+    """
+    c = report_cells.c
+    failing = case((2 * (c.blocked + c.throttled + c.outage) > c.measurements, 1), else_=0)
+    candidates = conn.execute(
+        select(c.bucket, c.country, c.asn, func.sum(c.measurements))
+        .where(where(report_cells, query, grain, platform=False))
+        .group_by(c.bucket, c.country, c.asn)
+        .having(func.sum(failing) == func.count())
+    ).all()
+    if not candidates:
+        return set()
+    m = report_methods.c
+    local = {
+        (b, cc, a): n
+        for b, cc, a, n in conn.execute(
+            select(m.bucket, m.country, m.asn, func.sum(m["count"]))
+            .where(where(report_methods, query, grain, platform=False), m.method == "outage.local")
+            .group_by(m.bucket, m.country, m.asn)
+        )
+    }
+    return {(b, cc, a) for b, cc, a, n in candidates if 2 * local.get((b, cc, a), 0) >= n}
+
+
+def cell_state(cell: Cell, network_outage: bool = False) -> VerdictKind:
+    """The cell's verdict by majority (module docstring)."""
+    if network_outage:
+        return "outage"
+    if 2 * cell.failures > cell.measurements:
+        return max(FAILING, key=lambda kind: (cell.count(kind), -SEVERITY.index(kind)))
+    if 2 * cell.reachable >= cell.measurements:
+        return "reachable"
+    return "inconclusive"
+
+
+def dominant_method(methods: dict[str, int], state: VerdictKind) -> str | None:
+    """The most frequent method that goes with ``state`` (ties: alphabetical)."""
+    from probe.model.verdict import METHODS
+
+    fitting = [(n, name) for name, n in methods.items() if METHODS.get(name) == state]
+    if not fitting:
+        return None
+    best = max(n for n, _ in fitting)
+    return min(name for n, name in fitting if n == best)
+
+
+def is_confirmed(state: VerdictKind, families: set[str], network_outage: bool) -> bool:
+    """A block or throttle agreed on by two probes; never during a network outage."""
+    if network_outage or state not in ("blocked", "throttled"):
+        return False
+    return bool(families & FAMILIES[state])
+
+
+def sample_digest(cell: Cell, state: VerdictKind) -> str:
+    """A bundle that shows the cell's state: a failing one for a failing cell."""
+    if state != "reachable" and cell.failure_digest:
+        return cell.failure_digest
+    return cell.last_digest
+
+
+def reachability(conn: Connection, query: ReportQuery) -> list[ReachabilityRow]:
+    """Rows ordered by platform, country, ASN and bucket."""
+    grain = query.bucket
+    cells = load_cells(conn, query, grain)
+    if not cells:
+        return []
+    methods = load_methods(conn, query, grain)
+    confirmations = load_confirmations(conn, query, grain)
+    outages = network_outages(conn, query, grain)
+    return [row_of(cell, methods, confirmations, outages) for cell in cells]
+
+
+def row_of(
+    cell: Cell,
+    methods: dict[CellId, dict[str, int]],
+    confirmations: dict[CellId, set[str]],
+    outages: set[NetworkId],
+) -> ReachabilityRow:
+    down = (cell.bucket, cell.country, cell.asn) in outages
+    state = cell_state(cell, down)
+    cell_methods = methods.get(cell.id, {})
+    families = confirmations.get(cell.id, set())
+    fields: dict[str, Any] = {
+        "bucket_start": to_datetime(cell.bucket),
+        "platform": cell.platform,
+        "country": cell.country,
+        "asn": cell.asn,
+        "state": state,
+        "measurements": cell.measurements,
+        "probes": cell.probes,
+        "reachable": cell.reachable,
+        "blocked": cell.blocked,
+        "throttled": cell.throttled,
+        "outage": cell.outage,
+        "inconclusive": cell.inconclusive,
+        "methods": dict(sorted(cell_methods.items())),
+        "dominant_method": dominant_method(cell_methods, state),
+        "confirmed": is_confirmed(state, families, down),
+        "confirmed_families": tuple(sorted(families)),
+        "network_outage": down,
+        "sample_digest": sample_digest(cell, state),
+    }
+    return ReachabilityRow.model_construct(**fields)  # fields built above, from typed columns
