@@ -16,6 +16,7 @@ from probe.model.observations import (
     DNSObservation,
     HTTPObservation,
     PacketObservation,
+    TCPConnectObservation,
     TLSHandshakeObservation,
 )
 from probe.steps._clock import Clock
@@ -25,7 +26,7 @@ from probe.steps.dnspackets import dns_evidence
 from probe.steps.packets import AllowCheck, reset_evidence
 from probe.steps.triggers import Trigger
 
-BUDGET = 6.0  # seconds of packet work per endpoint, at most
+BUDGET = 3.0  # seconds of packet work per endpoint, at most
 TLS_INTERFERENCE = frozenset({Failure.CONNECTION_RESET, Failure.EOF, Failure.TIMEOUT})
 
 
@@ -35,10 +36,17 @@ async def collect(
     clock: Clock,
     *,
     lookups: Sequence[DNSObservation],
+    connects: Sequence[TCPConnectObservation],
     handshakes: Sequence[TLSHandshakeObservation],
     fetches: Sequence[HTTPObservation],
 ) -> tuple[PacketObservation, ...]:
-    """Packet evidence for what failed at this endpoint (nothing when nothing failed)."""
+    """Packet evidence for what failed at this endpoint (nothing when nothing failed).
+
+    Only addresses that accept TCP connections are probed: the triggers ride on a connection, and
+    an address that is blackholed outright has nothing more to tell.
+    """
+    reachable = {c.ip for c in connects if c.failure is None}
+    handshakes = [h for h in handshakes if h.ip in reachable]
     if not settings.packet_evidence or not any(
         (_injected_dns(lookups), _failed_tls(handshakes), _failed_http(plan, fetches))
     ):

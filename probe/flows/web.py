@@ -129,7 +129,13 @@ class _Flow:
         if ip is not None:
             fetches, transfers = await self._use(plan, ip, with_throughput, controls)
         evidence = await packets.collect(
-            plan, self.settings, self.clock, lookups=lookups, handshakes=handshakes, fetches=fetches
+            plan,
+            self.settings,
+            self.clock,
+            lookups=lookups,
+            connects=connects,
+            handshakes=handshakes,
+            fetches=fetches,
         )
         return Observations(
             dns=tuple(lookups),
