@@ -2,9 +2,14 @@
 
 Throttling is slowness RELATIVE to a control on the same path (the same IP with a benign SNI, or
 a canary), never an absolute speed: a uniformly slow network slows the control too. A low ratio
-counts only at a steady rate (a policer's plateau: cumulative bytes grow linearly after the
-warm-up) and only when the control vantage does not see the endpoint just as slow (a slow
-server). A transfer that stops with no reset while the control completes is a stall.
+counts only at a steady low rate (a policer's plateau: cumulative bytes grow linearly after the
+warm-up, at a slope far below the control's) and only when the control vantage does not see the
+endpoint just as slow (a slow server). A transfer that stops with no reset while the control
+completes is a stall: no progress for a second or more at the end. A policer's drops cause
+retransmission gaps of a few hundred milliseconds, not that.
+
+Samples count bytes on the wire when the probe could read them (TCP_INFO), so they can run ahead
+of ``bytes`` (what the application read) by a TLS record or a socket buffer.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ RATIO = 0.25  # endpoint/control goodput below this is "far slower"
 STEADY_R2 = 0.9  # linear fit of cumulative bytes after warm-up at least this good: a plateau
 MIN_SAMPLES = 4  # samples needed after the warm-up to judge steadiness
 WARMUP = 0.2  # leading fraction of a transfer ignored (slow start, policer burst)
-STALL_SECONDS = 0.5  # no progress for this long at the end of an unfinished transfer: a stall
+STALL_SECONDS = 1.0  # no progress for this long at the end of an unfinished transfer: a stall
 
 _LABEL: dict[Direction, str] = {"down": "download", "up": "upload"}
 
@@ -51,10 +56,17 @@ def summary(ctx: Context, direction: Direction) -> ThroughputSummary | None:
 
 
 def plateau(samples: tuple[tuple[float, int], ...]) -> tuple[float, float] | None:
-    """(R² of a linear fit of bytes over time after the warm-up, slope in kbps), None if too few."""
+    """(R² of a linear fit of bytes over time after the warm-up, slope in kbps), None if too few.
+
+    Only the samples where bytes arrived count: a policer's drops make TCP wait for a
+    retransmission, and the flat samples in between (or at the end) are those waits, not a
+    change of rate. A loss-ridden fast transfer leaves too few arrivals after its warm-up.
+    """
     if not samples:
         return None
-    tail = [(t, b) for t, b in samples if t >= WARMUP * samples[-1][0]]
+    start = WARMUP * samples[-1][0]
+    arrivals = [(t, b) for i, (t, b) in enumerate(samples) if i == 0 or b > samples[i - 1][1]]
+    tail = [(t, b) for t, b in arrivals if t >= start]
     if len(tail) < MIN_SAMPLES:
         return None
     mean_t = sum(t for t, _ in tail) / len(tail)
@@ -69,9 +81,14 @@ def plateau(samples: tuple[tuple[float, int], ...]) -> tuple[float, float] | Non
     return (1 - ss_res / ss_tot, slope * 8 / 1000)
 
 
+def moved(transfer: ThroughputObservation) -> int:
+    """Bytes the transfer moved: on the wire (the last sample) or read, whichever is more."""
+    return max(transfer.bytes, transfer.samples[-1][1] if transfer.samples else 0)
+
+
 def idle(transfer: ThroughputObservation) -> float | None:
     """Seconds without progress at the end of ``transfer`` (None when that cannot be told)."""
-    if transfer.bytes == 0:
+    if moved(transfer) == 0:
         return transfer.seconds
     if not transfer.samples:
         return None
@@ -146,6 +163,12 @@ def _direction(ctx: Context, direction: Direction) -> Finding | None:
     if r2 < STEADY_R2:
         why = f"rate not steady (R² {r2:.2f}): loss or congestion rather than a policer"
         return Finding("inconclusive", None, 0.5, (line, why))
+    if rate >= RATIO * control.kbps:
+        why = (
+            f"after the start it ran at {rate:.0f} kbps, not far below the control: "
+            "a slow start or a stall rather than a policer's plateau"
+        )
+        return Finding("inconclusive", None, 0.5, (line, why))
     evidence = [line, f"steady at {rate:.0f} kbps (R² {r2:.2f}, {len(best.samples)} samples)"]
     confidence = 0.85
     if vantage is not None:
@@ -162,7 +185,7 @@ def _stall(
 ) -> Finding:
     first = tries[0]
     line = (
-        f"{_LABEL[direction]} of {first.url} stopped after {first.bytes} bytes with no reset, "
+        f"{_LABEL[direction]} of {first.url} stopped after {moved(first)} bytes with no reset, "
         f"idle for {idle(first) or 0.0:.1f} s ({tries_phrase(len(tries), len(tries))})"
     )
     if control is None or not control.completed:

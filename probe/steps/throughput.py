@@ -4,6 +4,11 @@ A transfer ends when the byte budget is reached or the object ends (``completed`
 the ``deadline`` (the time budget: not a failure once bytes have moved), or when no byte moved for
 ``stall`` seconds after the first one (``generic_timeout_error``: the throttle.stall signature).
 A watcher samples every ``interval`` seconds; times are seconds since the transfer started.
+Samples count bytes on the wire where the kernel tells (Linux ``TCP_INFO``: bytes received for a
+download, bytes the server acknowledged for an upload, from the moment the request is sent), so a
+policer's steady trickle shows even between 16 KiB TLS records and an upload's progress is not
+hidden in socket buffers; elsewhere they count bytes read or handed to the socket. Progress (for
+the stall cut-off) is either count growing.
 Transfers connect to ``ip`` with the URL's Host and an optional different SNI (the benign-SNI
 control on the same path). They do not check certificates: that is the TLS step's job, and the
 benign-SNI control could not pass it. Uploads use a small socket send buffer so bytes counted as
@@ -14,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, cast
 
 import httpx
 
@@ -26,28 +33,90 @@ from probe.steps._errors import NETWORK_ERRORS, classify_exception
 from probe.steps._pinning import PinnedTransport, SocketOption, client_context
 
 SAMPLE_INTERVAL = 0.1
-STALL = 1.0  # seconds without a byte, after the first, that end a transfer as stalled
+# Seconds without progress, after the first byte, that end a transfer as stalled: longer than a
+# policer's retransmission back-off (200 ms minimum RTO, doubled once or twice).
+STALL = 1.5
 UPLOAD_CHUNK = 16 * 1024
 _UPLOAD_SNDBUF: SocketOption = (socket.SOL_SOCKET, socket.SO_SNDBUF, UPLOAD_CHUNK)
+
+
+# struct tcp_info (linux/tcp.h): tcpi_bytes_acked at 120, tcpi_bytes_received at 128 (Linux 4.1+).
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_INFO_SIZE = 136
+_WIRE_OFFSET: dict[Direction, int] = {"up": 120, "down": 128}
+
+
+class _Socket(Protocol):
+    """A socket, or asyncio's TransportSocket around one: what TCP_INFO needs."""
+
+    def getsockopt(self, level: int, option: int, size: int, /) -> bytes: ...
+
+
+class _Wire:
+    """Bytes of one TCP connection on the wire in one direction, from a base (None: unknown)."""
+
+    def __init__(self, direction: Direction) -> None:
+        self._offset = _WIRE_OFFSET[direction]
+        self._sock: _Socket | None = None
+        self._base: int | None = None
+
+    def attach(self, sock: object) -> None:
+        if callable(getattr(sock, "getsockopt", None)) and _TCP_INFO is not None:
+            self._sock = cast(_Socket, sock)
+
+    def start(self) -> None:
+        """Count from now (the request is about to be sent)."""
+        self._base = self._read()
+
+    def count(self) -> int | None:
+        now = self._read()
+        if now is None or self._base is None:
+            return None
+        return max(now - self._base, 0)
+
+    def _read(self) -> int | None:
+        if self._sock is None or _TCP_INFO is None:
+            return None
+        try:
+            info = self._sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+        except OSError:  # closed, or not TCP
+            return None
+        if len(info) < _TCP_INFO_SIZE:
+            return None
+        value: int = struct.unpack_from("=Q", info, self._offset)[0]
+        return value
 
 
 class _Meter:
     """Bytes moved so far, when the first response byte came, and the samples taken."""
 
-    def __init__(self) -> None:
+    def __init__(self, direction: Direction) -> None:
         self._loop = asyncio.get_running_loop()
         self._start = self._loop.time()
         self._last_progress: float | None = None
+        self._awaiting_reply = False
+        self._seen = 0  # the highest count so far, app or wire: what progress is judged on
+        self.wire = _Wire(direction)
         self.bytes = 0
         self.ttfb: float | None = None
         self.samples: list[tuple[float, int]] = []
+
+    async def trace(self, event: str, info: dict[str, object]) -> None:
+        """httpcore's trace hook: find the socket, and start counting when the request goes."""
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            get_extra_info = getattr(stream, "get_extra_info", None)
+            if get_extra_info is not None:
+                self.wire.attach(get_extra_info("socket"))
+        elif event == "http11.send_request_headers.started":
+            self.wire.start()
 
     def elapsed(self) -> float:
         return self._loop.time() - self._start
 
     def add(self, count: int) -> None:
         self.bytes += count
-        self._last_progress = self._loop.time()
+        self._progress(self.bytes)
 
     def first_byte(self) -> None:
         if self.ttfb is None:
@@ -55,15 +124,29 @@ class _Meter:
             self._last_progress = self._loop.time()
 
     def await_reply(self) -> None:
-        """Everything is sent: waiting for the reply is not a stall."""
-        self._last_progress = None
+        """Everything is handed to the socket: once it is acknowledged, waiting is not a stall."""
+        self._awaiting_reply = True
 
     def idle(self) -> float:
         """Seconds since the last progress (0 before the first byte: not a stall yet)."""
+        if self._awaiting_reply:
+            wire = self.wire.count()
+            if wire is None or wire >= self.bytes:
+                return 0.0  # all sent (and acknowledged, when that can be told): the server's turn
         return 0.0 if self._last_progress is None else self._loop.time() - self._last_progress
 
     def sample(self) -> None:
-        self.samples.append((round(self.elapsed(), 4), self.bytes))
+        wire = self.wire.count()
+        count = self.bytes if wire is None else wire
+        if self.samples:  # cumulative: the socket may close before the last sample
+            count = max(count, self.samples[-1][1])
+        self._progress(count)
+        self.samples.append((round(self.elapsed(), 4), count))
+
+    def _progress(self, count: int) -> None:
+        if count > self._seen:
+            self._seen = count
+            self._last_progress = self._loop.time()
 
 
 Transfer = Callable[[httpx.AsyncClient, _Meter], Awaitable[bool]]
@@ -84,7 +167,7 @@ async def download(
     """Stream ``url`` from ``ip`` (SNI ``sni``, default the URL's host) within the budgets."""
 
     async def transfer(client: httpx.AsyncClient, meter: _Meter) -> bool:
-        request = client.build_request("GET", url, extensions=_sni(sni))
+        request = client.build_request("GET", url, extensions=_extensions(sni, meter))
         response = await client.send(request, stream=True)
         try:
             meter.first_byte()
@@ -130,7 +213,7 @@ async def upload(
 
         headers = {"content-type": "application/octet-stream"}
         request = client.build_request(
-            "POST", url, content=body(), headers=headers, extensions=_sni(sni)
+            "POST", url, content=body(), headers=headers, extensions=_extensions(sni, meter)
         )
         response = await client.send(request)
         return response.is_success and meter.bytes >= byte_budget
@@ -162,7 +245,7 @@ async def _measure(
         ssl_context=client_context(None, verify=False),
         socket_options=socket_options,
     )
-    meter = _Meter()
+    meter = _Meter(direction)
 
     async def run() -> bool:
         async with httpx.AsyncClient(transport=transport) as client:
@@ -214,6 +297,9 @@ async def _measure(
     )
 
 
-def _sni(sni: str | None) -> dict[str, object]:
-    """Request extensions that send ``sni`` instead of the URL's host (none when None)."""
-    return {"sni_hostname": sni} if sni else {}
+def _extensions(sni: str | None, meter: _Meter) -> dict[str, object]:
+    """Request extensions: the meter's trace hook, and ``sni`` instead of the URL's host."""
+    extensions: dict[str, object] = {"trace": meter.trace}
+    if sni:
+        extensions["sni_hostname"] = sni
+    return extensions

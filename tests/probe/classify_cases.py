@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from probe.flows.plan import EndpointPlan
 from probe.model.failures import Failure
 from probe.model.measurement import Observations
+from probe.model.observations import ThroughputObservation
 from probe.model.verdict import VerdictKind
 from tests.probe.observation_builders import (
     BLOCKPAGE_IP,
@@ -65,6 +66,49 @@ def _x(*items: Item | Iterable[Item], ip: str = X_IP) -> Observations:
 def _xh(*items: Item | Iterable[Item]) -> Observations:
     """x.com resolved consistently, TCP ok on port 80, then ``items``."""
     return obs(*resolved("x.com"), tcp(X_IP, 80), *items)
+
+
+def _sampled(
+    samples: Iterable[tuple[float, int]],
+    *,
+    read: int,
+    seconds: float,
+    completed: bool = False,
+    failure: Failure | None = None,
+    direction: str = "down",
+) -> ThroughputObservation:
+    """A platform transfer with recorded samples (wire bytes) and ``read`` application bytes."""
+    return ThroughputObservation(
+        url="https://twitter.com/large",
+        direction="up" if direction == "up" else "down",
+        ip=X_IP,
+        sni="twitter.com",
+        bytes=read,
+        seconds=seconds,
+        ttfb=0.05,
+        samples=tuple(samples),
+        completed=completed,
+        failure=failure,
+        t0=1.0,
+        t=1.0 + seconds,
+    )
+
+
+def _policed(last_gap: float = 0.0) -> tuple[tuple[float, int], ...]:
+    """The lab's 16 kB/s policer seen on the wire: a 42 KB burst, then ~2.9 KB every 0.2 s with
+    the retransmission gaps in between (the sample after each arrival repeats it), and
+    ``last_gap`` s of silence at the end (a retransmission back-off)."""
+    samples = [(0.1, 42169), (0.2, 42169), (0.3, 42169)]
+    count = 42169
+    t = 0.3
+    while t < 2.4 - last_gap:
+        t = round(t + 0.1, 2)
+        count += 2896 if round(t * 10) % 2 == 0 else 0
+        samples.append((t, count))
+    while t < 2.4:
+        t = round(t + 0.1, 2)
+        samples.append((t, count))
+    return tuple(samples)
 
 
 def _tls_block(failure: Failure) -> Observations:
@@ -516,6 +560,83 @@ CASES: tuple[Case, ...] = (
         TWITTER,
         obs(x_clean(), transfer(2_000, stall_after=16_384), transfer(60_000, control=True)),
         vantage_ok(),
+        canaries_ok(),
+        "throttled",
+        "throttle.stall",
+    ),
+    Case(
+        # Recorded in the lab (sni-throttle-police): policing drops make TCP back off, so bytes
+        # arrive in steps with gaps; on the wire it is still a plateau at ~120 kbps.
+        "throttle_rate_policer_with_retransmission_gaps",
+        TWITTER,
+        obs(
+            x_clean(),
+            _sampled(_policed(), read=65536, seconds=2.47),
+            transfer(30_000, control=True, seconds=0.07, step=0.07),
+        ),
+        vantage_ok(),
+        canaries_ok(),
+        "throttled",
+        "throttle.rate",
+    ),
+    Case(
+        # A retransmission back-off of 0.7 s at the end of a policed transfer is not a stall.
+        "throttle_rate_policer_gap_at_the_end_is_not_a_stall",
+        TWITTER,
+        obs(
+            x_clean(),
+            _sampled(_policed(last_gap=0.7), read=49152, seconds=2.47),
+            transfer(30_000, control=True, seconds=0.07, step=0.07),
+        ),
+        vantage_ok(),
+        canaries_ok(),
+        "throttled",
+        "throttle.rate",
+    ),
+    Case(
+        # Recorded in the lab (sni-throttle-upload): the body is handed to the socket at once,
+        # but the server acknowledges it at the policer's rate; it completes, slowly.
+        "throttle_rate_upload_acknowledged_slowly",
+        TWITTER,
+        obs(
+            x_clean(),
+            transfer(50_000),
+            transfer(52_000, control=True),
+            _sampled(
+                [(0.15, 0), (0.26, 44705), (0.36, 44705), (0.46, 47601), (0.56, 47601)]
+                + [(0.66, 51005), (0.76, 51005), (0.86, 55349), (0.96, 55349), (1.06, 58245)]
+                + [(1.16, 58245), (1.26, 61141), (1.36, 61141), (1.46, 64037), (1.56, 64037)]
+                + [(1.66, 65536)],
+                read=65536,
+                seconds=1.655,
+                completed=True,
+                direction="up",
+            ),
+            transfer(3_200, control=True, direction="up", seconds=0.16, step=0.16),
+        ),
+        vantage_ok(),
+        canaries_ok(),
+        "throttled",
+        "throttle.rate",
+    ),
+    Case(
+        # Recorded in the lab (sni-throttle-stall): 13 KB reach the socket, the 16 KiB TLS
+        # record never completes, so the application reads nothing; the retry is the same.
+        "throttle_stall_inside_a_tls_record",
+        TWITTER,
+        obs(
+            x_clean(),
+            twice(
+                _sampled(
+                    [(round(0.1 * i, 2), 13209) for i in range(1, 17)],
+                    read=0,
+                    seconds=1.61,
+                    failure=F.TIMEOUT,
+                )
+            ),
+            transfer(30_000, control=True, seconds=0.07, step=0.07),
+        ),
+        None,
         canaries_ok(),
         "throttled",
         "throttle.stall",
@@ -1011,6 +1132,47 @@ CASES: tuple[Case, ...] = (
         "rule_throttle_needs_a_steady_rate",
         TWITTER,
         obs(x_clean(), transfer(140, pattern="bursty"), transfer(60_000, control=True)),
+        vantage_ok(),
+        canaries_ok(),
+        "inconclusive",
+    ),
+    Case(
+        # Random loss on a fast path: one retransmission time-out leaves the transfer flat for a
+        # while, so its average falls below a quarter of the control's; it is no plateau.
+        "rule_loss_back_off_is_not_a_policer",
+        TWITTER,
+        obs(
+            x_clean(),
+            _sampled(
+                [(0.1, 90_000), (0.2, 120_000)]
+                + [(round(0.1 * i, 2), 120_000) for i in range(3, 14)]
+                + [(1.4, 262_144)],
+                read=262_144,
+                seconds=1.4,
+                completed=True,
+            ),
+            transfer(30_000, control=True, seconds=0.07, step=0.07),
+        ),
+        vantage_ok(),
+        canaries_ok(),
+        "inconclusive",
+    ),
+    Case(
+        # Slow to start (a long wait for the first byte), then as fast as the control: the
+        # average is low but no low plateau follows.
+        "rule_slow_start_then_fast_is_not_a_policer",
+        TWITTER,
+        obs(
+            x_clean(),
+            _sampled(
+                [(round(0.1 * i, 2), 0) for i in range(1, 19)]
+                + [(1.9, 60_000), (2.0, 120_000), (2.1, 180_000), (2.2, 240_000)]
+                + [(2.3, 300_000), (2.4, 360_000), (2.5, 420_000)],
+                read=420_000,
+                seconds=2.5,
+            ),
+            transfer(6_000, control=True, seconds=0.5, step=0.1),
+        ),
         vantage_ok(),
         canaries_ok(),
         "inconclusive",

@@ -91,8 +91,18 @@ def test_plateau_needs_samples() -> None:
 
 
 def test_plateau_of_a_flat_transfer_has_no_rate() -> None:
-    """A transfer that does not grow has no plateau rate."""
-    assert (0.0, 0.0) == plateau(tuple((t / 10, 500) for t in range(1, 11)))
+    """A transfer that does not grow has no arrivals to fit, hence no plateau rate."""
+    assert None is plateau(tuple((t / 10, 500) for t in range(1, 11)))
+
+
+def test_plateau_ignores_retransmission_waits() -> None:
+    """Flat samples between arrivals (a policer's drops, TCP backing off) do not break the fit."""
+    samples = tuple((t / 10, 2000 * (t // 3)) for t in range(1, 31))
+    fit = plateau(samples)
+    assert fit is not None
+    r2, kbps = fit
+    assert r2 > 0.99
+    assert 45 < kbps < 55  # 2000 bytes every 0.3 s
 
 
 def test_plateau_of_a_policer_is_its_rate() -> None:

@@ -178,3 +178,18 @@ async def test_refused_transfer_fails() -> None:
     )
     assert Failure.CONNECTION_REFUSED == obs.failure
     assert 0 == obs.bytes
+
+
+async def test_samples_count_wire_bytes_and_never_decrease(web: HTTPServer) -> None:
+    """Samples are cumulative wire bytes (TCP_INFO on Linux): at least what was read, monotone."""
+    obs = await throughput.download(
+        f"http://x.test:{web.port}/fast",
+        ip="127.0.0.1",
+        byte_budget=256 * 1024,
+        deadline=deadline_in(2),
+        clock=Clock(),
+        interval=0.01,
+    )
+    counts = [count for _, count in obs.samples]
+    assert counts == sorted(counts)
+    assert counts[-1] >= obs.bytes
