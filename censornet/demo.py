@@ -1,165 +1,329 @@
-"""A one-minute tour of the mock censor: lab up, six scenarios, lab down (always, even on Ctrl-C).
+"""The end-to-end demo: probes on two censoring ISPs upload signed bundles; reports show the blocks.
 
-For each scenario it prints what the technique is and where it comes from, then the same low-level
-symptoms (``censornet.symptoms``) seen at a vantage point behind a censoring ISP and at the
-uncensored control vantage, side by side. ``python -m censornet.demo`` (``make demo``).
+``python -m censornet.demo`` (``make demo``), about a minute and a half:
+
+1. the mock censor network comes up, and a collector (SQLite in a temporary directory) is started
+   in its uncensored control namespace;
+2. three probes, each with its own state directory (keys, outbox) and vantage labels, measure X
+   with ``blockprobe run --platform x --upload``: v1a and v1b behind isp1 (PK, AS64501), v2a
+   behind isp2 (PK, AS64502);
+3. phases: clean; isp1 resets TLS connections naming X (SNI) while isp2 throttles X; isp1 shuts
+   its network down (its probes' bundles wait in their outboxes), then the shutdown is lifted and
+   the outboxes drained with ``blockprobe upload``;
+4. the collector's reachability report and incidents are printed, the dashboard written to
+   ``out/dashboard.html``, and a table of what each probe saw in each phase.
+
+The lab is always torn down and the collector stopped (by PID), also on Ctrl-C, SIGTERM or error.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
+import signal
 import subprocess
 import sys
-import textwrap
+import tempfile
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from censornet import topology
-from censornet.catalogue import Scenario
+from censornet.e2e import (
+    PYTHON,
+    Collector,
+    ProbeOutcome,
+    ProbeSite,
+    drain_outbox,
+    overlay_scenario,
+    run_probes,
+)
 from censornet.lab import Lab
 from censornet.netns import LabError
-from censornet.scenario import apply_scenario
+from censornet.scenario import apply_scenario, reset_lab
+from probe.outbox import Outbox
+from probe.status import OUTBOX_FILE
 
-TOUR: tuple[str, ...] = (
-    "clean",
-    "dns-nxdomain",
-    "sni-reset",
-    "sni-throttle-police",
-    "network-shutdown",
-    "platform-down",
-)
-VANTAGE = "v1a"
-X_IP = topology.X_IPS[0]
-WIDTH = 100
+COUNTRY = "PK"
+ASNS: dict[str, int] = {"isp1": 64501, "isp2": 64502}
+VANTAGES: tuple[str, ...] = ("v1a", "v1b", "v2a")
+PLATFORM = "x"
+BACKOFF_WAIT_LIMIT = 45.0  # the outbox retries a deferred bundle 15-30 s after the first failure
 
 
 @dataclass(frozen=True)
-class Probe:
-    """One symptom to look at, with the arguments for each side (None: not applicable)."""
+class Phase:
+    """One phase of the demo: the scenario per ISP (absent: clean) and how many probe rounds."""
 
-    label: str
-    censored: tuple[str, ...]
-    control: tuple[str, ...]
-
-
-def probes(lab: Lab) -> list[Probe]:
-    """The symptoms shown for every scenario."""
-    isp = topology.vantage(VANTAGE).isp or "isp1"
-    ca = ("--ca", str(lab.ca_file))
-    quick = ("--timeout", "1.5")
-    rate = ("--ip", X_IP, "--bytes", str(2 * 1024 * 1024), "--max-seconds", "2", "--idle", "1.5")
-    tls_x = ("tls", X_IP, "x.com", *quick, *ca)
-    return [
-        Probe(
-            "DNS A x.com",
-            ("dns", topology.isp(isp).resolver, "x.com", *quick, "--window", "0"),
-            ("dns", topology.CONTROL_RESOLVER_IP, "x.com", *quick, "--window", "0"),
-        ),
-        Probe(f"TLS SNI x.com to {X_IP}", tls_x, tls_x),
-        Probe(
-            f"TLS SNI example.org to {X_IP}",
-            ("tls", X_IP, "example.org", *quick, *ca),
-            ("tls", X_IP, "example.org", *quick, *ca),
-        ),
-        Probe(
-            "GET https://x.com/",
-            ("http", "https://x.com/", "--ip", X_IP, *quick),
-            ("http", "https://x.com/", "--ip", X_IP, *quick),
-        ),
-        Probe(
-            "download from x.com",
-            ("rate", "https://x.com/big", *rate),
-            ("rate", "https://x.com/big", *rate),
-        ),
-    ]
+    name: str
+    title: str
+    scenarios: dict[str, str]
+    rounds: int = 1
+    note: str = ""
 
 
-def observe(lab: Lab, rows: Sequence[Probe]) -> list[tuple[str, str, str]]:
-    """Run every probe at both vantages at once; one (label, censored, control) line per probe."""
-    running = []
-    for row in rows:
-        pair = []
-        for vantage, args in ((VANTAGE, row.censored), (topology.CTRL, row.control)):
-            argv = lab.command(vantage, [sys.executable, "-m", "censornet.symptoms", *args])
-            pair.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
-        running.append((row.label, pair))
-    lines = []
-    for label, pair in running:
-        shown = []
-        for proc in pair:
-            out, _ = proc.communicate(timeout=30)
-            shown.append(describe(json.loads(out)) if out.strip() else "(probe failed)")
-        lines.append((label, shown[0], shown[1]))
-    return lines
+PHASES: tuple[Phase, ...] = (
+    Phase("clean", "no interference anywhere", {}),
+    Phase(
+        "block",
+        "isp1 resets TLS connections that name X; isp2 throttles X",
+        {"isp1": "sni-reset", "isp2": "sni-throttle-police"},
+        rounds=2,
+        note="two rounds, as a daemon re-running every half hour would measure",
+    ),
+    Phase(
+        "shutdown",
+        "isp1 shuts its whole network down; isp2 still throttles X",
+        {"isp1": "network-shutdown", "isp2": "sni-throttle-police"},
+        note="isp1's probes cannot reach the collector: their bundles wait in the outbox",
+    ),
+)
 
 
-def describe(result: dict[str, Any]) -> str:
-    """A short human reading of one symptom result."""
-    kind, outcome = result["kind"], result["outcome"]
-    if kind == "dns":
-        if outcome != "answer":
-            return str(outcome)
-        answers = ",".join(sorted(result["answers"])) or "no address"
-        return f"{result['rcode']} {answers}"
-    if kind == "tls":
-        if outcome != "ok":
-            return f"{outcome} at {result['stage']} ({result['ms']:.0f} ms)"
-        issuer = (result["issuer"] or "").removeprefix("CN=").split(",")[0]
-        return f"ok, {'valid' if result['valid'] else 'INVALID'} ({issuer})"
-    if kind == "http":
-        if outcome != "ok":
-            return f"{outcome} at {result['stage']}"
-        title = f" {result['title'][:26]!r}" if result["title"] else ""
-        return f"{result['status']}{title} ({result['ms']:.0f} ms)"
-    if kind == "rate":
-        if result["status"] is not None and result["status"] >= 300:
-            return f"HTTP {result['status']}"
-        if result["bytes"] == 0:
-            return str(outcome)
-        return f"{result['kbps']:,.0f} kbit/s ({outcome}, {result['bytes'] // 1024} KiB)"
-    return str(outcome)
+@dataclass
+class DemoResult:
+    """What the demo did, also written to ``out/demo-summary.json``."""
+
+    prefix: str
+    out_dir: str
+    collector_url: str = ""
+    collector_pid: int | None = None
+    dashboard: str = ""
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    drains: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
-def show(scenario: Scenario, index: int, lines: list[tuple[str, str, str]]) -> None:
-    """Print one scenario: what it is, what is expected, what was seen."""
-    expected = scenario.expected_for("https://x.com/")
-    verdicts = "/".join(expected.verdict)
-    methods = f" {'/'.join(expected.method)}" if expected.method else ""
-    print(f"\n== {index}/{len(TOUR)} {scenario.id}: {scenario.title}")
-    print(
-        f"   category {scenario.category}; a probe must say for https://x.com/: {verdicts}{methods}"
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def sites(base: Path) -> list[ProbeSite]:
+    """The demo's probes: one per vantage point, labelled with their ISP's ASN."""
+    out = []
+    for name in VANTAGES:
+        isp = topology.vantage(name).isp or "isp1"
+        out.append(ProbeSite(name, base / "probes" / name, COUNTRY, ASNS[isp], f"lab-{isp}"))
+    return out
+
+
+def apply_phase(lab: Lab, phase: Phase) -> None:
+    """Reset the lab and apply the phase's scenario at each ISP."""
+    if not phase.scenarios:
+        reset_lab(lab)
+        return
+    (first_isp, first_id), *rest = phase.scenarios.items()
+    apply_scenario(lab, first_id, isp=first_isp)
+    for isp, scenario_id in rest:
+        overlay_scenario(lab, scenario_id, isp)
+
+
+def show_outcome(outcome: ProbeOutcome) -> None:
+    site = outcome.site
+    verdict = outcome.verdict + (" (partial)" if outcome.partial else "")
+    upload = outcome.upload_line.removeprefix("upload: ") or "(no upload line)"
+    say(
+        f"   {site.vantage:4} {site.isp:4}  X: {verdict:20} {outcome.method or '-':15}"
+        f" {outcome.endpoint_text():34} {outcome.seconds:4.1f} s"
     )
-    body = " ".join(scenario.description.split())
-    print(textwrap.fill(body, WIDTH, initial_indent="   ", subsequent_indent="   "))
-    print(f"\n   {'symptom':36} {VANTAGE + ' (behind the censor)':40} ctrl (control vantage)")
-    for label, censored, control in lines:
-        print(f"   {label:36} {censored:40} {control}")
+    say(f"        {upload}")
+    if outcome.verdict == "error":
+        say(f"        probe failed (exit {outcome.returncode}): {outcome.stderr_tail}")
 
 
-def main() -> int:
-    """Bring a lab up, tour the scenarios, and always bring it down."""
+def wait_until_due(states: Sequence[Path]) -> float:
+    """Wait (at most BACKOFF_WAIT_LIMIT) until every queued bundle is due again; seconds waited."""
     started = time.monotonic()
-    print("bringing the lab up ...", flush=True)
+    while time.monotonic() - started < BACKOFF_WAIT_LIMIT:
+        waiting = 0
+        for state in states:
+            with Outbox(state / OUTBOX_FILE) as box:
+                stats = box.stats()
+            waiting += stats.pending - stats.due
+        if waiting == 0:
+            break
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def report(argv: Sequence[str], timeout: float = 120.0) -> str:
+    """Run ``blockprobe report ...`` on this machine; its output (raises on failure)."""
+    done = subprocess.run(
+        [PYTHON, "-m", "probe", "report", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise LabError(f"blockprobe report {argv[0]} failed: {done.stderr.strip()[-800:]}")
+    return done.stdout
+
+
+def indent(text: str, prefix: str = "   ") -> str:
+    return "\n".join(prefix + line for line in text.rstrip().splitlines())
+
+
+def summary_table(result: DemoResult) -> None:
+    """What each probe saw in each phase."""
+    say(f"   {'phase':16} {'vantage':7} {'ISP (AS)':14} {'X verdict':22} {'method':15} endpoints")
+    for row in result.outcomes:
+        verdict = row["verdict"] + (" (partial)" if row["partial"] else "")
+        isp = f"{row['isp']} ({row['asn']})"
+        say(
+            f"   {row['phase']:16} {row['vantage']:7} {isp:14} {verdict:22}"
+            f" {row['method'] or '-':15} {row['endpoints']}"
+        )
+
+
+def run_demo(lab: Lab, work: Path, out_dir: Path, result: DemoResult) -> None:
+    """Everything between lab up and lab down (the caller tears down)."""
+    collector = Collector(lab, work / "collector")
+    result.collector_url = collector.url
     try:
-        lab = Lab.up()
-    except LabError as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        return 2
-    try:
-        print(f"lab {lab.prefix!r} up in {time.monotonic() - started:.1f} s ({lab.mode} mode)")
-        rows = probes(lab)
-        for index, scenario_id in enumerate(TOUR, start=1):
-            scenario = apply_scenario(lab, scenario_id)
-            show(scenario, index, observe(lab, rows))
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+        collector.start()
+        result.collector_pid = collector.process.pid if collector.process else None
+        say(
+            f"collector up at {collector.url} in the control namespace (data: {collector.data_dir})"
+        )
+        probes = sites(work)
+        for site in probes:
+            say(
+                f"probe {site.vantage}: behind {site.isp}, labelled {site.country} AS{site.asn};"
+                f" state in {site.state_dir}"
+            )
+        for number, phase in enumerate(PHASES, start=1):
+            apply_phase(lab, phase)
+            scenarios = ", ".join(f"{i}: {phase.scenarios.get(i, 'clean')}" for i in ASNS)
+            say(f"\n== phase {number}/{len(PHASES)} {phase.name}: {phase.title}")
+            say(f"   scenarios: {scenarios}" + (f"  ({phase.note})" if phase.note else ""))
+            for round_number in range(1, phase.rounds + 1):
+                if phase.rounds > 1:
+                    say(f"   round {round_number}/{phase.rounds}")
+                for outcome in run_probes(lab, probes, collector.url, PLATFORM):
+                    show_outcome(outcome)
+                    label = phase.name + (f" #{round_number}" if phase.rounds > 1 else "")
+                    result.outcomes.append(_row(label, outcome))
+        say("\n== the shutdown is lifted: isp1's probes drain their outboxes (blockprobe upload)")
+        reset_lab(lab)
+        held = [s for s in probes if _pending(s.state_dir)]
+        if held:
+            waited = wait_until_due([s.state_dir for s in held])
+            if waited >= 1:
+                say(f"   waited {waited:.0f} s for the outbox's retry backoff")
+            for site in held:
+                line = drain_outbox(lab, site, collector.url)
+                result.drains[site.vantage] = line
+                say(f"   {site.vantage}: {line}")
+        else:
+            say("   (no bundle was waiting)")
     finally:
-        lab.down()
-        print(f"\nlab down; the tour took {time.monotonic() - started:.1f} s")
-    return 0
+        collector.stop()
+    say(f"collector stopped (pid {result.collector_pid})")
+
+    data_dir = str(collector.data_dir)
+    say("\n== reachability of X per network and hour (blockprobe report reachability)")
+    say("   measurements taken within one hour fall in the same hourly bucket, so each row sums")
+    say("   up all phases; 'confirmed' means two probes of that network saw the same method")
+    say(indent(report(["reachability", "--data-dir", data_dir, "--bucket", "hour"])))
+    report(
+        ["reachability", "--data-dir", data_dir, "--bucket", "hour"]
+        + ["--format", "json", "--output", str(out_dir / "reachability.json")]
+    )
+    say("   (a throttle that slows only X's large transfers leaves most endpoints reachable, so")
+    say("   isp2's hourly cell can stay reachable; the probes' own verdicts below show it)")
+    say("\n== incidents (blockprobe report incidents)")
+    say(indent(report(["incidents", "--data-dir", data_dir, "--bucket", "hour"])))
+    report(
+        ["incidents", "--data-dir", data_dir, "--bucket", "hour"]
+        + ["--format", "json", "--output", str(out_dir / "incidents.json")]
+    )
+    dashboard = out_dir / "dashboard.html"
+    report(["dashboard", "--data-dir", data_dir, "--output", str(dashboard)])
+    result.dashboard = str(dashboard.resolve())
+
+    say("\n== what each probe saw")
+    summary_table(result)
+    say(f"\ndashboard written to {result.dashboard}")
+
+
+def _pending(state_dir: Path) -> int:
+    with Outbox(state_dir / OUTBOX_FILE) as box:
+        return box.stats().pending
+
+
+def _row(phase: str, outcome: ProbeOutcome) -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "vantage": outcome.site.vantage,
+        "isp": outcome.site.isp,
+        "asn": outcome.site.asn,
+        "verdict": outcome.verdict,
+        "method": outcome.method,
+        "partial": outcome.partial,
+        "endpoints": outcome.endpoint_text(),
+        "upload": outcome.upload_line,
+        "seconds": round(outcome.seconds, 2),
+    }
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m censornet.demo", description=__doc__)
+    parser.add_argument("--prefix", help="Lab namespace prefix (default $BLOCKPROBE_LAB_PREFIX).")
+    parser.add_argument("--out", type=Path, default=Path("out"), help="Output directory.")
+    parser.add_argument(
+        "--keep-data", action="store_true", help="Keep the collector's and probes' directories."
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Bring a lab up, run the demo, and always bring everything down."""
+    args = parse_args(argv)
+    started = time.monotonic()
+    prefix = args.prefix or topology.lab_prefix()
+    out_dir: Path = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(prefix=prefix, out_dir=str(out_dir.resolve()))
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    work = Path(tempfile.mkdtemp(prefix="blockprobe-demo-"))
+    work.chmod(0o755)  # the probes and the collector run as other processes in the lab
+    status = 0
+    lab: Lab | None = None
+    say("blockprobe end-to-end demo: 3 probes on 2 ISPs -> signed bundles -> collector -> reports")
+    try:
+        say(f"bringing the lab {prefix!r} up ...")
+        lab = Lab.up(prefix)
+        say(f"lab up in {time.monotonic() - started:.1f} s ({lab.mode} mode)")
+        run_demo(lab, work, out_dir, result)
+    except KeyboardInterrupt:
+        print("\ninterrupted: tearing down", file=sys.stderr, flush=True)
+        status = 130
+    except (LabError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        print(f"demo: {exc}", file=sys.stderr, flush=True)
+        status = 2
+    finally:
+        if lab is not None:  # (a failed Lab.up has torn down what it built)
+            lab.down()
+        if not args.keep_data:
+            shutil.rmtree(work, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        result.seconds = round(time.monotonic() - started, 1)
+        (out_dir / "demo-summary.json").write_text(json.dumps(asdict(result), indent=1) + "\n")
+        say(f"lab down; the demo took {result.seconds:.0f} s")
+    return status
 
 
 if __name__ == "__main__":

@@ -4,23 +4,35 @@ The human form is one table per platform on stdout; ``--json`` prints only the r
 the verdict contract (shared/spec/verdicts.md) on stdout. Progress always goes to stderr. Exit
 status 0 when the run completed (whatever the verdicts), 2 for a bad configuration or an unknown
 platform.
+
+``--upload`` then seals the measurements into bundles, one per network, in the outbox of the
+state directory, enrols the key with the collector if needed and drains the outbox
+(``probe.submit``), printing one summary line on stderr. Bundles the collector cannot take now
+stay queued (exit status still 0): ``blockprobe upload`` or the daemon sends them later.
+``--asn``, ``--country`` and ``--network`` label the vantage point as the config's
+``[vantage]`` table does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from probe.config import ProbeConfig, load_config
-from probe.configfile import ConfigError
+from probe.config import ProbeConfig, VantageConfig, load_config
+from probe.configfile import ConfigError, problems_of
+from probe.daemon_config import DaemonConfig
 from probe.model import EndpointResult, RunDocument, ThroughputSummary
 from probe.platforms import Platform, UnknownPlatformError
 from probe.run import run_check
+from probe.state import default_state_dir
+from probe.submit import submit
 
 EXIT_USAGE = 2
 
@@ -53,13 +65,50 @@ def run_command(
     json_output: bool = typer.Option(
         False, "--json", help="Print only the run document (JSON) on stdout."
     ),
+    upload: bool = typer.Option(
+        False,
+        "--upload",
+        help="Seal the measurements into signed bundles (one per network) and upload them; "
+        "what cannot be sent now waits in the outbox.",
+    ),
+    collector: str | None = typer.Option(
+        None,
+        "--collector",
+        envvar="BLOCKPROBE_COLLECTOR",
+        help="Collector base URL for --upload; default: the config's [daemon] collector_url.",
+    ),
+    state_dir: Path | None = typer.Option(
+        None,
+        "--state-dir",
+        envvar="BLOCKPROBE_STATE_DIR",
+        help="Probe state directory (keys, outbox) for --upload; default: the daemon's.",
+    ),
+    enroll_token: str | None = typer.Option(
+        None,
+        "--enroll-token",
+        envvar="BLOCKPROBE_ENROLL_TOKEN",
+        help="Enrolment token, for a collector that requires one.",
+    ),
+    asn: int | None = typer.Option(
+        None, "--asn", min=0, max=4294967295, help="Label the vantage with this network (ASN)."
+    ),
+    country: str | None = typer.Option(
+        None, "--country", help="Label the vantage with this country (two capital letters)."
+    ),
+    network: str | None = typer.Option(
+        None, "--network", help="Label the vantage with this network name (never an address)."
+    ),
 ) -> None:
     """Check whether platforms are reachable, blocked, throttled or down from here."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         probe_config = _configure(config, ca_file)
+        probe_config = _labelled(probe_config, asn=asn, country=country, network=network)
         chosen = probe_config.chosen_platforms(platform or [])
         probe_config.to_settings()  # refuse a bad system resolver file before measuring
+        target = (
+            _upload_target(probe_config, collector, state_dir, enroll_token) if upload else None
+        )
     except (ConfigError, UnknownPlatformError) as exc:
         typer.echo(f"blockprobe run: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -67,12 +116,76 @@ def run_command(
     def progress(message: str) -> None:
         err.print(message, style="dim", markup=False)
 
-    document, _ = asyncio.run(run_check(probe_config, chosen, progress=progress))
+    document, measurements = asyncio.run(run_check(probe_config, chosen, progress=progress))
     if json_output:
         sys.stdout.write(document.model_dump_json() + "\n")
         sys.stdout.flush()
     else:
         render(document, chosen, Console(highlight=False))
+    if target is not None:
+        report = asyncio.run(
+            submit(
+                target.state_dir,
+                measurements,
+                target.collector,
+                country=probe_config.vantage.country,
+                enroll_token=target.token,
+            )
+        )
+        err.print(report.summary(), markup=False)
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where ``--upload`` keeps its bundles and sends them."""
+
+    collector: str
+    state_dir: Path
+    token: str | None
+
+
+def _labelled(
+    config: ProbeConfig, *, asn: int | None, country: str | None, network: str | None
+) -> ProbeConfig:
+    """``config`` with the vantage labels given on the command line (validated like the file's)."""
+    given = {"asn": asn, "country": country, "network": network}
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        return config
+    try:
+        vantage = VantageConfig.model_validate(config.vantage.model_dump() | changes)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise ConfigError.single("(command line)", "vantage", problems) from None
+    updated = config.model_copy(update={"vantage": vantage})
+    updated._source = config.source
+    return updated
+
+
+def _upload_target(
+    config: ProbeConfig, collector: str | None, state_dir: Path | None, token: str | None
+) -> UploadTarget:
+    """The collector, state directory and token for ``--upload``: options, then ``[daemon]``."""
+    try:
+        daemon = DaemonConfig.model_validate(config.daemon)
+    except ValidationError as exc:
+        raise ConfigError(
+            [replace(p, key=f"daemon.{p.key}") for p in problems_of(exc, config.source)]
+        ) from None
+    url = collector or (str(daemon.collector_url) if daemon.collector_url else None)
+    if not url:
+        raise ConfigError.single(
+            config.source,
+            "daemon.collector_url",
+            "--upload needs a collector: pass --collector URL or set [daemon] collector_url",
+        )
+    if state_dir is None:
+        state_dir = daemon.state_dir
+        if state_dir is not None and not state_dir.is_absolute() and config.source != "(defaults)":
+            state_dir = Path(config.source).resolve().parent / state_dir.expanduser()
+    if token is None and daemon.enroll_token is not None:
+        token = daemon.enroll_token.get_secret_value()
+    return UploadTarget(url, state_dir or default_state_dir(), token)
 
 
 def _configure(config: Path | None, ca_file: Path | None) -> ProbeConfig:

@@ -162,6 +162,15 @@ def tls(ctx: Context) -> Finding | None:
         control = settle([tls_failure(h) for h in benign])
         if control.works:
             ok = next(h for h in benign if tls_failure(h) is None)
+            slowed = _slowed(platform, split.failed) if method == "tls.timeout" else 0
+            if slowed:
+                evidence = [
+                    *lines,
+                    f"the server's handshake data was arriving ({slowed} bytes) when it timed "
+                    "out: the flow is slowed, not dropped",
+                    f"same IP with SNI {ok.sni}: handshake ok in {elapsed(ok.t0, ok.t)}",
+                ]
+                return Finding("throttled", "throttle.stall", 0.7, tuple(evidence))
             evidence = [*lines, f"same IP with SNI {ok.sni}: handshake ok"]
             if vantage_ok:
                 evidence.append("control vantage: handshake ok")
@@ -186,6 +195,18 @@ def tls(ctx: Context) -> Finding | None:
         return Finding("blocked", method, 0.7, (*lines, why))
     why = "no benign SNI to the same IP and no control-vantage handshake to compare with"
     return Finding("inconclusive", None, 0.4, (*lines, why))
+
+
+def _slowed(platform: list[TLSHandshakeObservation], failed: list[str]) -> int:
+    """Bytes the server got through in the timed-out handshakes (0: nothing came back).
+
+    A censor that drops the flow after the ClientHello lets nothing through; a shaper or a
+    policer delays the server's handshake messages, which arrive in part before the timeout.
+    """
+    return max(
+        (h.received or 0 for h in platform if h.ip in failed and h.failure is Failure.TIMEOUT),
+        default=0,
+    )
 
 
 def _residual(platform: Failure, benign: Failure) -> bool:

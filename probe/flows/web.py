@@ -45,6 +45,7 @@ class _Observation(Protocol):
 Obs = TypeVar("Obs", bound=_Observation)
 PAIRED_RECHECKS = 3  # extra queries for a timed-out name, each paired with one for a canary
 RECHECK_SPACING = 0.08  # seconds between the re-check queries
+PATIENT_FACTOR = 1.5  # a silent TLS timeout is tried once more with this many handshake timeouts
 TransferObs = ThroughputObservation
 
 
@@ -227,7 +228,17 @@ class _Flow:
         tcp_tries, tls_tries = await asyncio.gather(
             asyncio.gather(*tcp_runs), asyncio.gather(*tls_runs)
         )
-        return [o for one in tcp_tries for o in one], [o for one in tls_tries for o in one]
+        handshakes = [o for one in tls_tries for o in one]
+        stalled = _stalled_silently(handshakes)
+        if stalled:
+            # Nothing came back for the platform SNI while the benign one worked: a drop, or a
+            # queue so deep (a shaper) that the server's first bytes had not arrived yet. One
+            # longer try after the others tells them apart.
+            patient = timeouts.tls_handshake * PATIENT_FACTOR
+            handshakes += await asyncio.gather(
+                *(shake(ip, host)(deadline_in(patient)) for ip in stalled)
+            )
+        return [o for one in tcp_tries for o in one], handshakes
 
     async def _use(
         self, plan: EndpointPlan, ip: str, with_throughput: bool, controls: bool
@@ -302,6 +313,21 @@ class _Flow:
 
     async def _retry(self, step: Callable[[float], Awaitable[Obs]], within: float) -> list[Obs]:
         return await retry(step, within, self.settings.retries)
+
+
+def _stalled_silently(handshakes: Sequence[TLSHandshakeObservation]) -> list[str]:
+    """Addresses where every platform-SNI try timed out with no byte back, but the benign SNI
+    completed."""
+    benign_ok = {h.ip for h in handshakes if h.control and h.failure is None}
+    tries: dict[str, list[TLSHandshakeObservation]] = {}
+    for h in handshakes:
+        if not h.control:
+            tries.setdefault(h.ip, []).append(h)
+    return [
+        ip
+        for ip, hs in tries.items()
+        if ip in benign_ok and all(h.failure is Failure.TIMEOUT and not h.received for h in hs)
+    ]
 
 
 def _addresses(host: str, lookups: Sequence[DNSObservation]) -> list[str]:

@@ -90,6 +90,7 @@ class TLSHandshakeObservation(_Wire):
     alpn: str | None = None
     cert_valid: bool | None = None
     certificate: Certificate | None = None
+    received: int | None = None  # bytes the server sent during the handshake (a stall keeps them)
     t0: float
     t: float
 

@@ -41,15 +41,18 @@ async def handshake(
     failure: Failure | None = None
     session: _Session | None = None
     cert_valid: bool | None = None
+    received = [0]
     try:
         async with asyncio.timeout_at(deadline):
             try:
-                session = await _handshake(ip, port, sni, client_context(ca_file), alpn)
+                session = await _handshake(ip, port, sni, client_context(ca_file), alpn, received)
                 cert_valid = True
             except ssl.SSLCertVerificationError as exc:
                 failure = classify_exception(exc)
                 cert_valid = False
-                session = await _handshake(ip, port, sni, client_context(None, verify=False), alpn)
+                session = await _handshake(
+                    ip, port, sni, client_context(None, verify=False), alpn, [0]
+                )
     except NETWORK_ERRORS as exc:
         if failure is None:  # a failure of the verifying handshake wins over the second one's
             failure = classify_exception(exc)
@@ -64,6 +67,7 @@ async def handshake(
         alpn=session.alpn if session else None,
         cert_valid=cert_valid,
         certificate=session.certificate if session else None,
+        received=received[0],
         t0=t0,
         t=clock.now(),
     )
@@ -81,9 +85,16 @@ class _Session:
 
 
 async def _handshake(
-    ip: str, port: int, sni: str, context: ssl.SSLContext, alpn: tuple[str, ...]
+    ip: str,
+    port: int,
+    sni: str,
+    context: ssl.SSLContext,
+    alpn: tuple[str, ...],
+    received: list[int],
 ) -> _Session:
     """One TCP connection and TLS handshake, driven through memory BIOs; closes the connection.
+
+    ``received[0]`` counts the bytes the server sent, as they arrive (a timeout keeps the count).
 
     Driving the handshake ourselves (rather than asyncio's SSL transport, which reports a peer's
     FIN during the handshake as a connection reset) keeps EOF, reset and alert apart.
@@ -108,6 +119,7 @@ async def _handshake(
             data = await reader.read(65536)
             if not data:
                 raise EOFError("connection closed during the TLS handshake")
+            received[0] += len(data)
             incoming.write(data)
     finally:
         writer.close()
