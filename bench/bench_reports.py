@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from probe.bundle import build, seal
 from reports.incidents import incidents
 from reports.model import ReportQuery
 from reports.query import reachability
+from reports.rollup import rebuild_networks
 from tests.collectors.factories import make_key, make_measurement
 
 PLATFORMS = ["x", "youtube", "whatsapp", "telegram", "facebook", "instagram", "tiktok", "signal"]
@@ -147,14 +148,18 @@ def bulk_load(path: Path, total: int) -> float:
     db.executemany("INSERT INTO report_probes VALUES (?,?,?,?,?,?,?)", sorted(presence))
     confirmed = [k for k, n in agree.items() if n >= 2 and k[0] == "hour"]
     rows = set()
-    for _g, b, p, cc, a, f in confirmed:
-        rows.add(("hour", b, p, cc, a, f))
-        rows.add(("day", b - b % 86400, p, cc, a, f))
+    for _g, b, plat, cc, a, f in confirmed:
+        rows.add(("hour", b, plat, cc, a, f))
+        rows.add(("day", b - b % 86400, plat, cc, a, f))
     db.executemany("INSERT INTO report_confirmations VALUES (?,?,?,?,?,?)", sorted(rows))
     db.execute("UPDATE log_head SET size = ?", (log_index,))
     db.commit()
-    db.execute("ANALYZE")
     db.close()
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        rebuild_networks(conn)  # report_networks, as ingest keeps it
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
     print(
         f"loaded {written:,} measurements, {len(cells):,} cells"
         f" in {time.perf_counter() - began:.0f} s"
@@ -189,7 +194,7 @@ def bench_queries(path: Path) -> None:
     def q(**kw: object) -> ReportQuery:
         return ReportQuery.model_validate({"until": end, **kw})
 
-    def run(fn: Callable[..., list[object]], query: ReportQuery) -> Callable[[], int]:
+    def run(fn: Callable[..., Sequence[object]], query: ReportQuery) -> Callable[[], int]:
         def go() -> int:
             with engine.connect() as conn:
                 return len(fn(conn, query))

@@ -43,10 +43,20 @@ def _v3_report_rollups(conn: Connection) -> None:
     backfill(conn)
 
 
+def _v4_report_networks(conn: Connection) -> None:
+    """Network rollup (outage checks) and a partial index of failing cells (incidents)."""
+    from reports.rollup import rebuild_networks
+    from reports.tables import create_network_rollup
+
+    create_network_rollup(conn)
+    rebuild_networks(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_baseline,
     _v2_report_indexes,
     _v3_report_rollups,
+    _v4_report_networks,
 ]
 
 

@@ -15,34 +15,38 @@ The change-point rule (docs/reports.md), over the buckets of one platform in one
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Join, Table, and_, case, func, select
 
-from probe.model.verdict import VerdictKind
 from reports.model import Grain, Incident, IncidentKind, ReportQuery
 from reports.query import (
     FAMILIES,
     Cell,
+    CellId,
     NetworkId,
-    cell_state,
     dominant_method,
-    load_cells,
-    load_confirmations,
-    load_methods,
-    network_outages,
+    network_down,
     sample_digest,
+    state_of,
     to_datetime,
     where,
 )
-from reports.rollup import SECONDS
-from reports.tables import report_cells, report_probes
+from reports.rollup import SECONDS, epoch
+from reports.tables import (
+    report_cells,
+    report_confirmations,
+    report_failing,
+    report_methods,
+    report_networks,
+    report_probes,
+)
 
 Scope = Literal["platform", "network"]
 SAMPLES = 5
-SERIES_QUERIES = 64  # above this many candidate series, load the window in one query
 
 
 @dataclass(frozen=True)
@@ -64,15 +68,38 @@ class Span:
     failing: list[Cell] = field(default_factory=list)
 
 
-def bucket_status(
-    cell: Cell, rule: Rule, network_outage: bool
-) -> tuple[IncidentKind, Scope] | Literal["reachable"] | None:
+Status = tuple[IncidentKind, Scope] | Literal["reachable"] | None
+Step = tuple[int, Status, Cell | None]  # bucket, what it says, the cell when it fails
+
+
+def bucket_status(cell: Cell, rule: Rule, network_outage: bool) -> Status:
     """What one bucket says: failing (kind, scope), reachable, or nothing."""
-    if cell.measurements < rule.min_measurements:
+    return status_of(
+        cell.measurements,
+        cell.reachable,
+        cell.blocked,
+        cell.throttled,
+        cell.outage,
+        network_outage,
+        rule,
+    )
+
+
+def status_of(
+    measurements: int,
+    reachable: int,
+    blocked: int,
+    throttled: int,
+    outage: int,
+    network_outage: bool,
+    rule: Rule,
+) -> Status:
+    """``bucket_status`` from a cell's counts."""
+    if measurements < rule.min_measurements:
         return None
-    state: VerdictKind = cell_state(cell, network_outage)
     if network_outage:
         return ("outage", "network")
+    state = state_of(measurements, reachable, blocked, throttled, outage, False)
     if state in ("blocked", "throttled", "outage"):
         return (state, "platform")
     return "reachable" if state == "reachable" else None
@@ -80,16 +107,24 @@ def bucket_status(
 
 def find_spans(series: Sequence[Cell], outages: set[NetworkId], rule: Rule = Rule()) -> list[Span]:
     """Apply the change-point rule to one series of cells, ordered by bucket."""
+    steps: list[Step] = []
+    for cell in series:
+        status = bucket_status(cell, rule, (cell.bucket, cell.country, cell.asn) in outages)
+        steps.append((cell.bucket, status, cell))
+    return apply_rule(steps, rule)
+
+
+def apply_rule(steps: Iterable[Step], rule: Rule) -> list[Span]:
+    """The change-point rule over one series' buckets, in order (module docstring)."""
     spans: list[Span] = []
     current: Span | None = None
     streak: list[int] = []  # starts of consecutive reachable buckets
-    for cell in series:
-        status = bucket_status(cell, rule, (cell.bucket, cell.country, cell.asn) in outages)
+    for bucket, status, cell in steps:
         if status is None:
             continue
         if status == "reachable":
             if current is not None:
-                streak.append(cell.bucket)
+                streak.append(bucket)
                 if len(streak) >= rule.close_after:
                     current.end = streak[0]
                     current = None
@@ -97,83 +132,164 @@ def find_spans(series: Sequence[Cell], outages: set[NetworkId], rule: Rule = Rul
         streak = []
         kind, scope = status
         if current is not None and (current.kind, current.scope) != (kind, scope):
-            current.end = cell.bucket
+            current.end = bucket
             current = None
         if current is None:
-            current = Span(kind, scope, cell.bucket)
+            current = Span(kind, scope, bucket)
             spans.append(current)
+        assert cell is not None  # a failing step carries its cell
         current.failing.append(cell)
     return spans
 
 
 def incidents(conn: Connection, query: ReportQuery, rule: Rule = Rule()) -> list[Incident]:
-    """Incidents in the query's window, ordered by start."""
+    """Incidents in the query's window, ordered by start.
+
+    Only series with a failing bucket can hold an incident, and an incident starts at one: the
+    failing cells come first (``report_failing``, with their network's outage flag from
+    ``report_networks``), then the cells of those series from their first
+    failing bucket on, and the methods and confirmations of the failing cells only. The rule
+    then runs over plain tuples; ``Cell`` objects are made for failing buckets alone.
+    """
     grain = query.bucket
+    c, f, n = report_cells.c, report_failing.c, report_networks.c
+    same_cell = and_(
+        c.grain == f.grain,
+        c.bucket == f.bucket,
+        c.platform == f.platform,
+        c.country == f.country,
+        c.asn == f.asn,
+    )
+    failing = Failing(
+        report_failing.join(report_cells, same_cell),
+        and_(where(report_failing, query, grain), c.measurements >= rule.min_measurements),
+    )
+    network = and_(n.grain == c.grain, n.bucket == c.bucket, n.country == c.country)
+    down_flag = case((and_(*network_down(report_networks)), 1), else_=0)
+    rows = conn.execute(
+        select(c.bucket, c.country, c.asn, down_flag)
+        .select_from(failing.cells.outerjoin(report_networks, and_(network, n.asn == c.asn)))
+        .where(failing.where)
+    ).all()
+    if not rows:
+        return []
+    down = {(b, cc, a) for b, cc, a, flag in rows if flag}
+    methods = _of_failing(conn, failing, report_methods, "method", "count")
+    confirmations = _of_failing(conn, failing, report_confirmations, "family")
     found: list[Incident] = []
-    candidates = _candidates(conn, query, rule)
-    if len(candidates) > SERIES_QUERIES:
-        batches = [(query, candidates)]
-    else:
-        batches = [
-            (query.model_copy(update={"platform": p, "country": cc, "asn": a}), {(p, cc, a)})
-            for p, cc, a in sorted(candidates)
-        ]
-    # Network outages: judged over every platform of a network, once for the whole window.
-    down: set[NetworkId] = set()
-    if candidates:
-        down = network_outages(conn, query.model_copy(update={"platform": None}), grain)
-    for sub, wanted in batches:
-        cells = load_cells(conn, sub, grain)
-        cells = [c for c in cells if (c.platform, c.country, c.asn) in wanted]
-        methods = load_methods(conn, sub, grain)
-        confirmations = load_confirmations(conn, sub, grain)
-        for series in _split(cells):
-            found.extend(
-                _describe(conn, span, series, grain, methods, confirmations)
-                for span in find_spans(series, down, rule)
-            )
+    for key, series in _series(conn, query, failing):
+        found.extend(
+            _describe(conn, key, span, series, grain, methods, confirmations)
+            for span in apply_rule(_steps(key, series, down, rule), rule)
+        )
     return sorted(found, key=lambda i: (i.started_at, i.platform, i.country, i.asn))
 
 
-def _candidates(conn: Connection, query: ReportQuery, rule: Rule) -> set[tuple[str, str, int]]:
-    """Series that can hold a failing bucket: a day cell with enough failures (a sound filter)."""
-    need = rule.min_measurements // 2 + 1  # more than half of at least min_measurements
+@dataclass(frozen=True)
+class Failing:
+    """The failing cells of a query: ``report_failing`` joined to ``report_cells``, filtered."""
+
+    cells: Join
+    where: ColumnElement[bool]
+
+
+Series = tuple[str, str, int]  # platform, country, asn
+# bucket, measurements, probes, reachable, blocked, throttled, outage, inconclusive, last, failure
+CellRow = tuple[int, int, int, int, int, int, int, int, str, str | None]
+
+
+def _series(
+    conn: Connection, query: ReportQuery, failing: Failing
+) -> list[tuple[Series, list[CellRow]]]:
+    """The cells of every series with a failing cell, from its first failing bucket on."""
     c = report_cells.c
-    day = query.model_copy(update={"bucket": "day"}) if query.bucket == "hour" else query
-    rows = conn.execute(
-        select(c.platform, c.country, c.asn)
-        .where(where(report_cells, day, "day"), c.blocked + c.throttled + c.outage >= need)
+    first = (
+        select(c.platform, c.country, c.asn, func.min(c.bucket).label("first"))
+        .select_from(failing.cells)
+        .where(failing.where)
         .group_by(c.platform, c.country, c.asn)
+        .subquery("first_failing")
     )
-    return {(p, cc, a) for p, cc, a in rows}
-
-
-def _split(cells: list[Cell]) -> list[list[Cell]]:
-    """Cells (ordered by platform, country, ASN, bucket) cut into one list per series."""
-    out: list[list[Cell]] = []
-    for cell in cells:
-        if not out or (out[-1][0].platform, out[-1][0].country, out[-1][0].asn) != (
-            cell.platform,
-            cell.country,
-            cell.asn,
-        ):
-            out.append([])
-        out[-1].append(cell)
+    cells = report_cells.alias("series")
+    f, a = first.c, cells.c
+    rows = conn.execute(
+        select(a.platform, a.country, a.asn, a.bucket, a.measurements, a.probes, a.reachable)
+        .add_columns(a.blocked, a.throttled, a.outage, a.inconclusive, a.last_digest)
+        .add_columns(a.failure_digest)
+        .select_from(first)
+        .join(
+            cells,
+            and_(
+                a.grain == query.bucket,
+                a.platform == f.platform,
+                a.country == f.country,
+                a.asn == f.asn,
+                a.bucket >= f.first,
+                a.bucket < epoch(query.until),
+            ),
+        )
+        .order_by(a.platform, a.country, a.asn, a.bucket)
+    ).all()
+    out: list[tuple[Series, list[CellRow]]] = []
+    current: Series | None = None
+    for platform, country, asn, *cell in rows:
+        if (platform, country, asn) != current:
+            current = (platform, country, asn)
+            out.append((current, []))
+        out[-1][1].append(tuple(cell))
     return out
+
+
+def _steps(key: Series, series: list[CellRow], down: set[NetworkId], rule: Rule) -> Iterator[Step]:
+    platform, country, asn = key
+    for bucket, m, probes, r, b, t, o, i, last, failure in series:
+        status = status_of(m, r, b, t, o, (bucket, country, asn) in down, rule)
+        if status is None or status == "reachable":
+            yield bucket, status, None
+        else:
+            cell = Cell(bucket, platform, country, asn, m, probes, r, b, t, o, i, last, failure)
+            yield bucket, status, cell
+
+
+def _of_failing(conn: Connection, failing: Failing, table: Table, *names: str) -> dict[CellId, Any]:
+    """Per failing cell, ``table``'s rows: {method: count} or {family} (``names``)."""
+    c, t = report_cells.c, table.c
+    same = and_(
+        t.grain == c.grain,
+        t.bucket == c.bucket,
+        t.platform == c.platform,
+        t.country == c.country,
+        t.asn == c.asn,
+    )
+    rows = conn.execute(
+        select(c.bucket, c.platform, c.country, c.asn, *(t[name] for name in names))
+        .select_from(failing.cells.join(table, same))
+        .where(failing.where)
+    )
+    found: dict[CellId, Any] = {}
+    if len(names) == 2:
+        for bucket, platform, country, asn, name, count in rows:
+            found.setdefault((bucket, platform, country, asn), {})[name] = count
+    else:
+        for bucket, platform, country, asn, name in rows:
+            found.setdefault((bucket, platform, country, asn), set()).add(name)
+    return found
 
 
 def _describe(
     conn: Connection,
+    key: Series,
     span: Span,
-    series: list[Cell],
+    series: list[CellRow],
     grain: Grain,
-    methods: dict[tuple[int, str, str, int], dict[str, int]],
-    confirmations: dict[tuple[int, str, str, int], set[str]],
+    methods: dict[CellId, dict[str, int]],
+    confirmations: dict[CellId, set[str]],
 ) -> Incident:
-    first = span.failing[0]
+    platform, country, asn = key
     last_bucket = span.failing[-1].bucket + SECONDS[grain]
-    stop = span.end if span.end is not None else series[-1].bucket + SECONDS[grain]
-    inside = [c for c in series if span.start <= c.bucket < stop]
+    stop = span.end if span.end is not None else series[-1][0] + SECONDS[grain]
+    buckets = [row[0] for row in series]
+    inside = series[bisect_left(buckets, span.start) : bisect_left(buckets, stop)]
     totals: dict[str, int] = {}
     for cell in span.failing:
         for name, n in methods.get(cell.id, {}).items():
@@ -192,33 +308,33 @@ def _describe(
             samples.append(digest)
         if len(samples) == SAMPLES:
             break
-    key = f"{first.platform}|{first.country}|{first.asn}|{span.kind}|{span.scope}|{span.start}"
+    ident = f"{platform}|{country}|{asn}|{span.kind}|{span.scope}|{span.start}"
     return Incident(
-        id=hashlib.sha256(key.encode()).hexdigest()[:16],
-        platform=first.platform,
-        country=first.country,
-        asn=first.asn,
+        id=hashlib.sha256(ident.encode()).hexdigest()[:16],
+        platform=platform,
+        country=country,
+        asn=asn,
         kind=span.kind,
         scope=span.scope,
         method=method,
         started_at=to_datetime(span.start),
         ended_at=None if span.end is None else to_datetime(span.end),
         last_seen_at=to_datetime(last_bucket),
-        probes=_distinct_probes(conn, first, grain, span.start, stop),
-        measurements=sum(c.measurements for c in inside),
+        probes=_distinct_probes(conn, key, grain, span.start, stop),
+        measurements=sum(row[1] for row in inside),
         failing_buckets=len(span.failing),
         confirmed=confirmed,
         sample_digests=tuple(samples),
     )
 
 
-def _distinct_probes(conn: Connection, cell: Cell, grain: Grain, start: int, stop: int) -> int:
+def _distinct_probes(conn: Connection, key: Series, grain: Grain, start: int, stop: int) -> int:
     p = report_probes.c
     clause = and_(
         p.grain == grain,
-        p.platform == cell.platform,
-        p.country == cell.country,
-        p.asn == cell.asn,
+        p.platform == key[0],
+        p.country == key[1],
+        p.asn == key[2],
         p.bucket >= start,
         p.bucket < stop,
         p.family == "",

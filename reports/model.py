@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,23 @@ DEFAULT_SPAN: dict[Grain, timedelta] = {"hour": timedelta(days=2), "day": timede
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Model = TypeVar("Model", bound=_Frozen)
+
+
+def construct(cls: type[Model], fields: dict[str, Any]) -> Model:
+    """``cls.model_construct(**fields)`` for trusted ``fields`` naming every field, faster.
+
+    The same instance as ``model_construct`` makes (``__dict__``, fields set, no extra, no
+    private attributes): for report rows built by the thousand from typed columns.
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 class ReportQuery(_Frozen):

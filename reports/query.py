@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, literal_column, select
 
-from probe.model.verdict import SEVERITY, VerdictKind
-from reports.model import Grain, ReachabilityRow, ReportQuery
+from probe.model.verdict import METHODS, SEVERITY, VerdictKind
+from reports.model import Grain, ReachabilityRow, ReportQuery, construct
 from reports.rollup import bucket_of, epoch
-from reports.tables import report_cells, report_confirmations, report_methods
+from reports.tables import report_cells, report_confirmations, report_methods, report_networks
 
 CellId = tuple[int, str, str, int]  # bucket, platform, country, asn
 NetworkId = tuple[int, str, int]  # bucket, country, asn
@@ -60,8 +60,11 @@ class Cell:
         return int(getattr(self, kind))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_datetime(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+    return _EPOCH + timedelta(seconds=seconds)
 
 
 def where(
@@ -129,50 +132,57 @@ def network_outages(conn: Connection, query: ReportQuery, grain: Grain) -> set[N
     """Buckets where every platform measured in a network failed, with the canaries.
 
     Every platform's cell has a failing majority, and ``outage.local`` (canaries and controls
-    failed from the vantage) accounts for at least half of the network's measurements.
+    failed from the vantage) accounts for at least half of the network's measurements. One query
+    over ``report_networks`` (kept at ingest), whatever the query's platform.
     """
-    c = report_cells.c
-    failing = case((2 * (c.blocked + c.throttled + c.outage) > c.measurements, 1), else_=0)
-    candidates = conn.execute(
-        select(c.bucket, c.country, c.asn, func.sum(c.measurements))
-        .where(where(report_cells, query, grain, platform=False))
-        .group_by(c.bucket, c.country, c.asn)
-        .having(func.sum(failing) == func.count())
-    ).all()
-    if not candidates:
-        return set()
-    m = report_methods.c
-    local = {
-        (b, cc, a): n
-        for b, cc, a, n in conn.execute(
-            select(m.bucket, m.country, m.asn, func.sum(m["count"]))
-            .where(where(report_methods, query, grain, platform=False), m.method == "outage.local")
-            .group_by(m.bucket, m.country, m.asn)
+    n = report_networks.c
+    rows = conn.execute(
+        select(n.bucket, n.country, n.asn).where(
+            where(report_networks, query, grain, platform=False), *network_down(report_networks)
         )
-    }
-    return {(b, cc, a) for b, cc, a, n in candidates if 2 * local.get((b, cc, a), 0) >= n}
+    )
+    return {(b, cc, a) for b, cc, a in rows}
+
+
+def network_down(table: Any) -> list[ColumnElement[bool]]:
+    """The outage test over a ``report_networks`` row (or an alias of the table)."""
+    n = table.c
+    return [n.failing == n.cells, literal_column("2") * n.outage_local >= n.measurements]
 
 
 def cell_state(cell: Cell, network_outage: bool = False) -> VerdictKind:
     """The cell's verdict by majority (module docstring)."""
-    if network_outage:
+    return state_of(
+        cell.measurements, cell.reachable, cell.blocked, cell.throttled, cell.outage, network_outage
+    )
+
+
+_BY_SEVERITY = sorted(FAILING, key=SEVERITY.index)  # ties between failing verdicts: most severe
+
+
+def state_of(
+    measurements: int, reachable: int, blocked: int, throttled: int, outage: int, down: bool
+) -> VerdictKind:
+    """``cell_state`` from the counts."""
+    if down:
         return "outage"
-    if 2 * cell.failures > cell.measurements:
-        return max(FAILING, key=lambda kind: (cell.count(kind), -SEVERITY.index(kind)))
-    if 2 * cell.reachable >= cell.measurements:
+    if 2 * (blocked + throttled + outage) > measurements:
+        counts = {"blocked": blocked, "throttled": throttled, "outage": outage}
+        best = max(counts.values())
+        return next(kind for kind in _BY_SEVERITY if counts[kind] == best)
+    if 2 * reachable >= measurements:
         return "reachable"
     return "inconclusive"
 
 
 def dominant_method(methods: dict[str, int], state: VerdictKind) -> str | None:
     """The most frequent method that goes with ``state`` (ties: alphabetical)."""
-    from probe.model.verdict import METHODS
-
-    fitting = [(n, name) for name, n in methods.items() if METHODS.get(name) == state]
-    if not fitting:
-        return None
-    best = max(n for n, _ in fitting)
-    return min(name for n, name in fitting if n == best)
+    best: str | None = None
+    most = 0
+    for name, n in methods.items():
+        if METHODS.get(name) == state and (best is None or n > most or (n == most and name < best)):
+            best, most = name, n
+    return best
 
 
 def is_confirmed(state: VerdictKind, families: set[str], network_outage: bool) -> bool:
@@ -190,15 +200,59 @@ def sample_digest(cell: Cell, state: VerdictKind) -> str:
 
 
 def reachability(conn: Connection, query: ReportQuery) -> list[ReachabilityRow]:
-    """Rows ordered by platform, country, ASN and bucket."""
+    """Rows ordered by platform, country, ASN and bucket.
+
+    Rows are built from the fetched tuples (no intermediate ``Cell``) and constructed without
+    validation: every field comes from a typed column or is computed here.
+    """
     grain = query.bucket
-    cells = load_cells(conn, query, grain)
+    c = report_cells.c
+    cells = conn.execute(
+        select(c.bucket, c.platform, c.country, c.asn, c.measurements, c.probes, c.reachable)
+        .add_columns(c.blocked, c.throttled, c.outage, c.inconclusive)
+        .add_columns(c.last_digest, c.failure_digest)
+        .where(where(report_cells, query, grain))
+        .order_by(c.platform, c.country, c.asn, c.bucket)
+    ).all()
     if not cells:
         return []
     methods = load_methods(conn, query, grain)
     confirmations = load_confirmations(conn, query, grain)
     outages = network_outages(conn, query, grain)
-    return [row_of(cell, methods, confirmations, outages) for cell in cells]
+    no_methods: dict[str, int] = {}
+    no_families: set[str] = set()
+    rows: list[ReachabilityRow] = []
+    for bucket, platform, country, asn, m, probes, r, b, t, o, i, last, failure in cells:
+        down = (bucket, country, asn) in outages
+        state = state_of(m, r, b, t, o, down)
+        cell_methods = methods.get((bucket, platform, country, asn), no_methods)
+        families = confirmations.get((bucket, platform, country, asn), no_families)
+        rows.append(
+            construct(
+                ReachabilityRow,
+                {
+                    "bucket_start": to_datetime(bucket),
+                    "platform": platform,
+                    "country": country,
+                    "asn": asn,
+                    "state": state,
+                    "measurements": m,
+                    "probes": probes,
+                    "reachable": r,
+                    "blocked": b,
+                    "throttled": t,
+                    "outage": o,
+                    "inconclusive": i,
+                    "methods": dict(sorted(cell_methods.items())),
+                    "dominant_method": dominant_method(cell_methods, state),
+                    "confirmed": is_confirmed(state, families, down),
+                    "confirmed_families": tuple(sorted(families)),
+                    "network_outage": down,
+                    "sample_digest": failure if state != "reachable" and failure else last,
+                },
+            )
+        )
+    return rows
 
 
 def row_of(
@@ -207,6 +261,7 @@ def row_of(
     confirmations: dict[CellId, set[str]],
     outages: set[NetworkId],
 ) -> ReachabilityRow:
+    """The report row of one cell."""
     down = (cell.bucket, cell.country, cell.asn) in outages
     state = cell_state(cell, down)
     cell_methods = methods.get(cell.id, {})
@@ -231,4 +286,4 @@ def row_of(
         "network_outage": down,
         "sample_digest": sample_digest(cell, state),
     }
-    return ReachabilityRow.model_construct(**fields)  # fields built above, from typed columns
+    return construct(ReachabilityRow, fields)
