@@ -1,6 +1,6 @@
 """The end-to-end demo: probes on two censoring ISPs upload signed bundles; reports show the blocks.
 
-``python -m censornet.demo`` (``make demo``), about a minute and a half:
+``python -m censornet.demo`` (``make demo``), about a minute on two cores:
 
 1. the mock censor network comes up, and a collector (SQLite in a temporary directory) is started
    in its uncensored control namespace;
@@ -94,6 +94,7 @@ class DemoResult:
     collector_url: str = ""
     collector_pid: int | None = None
     dashboard: str = ""
+    step: str = "starting"  # what the demo was doing (named in an error message)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     drains: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -112,8 +113,20 @@ def sites(base: Path) -> list[ProbeSite]:
     return out
 
 
-def apply_phase(lab: Lab, phase: Phase) -> None:
-    """Reset the lab and apply the phase's scenario at each ISP."""
+def apply_phase(lab: Lab, phase: Phase, attempts: int = 3) -> None:
+    """Reset the lab and apply the phase's scenario at each ISP (retried on a busy machine)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            _apply_phase(lab, phase)
+            return
+        except LabError as exc:
+            if attempt == attempts:
+                raise
+            say(f"   applying the scenarios failed ({exc}); retrying")
+            time.sleep(1.0)
+
+
+def _apply_phase(lab: Lab, phase: Phase) -> None:
     if not phase.scenarios:
         reset_lab(lab)
         return
@@ -186,6 +199,7 @@ def run_demo(lab: Lab, work: Path, out_dir: Path, result: DemoResult) -> None:
     collector = Collector(lab, work / "collector")
     result.collector_url = collector.url
     try:
+        result.step = "starting the collector"
         collector.start()
         result.collector_pid = collector.process.pid if collector.process else None
         say(
@@ -198,6 +212,7 @@ def run_demo(lab: Lab, work: Path, out_dir: Path, result: DemoResult) -> None:
                 f" state in {site.state_dir}"
             )
         for number, phase in enumerate(PHASES, start=1):
+            result.step = f"phase {phase.name}"
             apply_phase(lab, phase)
             scenarios = ", ".join(f"{i}: {phase.scenarios.get(i, 'clean')}" for i in ASNS)
             say(f"\n== phase {number}/{len(PHASES)} {phase.name}: {phase.title}")
@@ -210,6 +225,7 @@ def run_demo(lab: Lab, work: Path, out_dir: Path, result: DemoResult) -> None:
                     label = phase.name + (f" #{round_number}" if phase.rounds > 1 else "")
                     result.outcomes.append(_row(label, outcome))
         say("\n== the shutdown is lifted: isp1's probes drain their outboxes (blockprobe upload)")
+        result.step = "draining the outboxes"
         reset_lab(lab)
         held = [s for s in probes if _pending(s.state_dir)]
         if held:
@@ -227,6 +243,7 @@ def run_demo(lab: Lab, work: Path, out_dir: Path, result: DemoResult) -> None:
     say(f"collector stopped (pid {result.collector_pid})")
 
     data_dir = str(collector.data_dir)
+    result.step = "writing the reports"
     say("\n== reachability of X per network and hour (blockprobe report reachability)")
     say("   measurements taken within one hour fall in the same hourly bucket, so each row sums")
     say("   up all phases; 'confirmed' means two probes of that network saw the same method")
@@ -304,14 +321,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("blockprobe end-to-end demo: 3 probes on 2 ISPs -> signed bundles -> collector -> reports")
     try:
         say(f"bringing the lab {prefix!r} up ...")
+        result.step = "bringing the lab up"
         lab = Lab.up(prefix)
         say(f"lab up in {time.monotonic() - started:.1f} s ({lab.mode} mode)")
         run_demo(lab, work, out_dir, result)
     except KeyboardInterrupt:
-        print("\ninterrupted: tearing down", file=sys.stderr, flush=True)
+        print(f"\ninterrupted while {result.step}: tearing down", file=sys.stderr, flush=True)
         status = 130
     except (LabError, OSError, subprocess.SubprocessError, ValueError) as exc:
-        print(f"demo: {exc}", file=sys.stderr, flush=True)
+        print(
+            f"demo failed while {result.step}: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
         status = 2
     finally:
         if lab is not None:  # (a failed Lab.up has torn down what it built)

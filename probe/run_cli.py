@@ -75,7 +75,7 @@ def run_command(
         None,
         "--collector",
         envvar="BLOCKPROBE_COLLECTOR",
-        help="Collector base URL for --upload; default: the config's [daemon] collector_url.",
+        help="Collector base URL for --upload; default: the config's daemon.collector_url.",
     ),
     state_dir: Path | None = typer.Option(
         None,
