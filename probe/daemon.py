@@ -29,7 +29,6 @@ import httpx
 
 from probe import __version__, scheduler, status
 from probe.budget import DataBudget
-from probe.bundle import build, seal
 from probe.config import ProbeConfig
 from probe.configfile import ConfigError
 from probe.daemon_config import LoadedConfig
@@ -38,6 +37,7 @@ from probe.model import Measurement, RunDocument
 from probe.outbox import Outbox
 from probe.platforms import Platform, UnknownPlatformError
 from probe.state import DaemonRecord, EndpointVerdict, RunRecord, State
+from probe.submit import seal_into_outbox
 from probe.upload import DrainReport, EnrollmentError, Uploader, enroll
 
 logger = logging.getLogger(__name__)
@@ -319,17 +319,10 @@ class Daemon:
 
     def _queue(self, measurements: list[Measurement]) -> tuple[str | None, int]:
         """Seal the measurements (one bundle per network) into the outbox: (digest, bytes)."""
-        by_asn: dict[int | None, list[Measurement]] = {}
-        for m in measurements:
-            by_asn.setdefault(m.vantage.asn, []).append(m)
-        digest, size = None, 0
-        for asn, group in by_asn.items():
-            key = self.keys.for_network(asn)
-            sealed = seal(build(group, key, country=self.loaded.probe.vantage.country), key)
-            data = sealed.to_bytes()
-            self.outbox.put(sealed.digest, data)
-            digest, size = sealed.digest, size + len(data)
-        return digest, size
+        queued = seal_into_outbox(
+            self.outbox, self.keys, measurements, country=self.loaded.probe.vantage.country
+        )
+        return (queued[-1].digest if queued else None), sum(q.size for q in queued)
 
     def _finish(
         self,
