@@ -156,7 +156,7 @@ def _direction(ctx: Context, direction: Direction) -> Finding | None:
         )
         return Finding("reachable", None, 0.7, (line, why))
     fit = plateau(best.samples)
-    if fit is None and best.bytes == 0 and control.completed and not best.completed:
+    if best.bytes == 0 and control.completed and not best.completed:
         why = (
             f"none of the object arrived in {best.seconds:.1f} s while the control transfer on "
             f"the same path completed {control.bytes} bytes: the flow is held back"

@@ -1178,6 +1178,21 @@ CASES: tuple[Case, ...] = (
         "inconclusive",
     ),
     Case(
+        # A shaper's deep queue: the handshake bytes trickle in (wire samples grow steadily) but
+        # none of the object arrives in the time budget, while the control completes.
+        "throttle_stall_when_the_object_is_held_back",
+        TWITTER,
+        obs(
+            x_clean(),
+            _sampled([(round(0.1 * i, 2), 300 * i) for i in range(1, 25)], read=0, seconds=2.5),
+            transfer(60_000, control=True),
+        ),
+        vantage_ok(),
+        canaries_ok(),
+        "throttled",
+        "throttle.stall",
+    ),
+    Case(
         "rule_throttle_needs_enough_samples",
         TWITTER,
         obs(x_clean(), transfer(140, step=1.0), transfer(60_000, control=True)),
