@@ -9,8 +9,6 @@ client later receives the real answer too.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 import socket
@@ -25,20 +23,14 @@ import dns.rdatatype
 import dns.rrset
 
 from censornet.policy import InjectRule, Policy, name_matches
+from censornet.servers.onpath import POLL_INTERVAL, OnPathInjector, vantage_interfaces
+
+__all__ = ["POLL_INTERVAL", "DnsInjector", "forge_response", "vantage_interfaces"]
 
 log = logging.getLogger(__name__)
 
-ETH_P_IP = 0x0800
-PACKET_OUTGOING = 4
 FORGED_TTL = 60
 FORGED_IP_TTL = 64
-VANTAGE_PREFIX = "to-v"
-POLL_INTERVAL = 0.25
-
-
-def vantage_interfaces() -> list[str]:
-    """The interfaces of this namespace that face vantage points (``to-v*``)."""
-    return sorted(name for _, name in socket.if_nameindex() if name.startswith(VANTAGE_PREFIX))
 
 
 def forge_response(packet: bytes, rules: tuple[InjectRule, ...]) -> bytes | None:
@@ -87,8 +79,10 @@ def build_udp_packet(payload: bytes, *, src: str, dst: str, sport: int, dport: i
     return header + udp
 
 
-class DnsInjector:
+class DnsInjector(OnPathInjector):
     """Captures queries on ``interfaces()`` and injects forged answers while rules exist."""
+
+    label = "dns injector"
 
     def __init__(
         self,
@@ -96,88 +90,18 @@ class DnsInjector:
         *,
         interfaces: Callable[[], list[str]] = vantage_interfaces,
     ) -> None:
+        super().__init__(interfaces=interfaces)
         self._policy = policy
-        self._interfaces = interfaces
-        self._captures: list[socket.socket] = []
-        self._sender: socket.socket | None = None
-        self._watch: asyncio.Task[None] | None = None
         self._rules: tuple[InjectRule, ...] = ()
 
-    async def start(self) -> None:
-        """Start following the policy (capture starts when the first rule appears)."""
-        self._watch = asyncio.create_task(self._follow_policy())
+    def refresh(self) -> bool:
+        """Re-read the policy's injection rules."""
+        self._rules = self._policy().inject
+        return bool(self._rules)
 
-    async def close(self) -> None:
-        """Stop capturing."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-        self._stop_capture()
-
-    @property
-    def capturing(self) -> bool:
-        """Whether capture sockets are open."""
-        return self._sender is not None
-
-    async def _follow_policy(self) -> None:
-        while True:
-            self._rules = self._policy().inject
-            if self._rules and not self.capturing:
-                self._start_capture()
-            elif not self._rules and self.capturing:
-                self._stop_capture()
-            await asyncio.sleep(POLL_INTERVAL)
-
-    def _start_capture(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        for name in self._interfaces():
-            capture = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
-            capture.bind((name, ETH_P_IP))
-            capture.setblocking(False)
-            loop.add_reader(capture.fileno(), self._on_readable, capture)
-            self._captures.append(capture)
-        log.info("dns injector capturing on %s", ", ".join(self._interfaces()) or "(none)")
-
-    def _stop_capture(self) -> None:
-        loop = asyncio.get_event_loop()
-        for capture in self._captures:
-            loop.remove_reader(capture.fileno())
-            capture.close()
-        self._captures = []
-        if self._sender is not None:
-            self._sender.close()
-            self._sender = None
-            log.info("dns injector stopped")
-
-    def _drop_capture(self, capture: socket.socket) -> None:
-        asyncio.get_event_loop().remove_reader(capture.fileno())
-        capture.close()
-        self._captures.remove(capture)
-
-    def _on_readable(self, capture: socket.socket) -> None:
-        while True:
-            try:
-                packet, address = capture.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.warning("capture on %s failed, closing it: %s", capture, exc)
-                self._drop_capture(capture)
-                return
-            if address[2] == PACKET_OUTGOING:
-                continue
-            forged = forge_response(packet, self._rules)
-            if forged is None or self._sender is None:
-                continue
-            destination = socket.inet_ntoa(forged[16:20])
-            try:
-                self._sender.sendto(forged, (destination, 0))
-            except OSError as exc:
-                log.warning("injection to %s failed: %s", destination, exc)
-            else:
-                log.info("injected a forged answer to %s", destination)
+    def forge(self, packet: bytes) -> bytes | None:
+        """A forged answer to a matching DNS query."""
+        return forge_response(packet, self._rules)
 
 
 def _dns_query(packet: bytes) -> tuple[bytes, str, str, int] | None:

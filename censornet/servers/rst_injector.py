@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -33,17 +32,14 @@ from pathlib import Path
 
 from censornet.policy import name_matches
 from censornet.servers.clienthello import parse_sni
-from censornet.servers.injector import vantage_interfaces
+from censornet.servers.onpath import OnPathInjector, vantage_interfaces
 from censornet.servers.roles import write_ready
 
 log = logging.getLogger(__name__)
 
-ETH_P_IP = 0x0800
-PACKET_OUTGOING = 4
 FORGED_IP_TTL = 37
 FORGED_IP_ID = 0x1337
 TLS_PORT = 443
-POLL_INTERVAL = 0.25
 RULE_COMMENT = "bp-rst-injector"
 READY_NAME = "rst_injector"
 
@@ -99,8 +95,10 @@ def drop_rule(sni: str) -> list[str]:
     ]
 
 
-class RstInjector:
+class RstInjector(OnPathInjector):
     """Captures on ``interfaces()`` and forges RSTs while ``suffixes()`` names something."""
+
+    label = "rst injector"
 
     def __init__(
         self,
@@ -110,88 +108,26 @@ class RstInjector:
         ip_id: int = FORGED_IP_ID,
         interfaces: Callable[[], list[str]] = vantage_interfaces,
     ) -> None:
+        super().__init__(interfaces=interfaces)
         self._suffixes = suffixes
         self._ip_ttl = ip_ttl
         self._ip_id = ip_id
-        self._interfaces = interfaces
-        self._captures: list[socket.socket] = []
-        self._sender: socket.socket | None = None
-        self._watch: asyncio.Task[None] | None = None
         self._current: tuple[str, ...] = ()
-        self.injected = 0
 
     async def start(self) -> None:
         """Start following ``suffixes()`` (capture starts when it first names something)."""
         from scapy.layers.inet import IP  # noqa: F401  (import once here, not on a packet)
 
+        await super().start()
+
+    def refresh(self) -> bool:
+        """Re-read the SNI suffixes to reset."""
         self._current = self._suffixes()
-        if self._current:
-            self._start_capture()
-        self._watch = asyncio.create_task(self._follow())
+        return bool(self._current)
 
-    async def close(self) -> None:
-        """Stop capturing."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-        self._stop_capture()
-
-    @property
-    def capturing(self) -> bool:
-        """Whether capture sockets are open."""
-        return self._sender is not None
-
-    async def _follow(self) -> None:
-        while True:
-            await asyncio.sleep(POLL_INTERVAL)
-            self._current = self._suffixes()
-            if self._current and not self.capturing:
-                self._start_capture()
-            elif not self._current and self.capturing:
-                self._stop_capture()
-
-    def _start_capture(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        for name in self._interfaces():
-            capture = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
-            capture.bind((name, ETH_P_IP))
-            capture.setblocking(False)
-            loop.add_reader(capture.fileno(), self._on_readable, capture)
-            self._captures.append(capture)
-        log.info("rst injector capturing on %s", ", ".join(self._interfaces()) or "(none)")
-
-    def _stop_capture(self) -> None:
-        loop = asyncio.get_running_loop()
-        for capture in self._captures:
-            loop.remove_reader(capture.fileno())
-            capture.close()
-        self._captures = []
-        if self._sender is not None:
-            self._sender.close()
-            self._sender = None
-            log.info("rst injector stopped")
-
-    def _on_readable(self, capture: socket.socket) -> None:
-        while True:
-            try:
-                packet, address = capture.recvfrom(65535)
-            except (BlockingIOError, InterruptedError):
-                return
-            if address[2] == PACKET_OUTGOING:
-                continue
-            forged = forge_reset(packet, self._current, ip_ttl=self._ip_ttl, ip_id=self._ip_id)
-            if forged is None or self._sender is None:
-                continue
-            destination = socket.inet_ntoa(forged[16:20])
-            try:
-                self._sender.sendto(forged, (destination, 0))
-            except OSError as exc:
-                log.warning("reset injection to %s failed: %s", destination, exc)
-            else:
-                self.injected += 1
-                log.info("injected a RST to %s (IP TTL %d)", destination, self._ip_ttl)
+    def forge(self, packet: bytes) -> bytes | None:
+        """A RST to the client for a ClientHello naming a suffix, with the distinctive TTL/ID."""
+        return forge_reset(packet, self._current, ip_ttl=self._ip_ttl, ip_id=self._ip_id)
 
 
 def _may_carry_client_hello(packet: bytes) -> bool:
