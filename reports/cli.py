@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Connection
 
 from reports import dashboard as dashboard_page
 from reports import export, ooni
@@ -29,6 +31,7 @@ app = typer.Typer(help="Reachability reports.", no_args_is_help=True, add_comple
 
 OutputFormat = Literal["table", "csv", "json", "parquet"]
 
+RowT = TypeVar("RowT", bound=BaseModel)
 Database = Annotated[str | None, typer.Option(help="SQLAlchemy URL of a collector's database.")]
 DataDir = Annotated[Path | None, typer.Option(help="A collector's data directory (SQLite).")]
 Collector = Annotated[str | None, typer.Option(help="A collector's URL, e.g. http://host:8080.")]
@@ -123,6 +126,27 @@ def _show(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _load(
+    model: type[RowT],
+    path: str,
+    find: Callable[[Connection, ReportQuery], list[RowT]],
+    query: ReportQuery,
+    source: tuple[str | None, Path | None, str | None],
+) -> list[RowT]:
+    """Rows of a report: from a collector's API, or straight from its database."""
+    database, data_dir, collector = source
+    if collector:
+        return [model.model_validate(r) for r in _fetch(collector, path, query)]
+    from collectors.db import make_engine
+
+    engine = make_engine(_engine_url(database, data_dir))
+    try:
+        with engine.connect() as conn:
+            return find(conn, query)
+    finally:
+        engine.dispose()
+
+
 @app.command()
 def reachability(
     database: Database = None,
@@ -139,18 +163,8 @@ def reachability(
 ) -> None:
     """Verdicts per platform, network and time bucket."""
     query = _query(platform, country, asn, since, until, bucket)
-    if collector:
-        rows = [
-            ReachabilityRow.model_validate(r)
-            for r in _fetch(collector, "/api/v1/reports/reachability", query)
-        ]
-    else:
-        from collectors.db import make_engine
-
-        engine = make_engine(_engine_url(database, data_dir))
-        with engine.connect() as conn:
-            rows = find_reachability(conn, query)
-        engine.dispose()
+    source = (database, data_dir, collector)
+    rows = _load(ReachabilityRow, "/api/v1/reports/reachability", find_reachability, query, source)
     _emit(rows, ReachabilityRow, fmt, output, query)
 
 
@@ -170,18 +184,8 @@ def incidents(
 ) -> None:
     """Blocks, throttles and outages with onset and end."""
     query = _query(platform, country, asn, since, until, bucket)
-    if collector:
-        found = [
-            Incident.model_validate(r)
-            for r in _fetch(collector, "/api/v1/reports/incidents", query)
-        ]
-    else:
-        from collectors.db import make_engine
-
-        engine = make_engine(_engine_url(database, data_dir))
-        with engine.connect() as conn:
-            found = find_incidents(conn, query)
-        engine.dispose()
+    source = (database, data_dir, collector)
+    found = _load(Incident, "/api/v1/reports/incidents", find_incidents, query, source)
     _emit(found, Incident, fmt, output, query)
 
 
