@@ -47,7 +47,7 @@ ADDRESSES: dict[str, str] = {
     "CTRL_IP": topology.vantage(topology.CTRL).address,
     "HELPER_PORT": str(topology.HELPER_PORT),
 }
-ISP_POLICY_FIELDS = frozenset({"resolver", "http_proxy", "tls_proxy", "inject"})
+ISP_POLICY_FIELDS = frozenset({"resolver", "http_proxy", "tls_proxy", "inject", "rst_inject"})
 INET_POLICY_FIELDS = frozenset({"authoritative", "control_resolver", "web"})
 _RULE = re.compile(r"^-A (?P<chain>\S+) ")
 _HASHLIMIT_NAME = re.compile(r"--hashlimit-name\s+(\S+)")

@@ -147,8 +147,8 @@ def overlay_scenario(lab: Lab, scenario_id: str, isp: str) -> Scenario:
     policy = scenario.policy_for(role)
     write_policy(lab.state_dir, role, policy)
     lab.shell.script("\n".join(lines) + "\n", timeout=30)
-    if policy.inject:
-        time.sleep(INJECTOR_POLL_INTERVAL + 0.1)  # the DNS injector polls its policy
+    if policy.inject or policy.rst_inject:
+        time.sleep(INJECTOR_POLL_INTERVAL + 0.1)  # the on-path injectors poll their policy
     record = lab.state_dir / "scenario" / f"{role}.json"
     record.write_text(json.dumps({"id": scenario.id, "scope": scenario.scope}) + "\n")
     return scenario

@@ -72,6 +72,7 @@ class Policy(_Frozen):
     http_proxy: tuple[HttpRule, ...] = ()  # ISP transparent proxy, port-80 traffic redirected to it
     tls_proxy: tuple[TlsRule, ...] = ()  # ISP transparent proxy, port-443 traffic redirected to it
     inject: tuple[InjectRule, ...] = ()  # ISP on-path DNS injector
+    rst_inject: tuple[str, ...] = ()  # ISP on-path RST injector: SNI suffixes it resets
     web: tuple[WebRule, ...] = ()  # platform servers (inet)
 
 

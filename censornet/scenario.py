@@ -132,12 +132,13 @@ def _install(lab: Lab, scenario: Scenario | None, targets: Sequence[str]) -> Non
     for role in CENSOR_ROLES:
         applied = scenario if scenario is not None and role in targets else None
         policy = applied.policy_for(role) if applied else Policy()
-        injector_moves |= _current_policy(lab.state_dir, role).inject != policy.inject
+        before = _current_policy(lab.state_dir, role)
+        injector_moves |= (before.inject, before.rst_inject) != (policy.inject, policy.rst_inject)
         write_policy(lab.state_dir, role, policy)
     generation = _next_generation(lab.state_dir)
     lab.shell.script(reset_script(lab, scenario, targets, generation), timeout=SCRIPT_TIMEOUT)
     if injector_moves:
-        # The DNS injectors poll their policy; wait until they have all seen the new one.
+        # The on-path injectors poll their policy; wait until they have all seen the new one.
         time.sleep(INJECTOR_POLL_INTERVAL + 0.1)
     for isp in topology.ISPS:
         record = {"id": "clean"}

@@ -26,6 +26,7 @@ from censornet.servers.doh import doh_app
 from censornet.servers.injector import DnsInjector
 from censornet.servers.proxy import TransparentProxy
 from censornet.servers.resolver import ForwardingResolver
+from censornet.servers.rst_injector import RstInjector
 from censornet.servers.web import SiteApp, WebServer, blockpage_app
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def isp_services(state_dir: Path, name: str) -> list[Service]:
         DnsServer(isp.resolver, 53, resolver),
         TransparentProxy(watcher.current),
         DnsInjector(watcher.current),
+        RstInjector(lambda: watcher.current().rst_inject),
     ]
 
 

@@ -33,7 +33,6 @@ from pathlib import Path
 from censornet.policy import name_matches
 from censornet.servers.clienthello import parse_sni
 from censornet.servers.onpath import OnPathInjector, vantage_interfaces
-from censornet.servers.roles import write_ready
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +113,10 @@ class RstInjector(OnPathInjector):
         self._ip_id = ip_id
         self._current: tuple[str, ...] = ()
 
-    async def start(self) -> None:
-        """Start following ``suffixes()`` (capture starts when it first names something)."""
+    def _start_capture(self) -> None:
         from scapy.layers.inet import IP  # noqa: F401  (import once here, not on a packet)
 
-        await super().start()
+        super()._start_capture()
 
     def refresh(self) -> bool:
         """Re-read the SNI suffixes to reset."""
@@ -155,6 +153,8 @@ async def serve(
     state_dir: Path, snis: tuple[str, ...], *, ip_ttl: int, ip_id: int, drop: bool
 ) -> None:
     """Inject for ``snis`` (and drop their ClientHellos if ``drop``) until a stop signal."""
+    from censornet.servers.roles import write_ready  # the role module imports this one
+
     injector = RstInjector(lambda: snis, ip_ttl=ip_ttl, ip_id=ip_id)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -165,6 +165,24 @@ def check_sni_reset(lab: Lab) -> None:
     assert http(lab, "http://x.com/", X_IP)["status"] == 301
 
 
+def check_sni_reset_injected(lab: Lab) -> None:
+    for ip, sni in ((X_IP, "twitter.com"), (X_IP2, "x.com"), (MEDIA_IP, "pbs.twimg.com")):
+        assert tls(lab, ip, sni)["outcome"] == "reset", sni
+    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"
+    # At the packet level the reset is a forgery: IP TTL 37, not the server's.
+    code = (
+        "import asyncio, json\n"
+        "from probe.steps.packets import reset_evidence\n"
+        "async def main():\n"
+        "    loop = asyncio.get_running_loop()\n"
+        f"    e = await reset_evidence('{X_IP}', 'twitter.com', deadline=loop.time() + 3)\n"
+        "    print(json.dumps([e.available, e.injected, e.rst_ttl]))\n"
+        "asyncio.run(main())\n"
+    )
+    available, injected, rst_ttl = json.loads(lab.run("v1a", [sys.executable, "-c", code]).stdout)
+    assert available and injected and rst_ttl == 37
+
+
 def check_sni_drop(lab: Lab) -> None:
     frozen = tls(lab, X_IP, "x.com")
     assert (frozen["outcome"], frozen["stage"]) == ("timeout", "handshake")
