@@ -261,14 +261,18 @@ async def run_check(
     vantage = vantage_info(config)
     started_at = datetime.now(UTC)
 
-    report(f"measuring {len(settings.canaries)} canaries")
-    canary_obs = await asyncio.gather(*(measure_canary(u, settings) for u in settings.canaries))
-    canaries: dict[str, Observations] = {}
-    for url, obs in zip(settings.canaries, canary_obs, strict=True):
-        budget.spend(obs)
-        key = host_of(url)
-        canaries[url if key in canaries else key] = obs  # by domain; by URL when two share one
+    async def measure_canaries() -> dict[str, Observations]:
+        canary_obs = await asyncio.gather(*(measure_canary(u, settings) for u in settings.canaries))
+        found: dict[str, Observations] = {}
+        for url, obs in zip(settings.canaries, canary_obs, strict=True):
+            budget.spend(obs)
+            key = host_of(url)
+            found[url if key in found else key] = obs  # by domain; by URL when two share one
+        return found
 
+    # The canaries are measured alongside the endpoints: only the verdicts wait for them.
+    report(f"measuring {len(settings.canaries)} canaries")
+    canaries_task = asyncio.ensure_future(measure_canaries())
     plans = [plan for platform in chosen for plan in platform.plans()]
     report(f"measuring {len(plans)} endpoints of {', '.join(p.name for p in chosen)}")
     limit = asyncio.Semaphore(settings.concurrency)
@@ -276,8 +280,9 @@ async def run_check(
     async def one(plan: EndpointPlan) -> _Done:
         async with limit:
             return await _measure_one(
-                plan, config, settings, canaries, vantage, budget, measure, classify, ask_control
-            )
+                plan, config, settings, canaries_task, vantage, budget, measure, classify,
+                ask_control,
+            )  # fmt: skip
 
     done: list[_Done] = []
     for finished in asyncio.as_completed([one(p) for p in plans]):
@@ -289,6 +294,7 @@ async def run_check(
             + (f" ({v.method})" if v.method else "")
         )
 
+    await canaries_task  # measured (and counted) even when no endpoint was chosen
     by_url = {(d.plan.platform, d.plan.url): d.measurement for d in done}
     measurements = [by_url[(p.platform, p.url)] for p in plans]
     results: list[EndpointResult] = []
@@ -305,7 +311,7 @@ async def _measure_one(
     plan: EndpointPlan,
     config: ProbeConfig,
     settings: MeasureSettings,
-    canaries: dict[str, Observations],
+    canaries_ready: Awaitable[dict[str, Observations]],
     vantage: VantageInfo,
     budget: DataBudget,
     measure: MeasureEndpoint,
@@ -329,6 +335,7 @@ async def _measure_one(
     finally:
         budget.settle(cost if with_throughput else 0, bytes_transferred(local or Observations()))
 
+    canaries = await canaries_ready
     control: Observations | None = None
     if local is not None and ask_control is not None and settings.helper_url is not None:
         compare = config.helper_throughput and with_throughput and bool(local.throughput)
