@@ -6,19 +6,21 @@ from ``app.state.store``. Bad parameters answer 422 with ``{"error": "bad_parame
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import ValidationError
-from sqlalchemy import Engine
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection, Engine
 
 from reports import dashboard, export, ooni
 from reports.incidents import incidents as find_incidents
 from reports.model import Grain, Incident, ReachabilityRow, ReportQuery
 from reports.query import reachability as find_reachability
+
+RowT = TypeVar("RowT", bound=BaseModel)
 
 router = APIRouter(tags=["reports"])
 
@@ -82,6 +84,25 @@ def _meta(query: ReportQuery) -> dict[str, object]:
     return {"query": query.model_dump(mode="json"), "generated_at": datetime.now(UTC).isoformat()}
 
 
+def _report(
+    request: Request,
+    model: type[RowT],
+    find: Callable[[Connection, ReportQuery], list[RowT]],
+    args: tuple[Any, ...],
+    format: str,
+) -> Response:
+    """One report's rows for the query ``args``, as JSON (with the query) or CSV."""
+    try:
+        query = build_query(*args)
+    except BadParameter as exc:
+        return bad_parameter(exc.detail)
+    with _engine(request).connect() as conn:
+        rows = find(conn, query)
+    if format == "csv":
+        return Response(export.to_csv(rows, model), media_type="text/csv")
+    return Response(export.to_json(rows, _meta(query)), media_type="application/json")
+
+
 @router.get("/api/v1/reports/reachability", response_model=None)
 def reachability(
     request: Request,
@@ -94,15 +115,8 @@ def reachability(
     format: Format = "json",
 ) -> Response:
     """Verdict counts, methods, distinct probes and confirmation per platform, network, bucket."""
-    try:
-        query = build_query(platform, country, asn, since, until, bucket)
-    except BadParameter as exc:
-        return bad_parameter(exc.detail)
-    with _engine(request).connect() as conn:
-        rows = find_reachability(conn, query)
-    if format == "csv":
-        return Response(export.to_csv(rows, ReachabilityRow), media_type="text/csv")
-    return Response(export.to_json(rows, _meta(query)), media_type="application/json")
+    args = (platform, country, asn, since, until, bucket)
+    return _report(request, ReachabilityRow, find_reachability, args, format)
 
 
 @router.get("/api/v1/reports/incidents", response_model=None)
@@ -117,15 +131,8 @@ def incidents(
     format: Format = "json",
 ) -> Response:
     """Blocks, throttles and outages with onset and end (docs/reports.md)."""
-    try:
-        query = build_query(platform, country, asn, since, until, bucket)
-    except BadParameter as exc:
-        return bad_parameter(exc.detail)
-    with _engine(request).connect() as conn:
-        found = find_incidents(conn, query)
-    if format == "csv":
-        return Response(export.to_csv(found, Incident), media_type="text/csv")
-    return Response(export.to_json(found, _meta(query)), media_type="application/json")
+    args = (platform, country, asn, since, until, bucket)
+    return _report(request, Incident, find_incidents, args, format)
 
 
 @router.get("/api/v1/reports/ooni", response_model=None)
