@@ -15,13 +15,11 @@ object, one canary), as in tests/probe/test_daemon_process.py. Figures printed:
 from __future__ import annotations
 
 import argparse
-import http.server
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,39 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from probe.state import State  # noqa: E402
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/big"):
-            size, chunk = 8 * 1024 * 1024, b"x" * 65536
-            self.send_response(200)
-            self.send_header("Content-Length", str(size))
-            self.end_headers()
-            try:
-                for _ in range(size // len(chunk)):
-                    self.wfile.write(chunk)
-            except OSError:
-                pass
-            return
-        body = b"<html><title>bench</title>" + b"hello " * 2000 + b"</html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
+from tests.local_site import start_local_site  # noqa: E402
 
 
 def write_config(tmp: Path, port: int, extra: str) -> Path:
@@ -157,8 +123,8 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=20.0, help="idle window, seconds")
     parser.add_argument("--runs", type=int, default=3, help="runs before the idle window")
     args = parser.parse_args()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = b"<html><title>bench</title>" + b"hello " * 2000 + b"</html>"
+    server = start_local_site(big_bytes=8 * 1024 * 1024, page=page)
     port = server.server_address[1]
     interval = args.idle + 30  # the idle window falls between two runs
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,28 +16,15 @@ from probe.signing import b64decode, load_public_key
 from probe.upload import enroll
 from tests.collectors.factories import make_key, make_sealed
 from tests.collectors.processes import CollectorProcess
+from tests.postgres import postgres_schema
 
 pytestmark = pytest.mark.slow
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh schema of our own in the machine's PostgreSQL, dropped afterwards."""
-    schema = f"bp_collect_{secrets.token_hex(4)}"
-    try:
-        admin = create_engine(PG, connect_args={"connect_timeout": 3})
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # any failure to reach it means: no PostgreSQL here
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__})")
-    try:
-        yield f"{PG}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    yield from postgres_schema("bp_collect")
 
 
 def test_two_processes_share_one_log(tmp_path: Path, pg_url: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
@@ -10,7 +9,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,51 +18,19 @@ import pytest
 
 from probe.bundle import open_sealed, read_envelope
 from probe.outbox import Outbox
+from tests.local_site import start_local_site
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/big"):
-            size, chunk = 4 * 1024 * 1024, b"x" * 65536
-            self.send_response(200)
-            self.send_header("Content-Length", str(size))
-            self.end_headers()
-            try:
-                for _ in range(size // len(chunk)):
-                    self.wfile.write(chunk)
-            except OSError:
-                pass
-            return
-        body = b"<html><title>local</title>hello</html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients that hang up mid-transfer (throughput caps) are expected
-
-
 @pytest.fixture
 def web_port() -> Iterator[int]:
     """A local HTTP server: small pages, and a large object under /big."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = start_local_site(
+        big_bytes=4 * 1024 * 1024, page=b"<html><title>local</title>hello</html>"
+    )
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
