@@ -78,7 +78,7 @@ def run_daemon(tmp: Path, port: int, extra: str, runs: int, idle: float) -> dict
     t0 = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "probe.daemon_cli", "daemon", "-c", str(config), "--accept"],
+            [sys.executable, "-m", "probe", "daemon", "-c", str(config), "--accept"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

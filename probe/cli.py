@@ -1,35 +1,98 @@
-"""The ``blockprobe`` console command: one typer app, with each package's sub-commands added."""
+"""The ``blockprobe`` console command: one typer app, with each package's sub-commands added.
+
+Each command group is imported only when it is the one asked for (all of them for ``--help``), so
+``blockprobe daemon`` does not carry the collector, the reports and the lab in its memory, and
+every command starts faster.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 import typer
 
-from censornet.cli import app as lab_app
-from collectors.cli import app as collector_app
-from probe import bundle_cli
-from probe.daemon_cli import register as register_daemon
-from probe.helper.allowlist import load_helper
-from probe.helper.cli import make_cli
-from probe.run_cli import register as register_run
-from reports.cli import app as report_app
 
-app = typer.Typer(
-    name="blockprobe",
-    help="Detect when a platform is blocked, throttled or down, with signed evidence.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-register_run(app)
-register_daemon(app)
-app.command("upload")(bundle_cli.upload)
-app.command("verify")(bundle_cli.verify)
-app.command("enroll")(bundle_cli.enroll_command)
-app.add_typer(make_cli(load_helper), name="helper")
-app.add_typer(collector_app, name="collector")
-app.add_typer(report_app, name="report")
-app.add_typer(lab_app, name="lab")
+def _run(app: typer.Typer) -> None:
+    from probe.run_cli import register
+
+    register(app)
+
+
+def _daemon(app: typer.Typer) -> None:
+    from probe.daemon_cli import register
+
+    register(app)
+
+
+def _bundles(app: typer.Typer) -> None:
+    from probe import bundle_cli
+
+    app.command("upload")(bundle_cli.upload)
+    app.command("verify")(bundle_cli.verify)
+    app.command("enroll")(bundle_cli.enroll_command)
+
+
+def _helper(app: typer.Typer) -> None:
+    from probe.helper.allowlist import load_helper
+    from probe.helper.cli import make_cli
+
+    app.add_typer(make_cli(load_helper), name="helper")
+
+
+def _collector(app: typer.Typer) -> None:
+    from collectors.cli import app as collector_app
+
+    app.add_typer(collector_app, name="collector")
+
+
+def _report(app: typer.Typer) -> None:
+    from reports.cli import app as report_app
+
+    app.add_typer(report_app, name="report")
+
+
+def _lab(app: typer.Typer) -> None:
+    from censornet.cli import app as lab_app
+
+    app.add_typer(lab_app, name="lab")
+
+
+# Command name -> the registrar that adds it (in the order --help lists them).
+REGISTRARS: dict[str, Callable[[typer.Typer], None]] = {
+    "run": _run,
+    "daemon": _daemon,
+    "status": _daemon,
+    "config": _daemon,
+    "upload": _bundles,
+    "verify": _bundles,
+    "enroll": _bundles,
+    "helper": _helper,
+    "collector": _collector,
+    "report": _report,
+    "lab": _lab,
+}
+
+
+def build_app(command: str | None = None) -> typer.Typer:
+    """The app with ``command``'s group registered, or every group when it is not a known one."""
+    app = typer.Typer(
+        name="blockprobe",
+        help="Detect when a platform is blocked, throttled or down, with signed evidence.",
+        no_args_is_help=True,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def blockprobe() -> None:
+        """Detect when a platform is blocked, throttled or down, with signed evidence."""
+
+    chosen = [REGISTRARS[command]] if command in REGISTRARS else list(REGISTRARS.values())
+    for registrar in dict.fromkeys(chosen):  # each group once, in order
+        registrar(app)
+    return app
 
 
 def main() -> None:
     """Entry point of the console script."""
-    app()
+    build_app(sys.argv[1] if len(sys.argv) > 1 else None)()
