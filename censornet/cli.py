@@ -135,26 +135,61 @@ def env(
     vantage: Annotated[str, typer.Option(help="vantage point")] = "v1a",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Print what a probe needs to use the lab: resolver, control resolver, CA file, helper."""
+    """Print what a probe needs in the lab: resolvers, CA, helper, endpoints (stable names)."""
+    from censornet.check.env import lab_env
+
     try:
         lab = Lab.locate()
-        point = topology.vantage(vantage)
+        facts = lab_env(lab, vantage)
     except (LabError, KeyError) as exc:
         raise _fail(str(exc).strip("'\"")) from None
-    resolver = topology.isp(point.isp).resolver if point.isp else topology.CONTROL_RESOLVER_IP
-    facts = {
-        "BLOCKPROBE_LAB_PREFIX": lab.prefix,
-        "BLOCKPROBE_LAB_STATE": str(lab.state_dir),
-        "BLOCKPROBE_VANTAGE": vantage,
-        "BLOCKPROBE_ISP": point.isp or "none",
-        "BLOCKPROBE_RESOLVER": resolver,
-        "BLOCKPROBE_CONTROL_RESOLVER": f"udp:{topology.CONTROL_RESOLVER_IP}",
-        "BLOCKPROBE_CONTROL_DOH": f"{topology.CONTROL_DOH_URL}#{topology.CONTROL_RESOLVER_IP}",
-        "BLOCKPROBE_CA_FILE": str(lab.ca_file),
-        "BLOCKPROBE_HELPER_URL": f"http://{topology.VANTAGES[-1].address}:{topology.HELPER_PORT}",
-    }
     if as_json:
         typer.echo(json.dumps(facts, indent=1))
     else:
         for key, value in facts.items():
             typer.echo(f"{key}={value}")
+
+
+@app.command()
+def check(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="scenario id(s) to run, repeatable or comma-separated (default: all)"),
+    ] = None,
+    isp: Annotated[str, typer.Option(help="the ISP scenarios are applied to")] = "isp1",
+    vantage: Annotated[
+        str | None, typer.Option(help="vantage point on that ISP (default: its first)")
+    ] = None,
+    shuffle: Annotated[
+        int | None, typer.Option(help="run in a random order from this seed", metavar="SEED")
+    ] = None,
+    probe_cmd: Annotated[
+        str | None,
+        typer.Option(help="shell command printing the verdict contract (default: blockprobe run)"),
+    ] = None,
+    catalogue: Annotated[
+        str | None, typer.Option(help="a scenario catalogue TOML file (validated first)")
+    ] = None,
+    report: Annotated[str | None, typer.Option(help="write a JSON report here")] = None,
+    junit: Annotated[str | None, typer.Option(help="write JUnit XML here")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds one probe run may take")] = 180.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="validate and list the scenarios, run nothing")
+    ] = False,
+) -> None:
+    """Score a probe against every scenario's expected verdicts; exit 0 only if all are right."""
+    from censornet.check.cli import run_check_command
+
+    code = run_check_command(
+        only=[i.strip() for item in only or () for i in item.split(",") if i.strip()],
+        isp=isp,
+        vantage=vantage,
+        seed=shuffle,
+        probe_cmd=probe_cmd,
+        catalogue_file=catalogue,
+        report_file=report,
+        junit_file=junit,
+        timeout=timeout,
+        dry_run=dry_run,
+    )
+    raise typer.Exit(code)

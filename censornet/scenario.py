@@ -32,13 +32,15 @@ SCRIPT_TIMEOUT = 30.0
 _HASHLIMIT_NAME = re.compile(r"(--hashlimit-name\s+)(\S+)")
 
 
-def apply_scenario(lab: Lab, scenario_id: str, isp: str | None = None) -> Scenario:
+def apply_scenario(lab: Lab, scenario_id: str | Scenario, isp: str | None = None) -> Scenario:
     """Reset the lab, then apply ``scenario_id`` to ``isp`` (default: every ISP) or to inet.
 
-    Raises KeyError for an unknown scenario or ISP (naming the known ones), ValueError for
-    ``isp`` with a global scenario, LabError when a command fails (the lab is then left clean).
+    ``scenario_id`` names a scenario of the packaged catalogue, or is a validated Scenario (from
+    another catalogue file). Raises KeyError for an unknown scenario or ISP (naming the known ones),
+    ValueError for ``isp`` with a global scenario, LabError when a command fails (the lab is then
+    left clean).
     """
-    scenario = get_scenario(scenario_id)
+    scenario = get_scenario(scenario_id) if isinstance(scenario_id, str) else scenario_id
     targets = target_roles(scenario, isp)
     try:
         _install(lab, scenario, targets)
