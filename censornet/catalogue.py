@@ -274,9 +274,15 @@ def _lines(text: str) -> list[str]:
 
 
 def _describe(exc: ValidationError) -> str:
+    errors = exc.errors()
+    locations = [tuple(error["loc"]) for error in errors]
     parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "(scenario)"
-        message: Any = error["msg"]
+    for error in errors:
+        loc = tuple(error["loc"])
+        # A list that failed inside is also reported "too short": the inner error says why.
+        if error["type"] == "too_short" and any(o[: len(loc)] == loc != o for o in locations):
+            continue
+        where = ".".join(str(p) for p in loc) or "(scenario)"
+        message: Any = error["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}")
     return "; ".join(parts)

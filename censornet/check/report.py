@@ -11,6 +11,7 @@ from censornet.check.runner import CheckRun, ScenarioResult
 from censornet.check.scoring import EndpointScore
 
 REPORT_FORMAT = "blockprobe-lab-check/1"
+EVIDENCE_SHOWN = 160
 MARK = {"pass": "ok", "fail": "WRONG", "error": "ERROR"}
 
 
@@ -87,13 +88,18 @@ def scenario_details(result: ScenarioResult) -> list[str]:
         lines = [f"    {result.error}"]
         tail = result.stderr_tail.strip().splitlines()[-3:]
         return lines + [f"    stderr: {line}" for line in tail]
-    return [
-        f"    {e.target}: got {e.got}, expected {e.expected}"
-        + (f" ({e.note})" if e.note else "")
-        + (" [false positive]" if e.false_positive else "")
-        for e in result.endpoints
-        if not e.ok
-    ]
+    lines = []
+    for e in result.endpoints:
+        if e.ok:
+            continue
+        lines.append(
+            f"    {e.target}: got {e.got}, expected {e.expected}"
+            + (f" ({e.note})" if e.note else "")
+            + (" [false positive]" if e.false_positive else "")
+        )
+        if e.evidence:
+            lines.append(f"      evidence: {e.evidence[0][:EVIDENCE_SHOWN]}")
+    return lines
 
 
 def table_header() -> str:
