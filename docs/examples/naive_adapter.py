@@ -15,10 +15,16 @@ import json
 import sys
 
 # The addresses resolvers answer when they lie with a "bogon" (not the lab's own 198.18.0.0/15).
-BOGONS = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8",
-                                            "172.16.0.0/12", "192.168.0.0/16")]
-DNS_STATUS = {"NXDOMAIN": "dns.nxdomain", "SERVFAIL": "dns.servfail", "REFUSED": "dns.refused",
-              "TIMEOUT": "dns.timeout"}
+BOGONS = [
+    ipaddress.ip_network(n)
+    for n in ("0.0.0.0/8", "10.0.0.0/8", "127.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+]
+DNS_STATUS = {
+    "NXDOMAIN": "dns.nxdomain",
+    "SERVFAIL": "dns.servfail",
+    "REFUSED": "dns.refused",
+    "TIMEOUT": "dns.timeout",
+}
 # curl exit codes: https://curl.se/libcurl/c/libcurl-errors.html
 CURL_EXIT = {7: "tcp.reset", 35: "tls.reset", 60: "tls.mitm", 52: "http.eof", 56: "http.reset"}
 
@@ -33,10 +39,11 @@ def verdict(fields: list[str]) -> tuple[str, str | None, str]:
     if any(ipaddress.ip_address(address) in net for net in BOGONS):
         return "blocked", "dns.bogon", f"DNS answered {address}"
     code = int(exit_code)
-    if code == 28:  # a timeout: at which stage tells the method
-        stage = "tcp" if float(connect) == 0 else "tls" if url.startswith("https") and float(appconnect) == 0 else "http"
+    in_handshake = url.startswith("https") and float(appconnect) == 0
+    if code == 28:  # a timeout: the stage it happened at gives the method
+        stage = "tcp" if float(connect) == 0 else "tls" if in_handshake else "http"
         return "blocked", f"{stage}.timeout", f"curl timed out ({stage})"
-    if code == 56 and url.startswith("https") and float(appconnect) == 0:
+    if code == 56 and in_handshake:
         return "blocked", "tls.reset", "connection reset during the TLS handshake"
     if code in CURL_EXIT:
         return "blocked", CURL_EXIT[code], f"curl exit {code}"
@@ -53,8 +60,11 @@ def main() -> int:
         if len(fields) < 7:
             continue
         result, method, evidence = verdict(fields)
-        print(json.dumps({"target": fields[0], "verdict": result, "method": method,
-                          "evidence": [evidence]}))
+        print(
+            json.dumps(
+                {"target": fields[0], "verdict": result, "method": method, "evidence": [evidence]}
+            )
+        )
     return 0
 
 
