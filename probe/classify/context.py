@@ -2,7 +2,11 @@
 
 The controls are the canaries (unrelated sites on the same path), the local control
 observations (control resolver, benign SNI to the same IP, control transfer, all marked
-``control=True``) and the control vantage (the same endpoint measured from outside).
+``control=True``) and the control vantage (the same endpoint measured from outside). Each counts
+as working when it shows the path carries the protocol, no more: a canary by a TCP connect, the
+control resolver by an answer with addresses, the benign SNI by any TLS answer from the server (a
+certificate for any name, valid or not, or an alert), the control transfer by moving bytes, the
+control vantage by reaching the endpoint.
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ class Context:
         """One entry per local control observation: did it work?"""
         return (
             *(q.failure is None and bool(q.addresses) for q in self.local.dns if q.control),
-            *(tls_failure(h) is None for h in self.local.tls if h.control),
+            *(h.server_answered for h in self.local.tls if h.control),
             *(t.bytes > 0 for t in self.local.throughput if t.control),
         )
 

@@ -159,22 +159,9 @@ def tls(ctx: Context) -> Finding | None:
         tls_failure(h) is None for h in ctx.control.tls if not h.control
     )
     if benign:
-        control = settle([tls_failure(h) for h in benign])
+        control = settle([None if h.server_answered else _failure(h) for h in benign])
         if control.works:
-            ok = next(h for h in benign if tls_failure(h) is None)
-            slowed = _slowed(platform, split.failed) if method == "tls.timeout" else 0
-            if slowed:
-                evidence = [
-                    *lines,
-                    f"the server's handshake data was arriving ({slowed} bytes) when it timed "
-                    "out: the flow is slowed, not dropped",
-                    f"same IP with SNI {ok.sni}: handshake ok in {elapsed(ok.t0, ok.t)}",
-                ]
-                return Finding("throttled", "throttle.stall", 0.7, tuple(evidence))
-            evidence = [*lines, f"same IP with SNI {ok.sni}: handshake ok"]
-            if vantage_ok:
-                evidence.append("control vantage: handshake ok")
-            return Finding("blocked", method, 0.95 if vantage_ok else 0.9, tuple(evidence))
+            return _benign_answered(ctx, platform, split, lines, method, benign, vantage_ok)
         benign_failure = control.failure or Failure.UNKNOWN
         if _residual(failure, benign_failure) and vantage_ok and ctx.canary_reached:
             evidence = [
@@ -187,7 +174,8 @@ def tls(ctx: Context) -> Finding | None:
             return Finding("blocked", method, 0.75, tuple(evidence))
         why = (
             f"same IP with SNI {benign[0].sni}: {describe(benign_failure)} "
-            "too, so not SNI filtering (an IP block, a path MTU problem or a server fault)"
+            "too, with no TLS answer from the server, so not SNI filtering (an IP block, a path "
+            "MTU problem or a server fault)"
         )
         return Finding("inconclusive", None, 0.5, (*lines, why))
     if vantage_ok and ctx.canary_reached:
@@ -195,6 +183,90 @@ def tls(ctx: Context) -> Finding | None:
         return Finding("blocked", method, 0.7, (*lines, why))
     why = "no benign SNI to the same IP and no control-vantage handshake to compare with"
     return Finding("inconclusive", None, 0.4, (*lines, why))
+
+
+def _failure(handshake: TLSHandshakeObservation) -> Failure:
+    return handshake.failure or Failure.UNKNOWN
+
+
+def _answer(handshake: TLSHandshakeObservation) -> str:
+    """How the server answered the benign SNI, for evidence."""
+    if handshake.failure is None and handshake.cert_valid is not False:
+        return "handshake ok"
+    if handshake.alert is not None:
+        return f"the server answered with the TLS alert {handshake.alert}"
+    cert = handshake.certificate
+    names = ", ".join(cert.sans) if cert is not None and cert.sans else None
+    what = f"a certificate for {names}" if names else "a certificate"
+    why = describe(tls_failure(handshake) or _failure(handshake))
+    return f"the server answered with {what} ({why})"
+
+
+def _benign_answered(
+    ctx: Context,
+    platform: list[TLSHandshakeObservation],
+    split: _Split,
+    lines: list[str],
+    method: str,
+    benign: list[TLSHandshakeObservation],
+    vantage_ok: bool,
+) -> Finding:
+    """The platform SNI failed where the server answers the benign SNI in TLS.
+
+    Any TLS answer shows that TLS to this address works and the server reads ClientHellos: a real
+    server asked for a name it does not host presents some certificate or an alert, never a valid
+    certificate for that name. Two answers prove less: an alert for the benign name next to an
+    alert for the platform's (the server may refuse both), and a lone small alert next to a
+    platform handshake that timed out (a path that loses only large packets passes the alert), so
+    then the control vantage or a canary's completed handshake must back the call.
+    """
+    answered = [h for h in benign if h.server_answered]
+    ok = next((h for h in answered if h.failure is None), answered[0])
+    only_alerts = all(h.alert is not None for h in answered)
+    control_line = f"same IP with SNI {ok.sni}: {_answer(ok)}"
+    if method == "tls.alert" and only_alerts:
+        if vantage_ok and ctx.canary_reached:
+            evidence = [
+                *lines,
+                f"{control_line}, so the alert alone does not show the name is the cause",
+                "control vantage: handshake ok",
+                f"canaries on the same path work: {', '.join(sorted(ctx.canaries))}",
+            ]
+            return Finding("blocked", method, 0.7, tuple(evidence))
+        why = f"{control_line} too: the server may refuse both names"
+        return Finding("inconclusive", None, 0.5, (*lines, why))
+    confidence = 0.95 if vantage_ok else 0.9
+    extra: list[str] = []
+    if method == "tls.timeout" and only_alerts:
+        canary_tls = [h.sni for c in ctx.canaries.values() for h in c.tls if tls_failure(h) is None]
+        if not canary_tls and not vantage_ok:
+            why = (
+                f"{control_line}, a small answer: a path losing large packets would pass it too, "
+                "and no canary handshake or control vantage shows otherwise"
+            )
+            return Finding("inconclusive", None, 0.5, (*lines, why))
+        extra.append(
+            "large TLS answers cross this path: "
+            + (
+                f"canary handshakes completed ({', '.join(sorted(set(canary_tls)))})"
+                if canary_tls
+                else "the control vantage completes the handshake"
+            )
+        )
+        confidence -= 0.1
+    slowed = _slowed(platform, split.failed) if method == "tls.timeout" else 0
+    if slowed:
+        evidence = [
+            *lines,
+            f"the server's handshake data was arriving ({slowed} bytes) when it timed "
+            "out: the flow is slowed, not dropped",
+            f"{control_line} in {elapsed(ok.t0, ok.t)}",
+        ]
+        return Finding("throttled", "throttle.stall", 0.7, tuple(evidence))
+    evidence = [*lines, control_line, *extra]
+    if vantage_ok:
+        evidence.append("control vantage: handshake ok")
+    return Finding("blocked", method, round(confidence, 2), tuple(evidence))
 
 
 def _slowed(platform: list[TLSHandshakeObservation], failed: list[str]) -> int:

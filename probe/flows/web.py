@@ -316,9 +316,9 @@ class _Flow:
 
 
 def _stalled_silently(handshakes: Sequence[TLSHandshakeObservation]) -> list[str]:
-    """Addresses where every platform-SNI try timed out with no byte back, but the benign SNI
-    completed."""
-    benign_ok = {h.ip for h in handshakes if h.control and h.failure is None}
+    """Addresses where every platform-SNI try timed out with no byte back, but the server answered
+    the benign SNI in TLS."""
+    benign_ok = {h.ip for h in handshakes if h.control and h.server_answered}
     tries: dict[str, list[TLSHandshakeObservation]] = {}
     for h in handshakes:
         if not h.control:

@@ -12,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from probe.model.failures import Failure
 
+_CERTIFICATE_FAILURES = frozenset(
+    {Failure.SSL_INVALID_HOSTNAME, Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_CERTIFICATE}
+)  # verification failed: so a certificate came
+
 DnsTransport = Literal["system", "udp", "tcp", "doh", "dot"]
 Direction = Literal["down", "up"]
 
@@ -78,6 +82,9 @@ class TLSHandshakeObservation(_Wire):
 
     ``control`` marks the benign-SNI handshake to the same address. ``cert_valid`` is whether the
     chain validates for ``sni`` under the configured trust store (None when no certificate came).
+    ``alert`` names the TLS alert the server sent instead of completing the handshake
+    (``unrecognized_name``, ``handshake_failure``; None when no alert came): a reply in TLS, unlike
+    a reset, a close without any TLS record, or a reply that is not TLS at all.
     """
 
     ip: str
@@ -91,8 +98,20 @@ class TLSHandshakeObservation(_Wire):
     cert_valid: bool | None = None
     certificate: Certificate | None = None
     received: int | None = None  # bytes the server sent during the handshake (a stall keeps them)
+    alert: str | None = None  # the TLS alert the server answered with, e.g. "unrecognized_name"
     t0: float
     t: float
+
+    @property
+    def server_answered(self) -> bool:
+        """True when the server answered the ClientHello in TLS: a certificate (valid or not, for
+        any name) or a TLS alert. What a benign-SNI control has to show, no more."""
+        return (
+            self.failure is None
+            or self.certificate is not None
+            or self.failure in _CERTIFICATE_FAILURES
+            or self.alert is not None
+        )
 
 
 class HTTPObservation(_Wire):

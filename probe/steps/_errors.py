@@ -17,6 +17,9 @@ Hierarchy:
 - ``TimeoutError``, httpx/dnspython timeouts: ``generic_timeout_error``
 - ``OSError`` by errno: EHOSTUNREACH ``host_unreachable``, ENETUNREACH ``network_unreachable``
 - anything else in ``NETWORK_ERRORS``: ``unknown_failure``
+
+``tls_alert`` tells, within ``ssl_failed_handshake``, an alert the peer sent (OpenSSL names the
+received alert in the error's reason) from an error of our own side (a reply that is not TLS).
 """
 
 from __future__ import annotations
@@ -49,6 +52,35 @@ _ERRNO: dict[int, Failure] = {
     errno.EHOSTUNREACH: Failure.HOST_UNREACHABLE,
     errno.ENETUNREACH: Failure.NETWORK_UNREACHABLE,
 }
+
+
+# OpenSSL's reasons for a received alert: SSLV3_ALERT_*, TLSV1_ALERT_*, TLSV13_ALERT_*, and five
+# TLS 1.0 extension alerts named without ALERT.
+_ALERT_PREFIXES = ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")
+_TLSV1_ALERTS = frozenset(
+    {
+        "TLSV1_UNRECOGNIZED_NAME",
+        "TLSV1_UNSUPPORTED_EXTENSION",
+        "TLSV1_CERTIFICATE_UNOBTAINABLE",
+        "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE",
+        "TLSV1_BAD_CERTIFICATE_HASH_VALUE",
+    }
+)
+
+
+def tls_alert(exc: BaseException) -> str | None:
+    """The TLS alert the peer sent, when ``exc`` (or what it wraps) reports one, in the RFC's
+    lower-case name ("unrecognized_name", "handshake_failure"); None otherwise."""
+    for cause in _chain(exc):
+        if not isinstance(cause, ssl.SSLError) or not isinstance(cause.reason, str):
+            continue
+        reason = cause.reason
+        for prefix in _ALERT_PREFIXES:
+            if reason.startswith(prefix):
+                return reason.removeprefix(prefix).lower()
+        if reason in _TLSV1_ALERTS:
+            return reason.removeprefix("TLSV1_").lower()
+    return None
 
 
 def classify_exception(exc: BaseException) -> Failure:

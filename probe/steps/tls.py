@@ -5,6 +5,12 @@ Trust is the system store or a CA file. To name the issuer of a certificate that
 handshake on a fresh connection with verification off, which only collects the certificate; the
 observation keeps the verification failure and ``cert_valid=False``. A valid chain costs one
 handshake. OpenSSL builds and checks the chain, so intermediates the server sends are used.
+
+Failures keep apart what a censor does from what a server does: a reset (``connection_reset``), a
+close without any TLS record (``eof_error``), silence (``generic_timeout_error``), and a TLS alert
+from the server (``ssl_failed_handshake`` with ``alert`` naming it, as a server does for a name it
+does not host). A benign-SNI control that drew a certificate for another name or an alert still
+shows that the server answers TLS (``TLSHandshakeObservation.server_answered``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from probe.model.failures import Failure
 from probe.model.observations import Certificate, TLSHandshakeObservation
 from probe.steps._clock import Clock
-from probe.steps._errors import NETWORK_ERRORS, classify_exception
+from probe.steps._errors import NETWORK_ERRORS, classify_exception, tls_alert
 from probe.steps._pinning import client_context
 
 DEFAULT_ALPN = ("h2", "http/1.1")
@@ -41,6 +47,7 @@ async def handshake(
     failure: Failure | None = None
     session: _Session | None = None
     cert_valid: bool | None = None
+    alert: str | None = None
     received = [0]
     try:
         async with asyncio.timeout_at(deadline):
@@ -56,6 +63,7 @@ async def handshake(
     except NETWORK_ERRORS as exc:
         if failure is None:  # a failure of the verifying handshake wins over the second one's
             failure = classify_exception(exc)
+            alert = tls_alert(exc)
     return TLSHandshakeObservation(
         ip=ip,
         port=port,
@@ -68,6 +76,7 @@ async def handshake(
         cert_valid=cert_valid,
         certificate=session.certificate if session else None,
         received=received[0],
+        alert=alert,
         t0=t0,
         t=clock.now(),
     )

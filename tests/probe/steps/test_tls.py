@@ -1,8 +1,10 @@
-"""tls.handshake: valid chain, wrong name, unknown CA, reset, EOF, alert and silence."""
+"""tls.handshake: valid chain, wrong name, unknown CA, reset, EOF, alert and silence, and what real
+TLS servers (OpenSSL through Python's ssl, nginx) answer for a name they do not host."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from probe.model.failures import Failure
 from probe.model.observations import TLSHandshakeObservation
 from probe.steps import tls
 from probe.steps._clock import Clock, deadline_in
+from tests.probe.steps.real_tls import Nginx, OpenSSLServer
 from tests.probe.steps.servers import HTTPServer, RawServer, reset, server_context
 
 pytestmark = pytest.mark.anyio
@@ -98,6 +101,7 @@ async def test_reset_after_client_hello() -> None:
     assert Failure.CONNECTION_RESET == obs.failure
     assert obs.certificate is None
     assert obs.cert_valid is None
+    assert (None, False) == (obs.alert, obs.server_answered)
 
 
 async def test_eof_after_client_hello() -> None:
@@ -109,6 +113,7 @@ async def test_eof_after_client_hello() -> None:
 
     obs = await _raw(handler)
     assert Failure.EOF == obs.failure
+    assert (None, False) == (obs.alert, obs.server_answered)
 
 
 async def test_alert_after_client_hello() -> None:
@@ -123,6 +128,7 @@ async def test_alert_after_client_hello() -> None:
 
     obs = await _raw(handler)
     assert Failure.SSL_FAILED_HANDSHAKE == obs.failure
+    assert ("handshake_failure", True) == (obs.alert, obs.server_answered)
 
 
 async def test_silence_is_a_timeout() -> None:
@@ -135,6 +141,78 @@ async def test_silence_is_a_timeout() -> None:
     obs = await _raw(handler, wait=0.5)
     assert Failure.TIMEOUT == obs.failure
     assert 0.4 < obs.t - obs.t0 < 1.0
+    assert (None, False) == (obs.alert, obs.server_answered)
+
+
+async def test_a_reply_that_is_not_tls_is_no_tls_answer() -> None:
+    """An HTTP reply to the ClientHello (a blockpage box) fails the handshake with no alert."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()
+
+    obs = await _raw(handler)
+    assert Failure.SSL_FAILED_HANDSHAKE == obs.failure
+    assert (None, False) == (obs.alert, obs.server_answered)
+
+
+# --- real servers asked for a name they do not host (the benign-SNI control) ----------------
+
+
+@pytest.mark.parametrize(
+    ("alert", "name"),
+    [
+        (ssl.AlertDescription.ALERT_DESCRIPTION_UNRECOGNIZED_NAME, "unrecognized_name"),
+        (ssl.AlertDescription.ALERT_DESCRIPTION_HANDSHAKE_FAILURE, "handshake_failure"),
+    ],
+)
+async def test_openssl_server_alert_for_an_unknown_name(
+    ca: trustme.CA, ca_file: Path, alert: ssl.AlertDescription, name: str
+) -> None:
+    """OpenSSL refusing the SNI with an alert: ssl_failed_handshake, the alert named, answered."""
+    with OpenSSLServer(ca, "x.test", alert) as server:
+        benign = await _handshake(server.port, "example.test", ca_file)
+        hosted = await _handshake(server.port, "x.test", ca_file)
+    assert Failure.SSL_FAILED_HANDSHAKE == benign.failure
+    assert (name, True, None) == (benign.alert, benign.server_answered, benign.certificate)
+    assert (None, True) == (hosted.failure, hosted.cert_valid)
+
+
+async def test_openssl_server_own_certificate_for_any_name(ca: trustme.CA, ca_file: Path) -> None:
+    """A server presenting its own certificate to every SNI: another name, still a TLS answer."""
+    with OpenSSLServer(ca, "x.test", None) as server:
+        benign = await _handshake(server.port, "example.test", ca_file)
+    assert Failure.SSL_INVALID_HOSTNAME == benign.failure
+    assert benign.certificate is not None
+    assert ("x.test",) == benign.certificate.sans
+    assert (None, True) == (benign.alert, benign.server_answered)
+
+
+async def test_nginx_rejects_an_unknown_name_with_an_alert(
+    ca: trustme.CA, ca_file: Path, tmp_path: Path
+) -> None:
+    """nginx's ``ssl_reject_handshake`` default server: unrecognized_name, a TLS answer."""
+    with Nginx(ca, "x.test", tmp_path) as nginx:
+        benign = await _handshake(nginx.reject_port, "example.test", ca_file)
+        hosted = await _handshake(nginx.reject_port, "x.test", ca_file)
+    assert (Failure.SSL_FAILED_HANDSHAKE, "unrecognized_name") == (benign.failure, benign.alert)
+    assert benign.server_answered
+    assert (None, True) == (hosted.failure, hosted.cert_valid)
+
+
+async def test_nginx_default_server_certificate_for_an_unknown_name(
+    ca: trustme.CA, ca_file: Path, tmp_path: Path
+) -> None:
+    """nginx's default server presents its certificate, for another name, to every SNI."""
+    with Nginx(ca, "x.test", tmp_path) as nginx:
+        benign = await _handshake(nginx.default_port, "example.test", ca_file)
+    assert Failure.SSL_INVALID_HOSTNAME == benign.failure
+    assert benign.certificate is not None
+    assert ("x.test",) == benign.certificate.sans
+    assert (None, True) == (benign.alert, benign.server_answered)
 
 
 async def test_control_flag_is_kept(ca: trustme.CA, ca_file: Path) -> None:
