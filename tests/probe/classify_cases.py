@@ -24,6 +24,7 @@ from tests.probe.observation_builders import (
     X_IP2,
     Item,
     benign,
+    benign_answer,
     canaries_down,
     canaries_ok,
     control_dns,
@@ -113,6 +114,71 @@ def _policed(last_gap: float = 0.0) -> tuple[tuple[float, int], ...]:
 
 def _tls_block(failure: Failure) -> Observations:
     return _x(twice(tls(X_IP, failure=failure)), benign(X_IP))
+
+
+# What real servers answer for a name they do not host: every one is a working benign-SNI control.
+SERVER_ANSWERS = ("default_cert", "own_cert", "alert:unrecognized_name", "alert:handshake_failure")
+# What a path that does not carry TLS to the address gives: every one is a failed control.
+NO_TLS_ANSWERS = (F.CONNECTION_RESET, F.TIMEOUT, F.EOF)
+
+
+def _tls_against(failure: Failure, answer: str) -> Observations:
+    """The platform SNI failing twice, the server answering the benign SNI as real ones do."""
+    return _x(twice(tls(X_IP, failure=failure)), twice(benign_answer(X_IP, answer)))
+
+
+def _benign_controls() -> list[Case]:
+    """The benign-SNI control judged by what it proves, for each real server behaviour."""
+    cases = []
+    for answer in SERVER_ANSWERS:
+        tag = answer.replace("alert:", "alert_")
+        for failure, method in ((F.CONNECTION_RESET, "tls.reset"), (F.EOF, "tls.eof")):
+            cases.append(
+                Case(
+                    f"{method.replace('.', '_')}_benign_{tag}",
+                    TWITTER,
+                    _tls_against(failure, answer),
+                    vantage_ok(),
+                    canaries_ok(),
+                    "blocked",
+                    method,
+                )
+            )
+        # The benign answer is the only control: still enough for the floor.
+        cases.append(
+            Case(
+                f"rule_benign_{tag}_alone_is_a_working_control",
+                TWITTER,
+                _tls_against(F.CONNECTION_RESET, answer),
+                None,
+                {},
+                "blocked",
+                "tls.reset",
+            )
+        )
+        cases.append(
+            Case(
+                f"tls_timeout_benign_{tag}",
+                TWITTER,
+                _tls_against(F.TIMEOUT, answer),
+                vantage_ok(),
+                canaries_ok(),
+                "blocked",
+                "tls.timeout",
+            )
+        )
+    cases.extend(
+        Case(
+            f"fp_benign_{failure.value}_is_a_failed_control",
+            TWITTER,
+            _x(twice(tls(X_IP, failure=F.CONNECTION_RESET)), twice(benign(X_IP, failure))),
+            None,
+            {},
+            "inconclusive",
+        )
+        for failure in NO_TLS_ANSWERS
+    )
+    return cases
 
 
 def _http_block(failure: Failure) -> Observations:
@@ -1236,6 +1302,52 @@ CASES: tuple[Case, ...] = (
         "inconclusive",
     ),
     Case("rule_nothing_observed", TWITTER, obs(), None, {}, "inconclusive"),
+    *_benign_controls(),
+    Case(
+        "tls_alert_benign_default_cert",
+        TWITTER,
+        _tls_against(F.SSL_FAILED_HANDSHAKE, "default_cert"),
+        None,
+        {},
+        "blocked",
+        "tls.alert",
+    ),
+    Case(
+        "tls_alert_benign_alert_vantage_ok",
+        TWITTER,
+        _tls_against(F.SSL_FAILED_HANDSHAKE, "alert:unrecognized_name"),
+        vantage_ok(),
+        canaries_ok(),
+        "blocked",
+        "tls.alert",
+    ),
+    Case(
+        "fp_tls_alert_benign_alert_server_refuses_both",
+        TWITTER,
+        _tls_against(F.SSL_FAILED_HANDSHAKE, "alert:handshake_failure"),
+        None,
+        {},
+        "inconclusive",
+    ),
+    Case(
+        "fp_tls_timeout_benign_alert_only_small_answers_cross",
+        TWITTER,
+        _tls_against(F.TIMEOUT, "alert:unrecognized_name"),
+        None,
+        {"example.org": obs(dns("example.org", CANARY_IP), tcp(CANARY_IP))},
+        "inconclusive",
+    ),
+    Case(
+        "fp_benign_non_tls_reply_is_a_failed_control",
+        TWITTER,
+        _x(
+            twice(tls(X_IP, failure=F.CONNECTION_RESET)),
+            twice(benign(X_IP, failure=F.SSL_FAILED_HANDSHAKE)),
+        ),
+        None,
+        {},
+        "inconclusive",
+    ),
     Case("rule_only_dns_observed", TWITTER, obs(resolved()), None, canaries_ok(), "inconclusive"),
 )
 

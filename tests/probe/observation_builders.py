@@ -126,6 +126,36 @@ def benign(ip: str, failure: Failure | None = None) -> TLSHandshakeObservation:
     return tls(ip, "example.org", control=True, failure=failure)
 
 
+def benign_answer(ip: str, answer: str) -> TLSHandshakeObservation:
+    """The benign-SNI control as a real server answers a name it does not host, as the TLS step
+    records it: ``default_cert`` (nginx's default server: its certificate, for another name),
+    ``own_cert`` (the platform's certificate for any name), ``alert:NAME`` (a TLS alert such as
+    unrecognized_name or handshake_failure)."""
+    if answer.startswith("alert:"):
+        return TLSHandshakeObservation(
+            ip=ip,
+            sni="example.org",
+            control=True,
+            failure=Failure.SSL_FAILED_HANDSHAKE,
+            alert=answer.removeprefix("alert:"),
+            received=7,
+            t0=0.02,
+            t=0.023,
+        )
+    sans = {"default_cert": ("default.lab",), "own_cert": ("twitter.com", "*.twitter.com")}[answer]
+    return TLSHandshakeObservation(
+        ip=ip,
+        sni="example.org",
+        control=True,
+        failure=Failure.SSL_INVALID_HOSTNAME,
+        cert_valid=False,
+        certificate=Certificate(subject=f"CN={sans[0]}", issuer="CN=blockprobe lab CA", sans=sans),
+        received=2400,
+        t0=0.02,
+        t=0.026,
+    )
+
+
 def http(
     url: str = "https://twitter.com/",
     status: int | None = 200,
