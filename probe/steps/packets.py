@@ -1,12 +1,19 @@
 """Injected-reset evidence: is the RST after a ClientHello the server's, or a middlebox's?
 
-``reset_evidence`` captures the packets of one TCP connection to ``ip:port`` that sends a
-ClientHello with ``sni``, and ``judge_reset`` compares every RST that came back with the server's
-SYN-ACK, as ICLab does: a device on the path forges the RST with its own IP TTL (it sits at a
-different distance and starts from its own initial TTL) and its own IP ID, unrelated to the
-counter of the server's packets. A TTL that differs by more than ``TTL_TOLERANCE`` hops, or an
-IP ID far from the server's counter, makes the RST ``injected``. Linux servers send the SYN-ACK
-with IP ID 0, so the IP ID is compared only when the server sent other packets with an ID.
+``reset_evidence`` captures the packets of TCP connections to ``ip:port`` that send a ClientHello
+with ``sni`` (``RESET_TRIES`` of them, one after the other), and ``judge_reset`` compares every
+RST that came back with the server's SYN-ACK, as ICLab does: a device on the path forges the RST
+with its own IP TTL (it sits at a different distance and starts from its own initial TTL) and its
+own IP ID, unrelated to the counter of the server's packets.
+
+Distances are hops: a packet's hop distance is the nearest common initial TTL at or above its IP
+TTL (64, 128 or 255) minus that TTL, so the server's SYN-ACK at 63 came one hop, and an RST at 64
+from the first router came zero hops. An RST from fewer hops than the SYN-ACK was sent by something
+between the probe and the server; when it is closer by one hop only, a route change could explain
+one connection, so it counts when every try that drew an RST shows it (``combine_tries``). A TTL
+that differs by more than ``TTL_TOLERANCE`` hops either way, or an IP ID far from the server's
+counter, makes the RST ``injected`` on its own. Linux servers send the SYN-ACK with IP ID 0, so the
+IP ID is compared only when the server sent other packets with an ID.
 
 Optional and privileged: without raw-socket capability (``probe.steps.capture``) the result says
 ``available=False`` and nothing is sent. Network failures are data, as in every step.
@@ -26,6 +33,8 @@ from probe.steps.headers import FIN, Packet
 from probe.steps.triggers import client_hello
 
 TTL_TOLERANCE = 1  # hops a genuine RST's TTL may differ from the SYN-ACK's (route change)
+COMMON_INITIAL_TTLS = (64, 128, 255)  # Linux/BSD/macOS, Windows, network gear
+RESET_TRIES = 2  # connections per reset_evidence: a one-hop difference must repeat
 IP_ID_WINDOW = 2048  # how far past the server's last IP ID its own RST may be
 SETTLE = 0.2  # seconds to keep capturing after the first reaction (racing packets)
 NOT_AVAILABLE = "packet evidence not available: capturing needs root or CAP_NET_RAW"
@@ -49,6 +58,10 @@ class PacketEvidence(BaseModel):
     rst_ttl: int | None = None  # of the first RST
     rst_ip_id: int | None = None
     rst_ttls: tuple[int, ...] = ()  # of every RST, in arrival order
+    synack_hops: int | None = None  # hop distance of the SYN-ACK (see ``hop_distance``)
+    rst_hops: int | None = None  # hop distance of the nearest RST
+    hops_closer: int | None = None  # how many hops nearer than the SYN-ACK that RST came from
+    tries: int = 1  # connections judged (``combine_tries``)
     ip_id_unrelated: bool | None = None  # None when the server gave no IP ID to compare
     injected: bool = False
     packets: int = 0  # packets of the connection captured, both directions
@@ -71,11 +84,28 @@ async def reset_evidence(
     settle: float = SETTLE,
     tolerance: int = TTL_TOLERANCE,
     allow: AllowCheck | None = None,
+    tries: int = RESET_TRIES,
 ) -> PacketEvidence:
-    """Send a ClientHello with ``sni`` to ``ip:port`` and judge the RSTs that answer it."""
+    """Send a ClientHello with ``sni`` to ``ip:port`` on up to ``tries`` connections (while RSTs
+    come back and time remains) and judge the RSTs that answer it."""
     check_allowed(allow, sni, ip)
     if not raw_sockets_available():
         return PacketEvidence(available=False, ip=ip, port=port, sni=sni, description=NOT_AVAILABLE)
+    found = []
+    for _ in range(max(1, tries)):
+        one = await _one_try(
+            ip, sni, port=port, deadline=deadline, settle=settle, tolerance=tolerance
+        )
+        found.append(one)
+        if one.rst_ttl is None or asyncio.get_running_loop().time() >= deadline:
+            break  # no RST to compare again, or no time left
+    return combine_tries(found)
+
+
+async def _one_try(
+    ip: str, sni: str, *, port: int, deadline: float, settle: float, tolerance: int
+) -> PacketEvidence:
+    """One connection: send the ClientHello, capture what comes back, judge it."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     local_port: int | None = None
@@ -103,6 +133,22 @@ async def reset_evidence(
         tolerance=tolerance,
         seconds=loop.time() - start,
     )
+
+
+def initial_ttl(ttl: int) -> int:
+    """The nearest common initial IP TTL at or above ``ttl`` (64, 128 or 255)."""
+    if not 0 <= ttl <= 255:
+        raise ValueError(f"an IP TTL is 0..255, not {ttl}")
+    return next(start for start in COMMON_INITIAL_TTLS if start >= ttl)
+
+
+def hop_distance(ttl: int) -> int:
+    """Hops a packet that arrived with IP TTL ``ttl`` travelled (routers that decremented it)."""
+    return initial_ttl(ttl) - ttl
+
+
+def _hops(n: int) -> str:
+    return f"{n} hop{'' if n == 1 else 's'}"
 
 
 def judge_reset(
@@ -146,28 +192,105 @@ def judge_reset(
     if synack is None:
         text = f"RST from {where} before any SYN-ACK: nothing to compare it with"
         return found.model_copy(update={"description": text})
-    mismatched = [p for p in resets if abs(p.ttl - synack.ttl) > tolerance]
+    server_hops = hop_distance(synack.ttl)
+    nearest = min(resets, key=lambda p: hop_distance(p.ttl))
+    closer = server_hops - hop_distance(nearest.ttl)
+    server_start = initial_ttl(synack.ttl)
+    mismatched = [
+        p
+        for p in resets
+        if abs(hop_distance(p.ttl) - server_hops) > tolerance or initial_ttl(p.ttl) != server_start
+    ]
     unrelated = _ip_id_unrelated(resets, others[-1].ip_id) if others else None
     injected = bool(mismatched) or bool(unrelated)
-    first = mismatched[0] if mismatched else resets[0]
+    first = nearest if closer > 0 else (mismatched[0] if mismatched else resets[0])
     facts = (
-        f"RST from {where} arrived with IP TTL {first.ttl} and IP ID {first.ip_id}, "
-        f"the server's SYN-ACK with IP TTL {synack.ttl} and IP ID {synack.ip_id}"
+        f"RST from {where} arrived with IP TTL {first.ttl} ({_hops(hop_distance(first.ttl))} "
+        f"from {initial_ttl(first.ttl)}) and IP ID {first.ip_id}, the server's SYN-ACK with IP "
+        f"TTL {synack.ttl} ({_hops(server_hops)} from {initial_ttl(synack.ttl)}) and IP ID "
+        f"{synack.ip_id}"
     )
     reasons = []
-    if mismatched:
+    if closer > 0:
+        reasons.append(f"the RST came from {_hops(closer)} closer than the server")
+    if initial_ttl(first.ttl) != server_start:
+        reasons.append(
+            f"it started from IP TTL {initial_ttl(first.ttl)}, the server from {server_start}"
+        )
+    elif mismatched and closer <= 0:
         reasons.append(f"the TTLs differ by {abs(first.ttl - synack.ttl)} hops")
     if unrelated:
         reasons.append(f"the IP ID is unrelated to the server's ({others[-1].ip_id})")
     if injected:
         text = f"{facts}: {' and '.join(reasons)}, so a device on the path forged it"
+    elif closer > 0:
+        text = (
+            f"{facts}: {reasons[0]}, which a device on the path would show; one connection "
+            "alone could be a route change"
+        )
     else:
         text = f"{facts}: consistent with the server (or a device as far away) sending it"
     if len(resets) > 1:
         text += f" ({len(resets)} RSTs, IP TTLs {', '.join(str(t) for t in found.rst_ttls)})"
     return found.model_copy(
-        update={"description": text, "injected": injected, "ip_id_unrelated": unrelated}
+        update={
+            "description": text,
+            "injected": injected,
+            "ip_id_unrelated": unrelated,
+            "synack_hops": server_hops,
+            "rst_hops": hop_distance(nearest.ttl),
+            "hops_closer": closer,
+        }
     )
+
+
+def combine_tries(tries: Sequence[PacketEvidence]) -> PacketEvidence:
+    """One judgement over several connections' evidence (at least one).
+
+    A try judged injected on its own (a distance off by more than the tolerance, another initial
+    TTL, an unrelated IP ID) decides. Otherwise an RST nearer than the SYN-ACK, even by one hop,
+    is a device on the path when every try that drew an RST shows it, and at least two did.
+    """
+    if not tries:
+        raise ValueError("no tries to combine")
+    count = len(tries)
+    compared = [t for t in tries if t.hops_closer is not None]
+    decided = next((t for t in tries if t.injected), None)
+    if decided is not None:
+        return decided.model_copy(update={"tries": count, "rst_ttls": _all_ttls(tries)})
+    if not compared:
+        return tries[0].model_copy(update={"tries": count})
+    closer = [t for t in compared if (t.hops_closer or 0) > 0]
+    first = compared[0]
+    if len(compared) >= 2 and len(closer) == len(compared):
+        hops = min(t.hops_closer or 0 for t in closer)
+        where = f"{first.ip}:{first.port} (SNI {first.sni})"
+        ttls = ", ".join(str(t) for t in _all_ttls(compared))
+        text = (
+            f"RSTs from {where} arrived from {_hops(hops)} closer than the server on "
+            f"{len(closer)} of {count} tries (RST IP TTLs {ttls}, {_hops(first.rst_hops or 0)} "
+            f"from {initial_ttl(first.rst_ttl or 0)}; the server's SYN-ACK at IP TTL "
+            f"{first.synack_ttl}, {_hops(first.synack_hops or 0)}): a device on the path sent "
+            f"them, {_hops(hops)} before the server"
+        )
+        return first.model_copy(
+            update={
+                "injected": True,
+                "description": text,
+                "tries": count,
+                "hops_closer": hops,
+                "rst_ttls": _all_ttls(compared),
+            }
+        )
+    if closer:
+        note = f" (closer on {len(closer)} of {len(compared)} tries with an RST: not consistent)"
+        chosen = closer[0]
+        return chosen.model_copy(update={"description": chosen.description + note, "tries": count})
+    return first.model_copy(update={"tries": count, "rst_ttls": _all_ttls(compared)})
+
+
+def _all_ttls(tries: Sequence[PacketEvidence]) -> tuple[int, ...]:
+    return tuple(ttl for t in tries for ttl in t.rst_ttls)
 
 
 def _ip_id_unrelated(resets: Sequence[Packet], server_ip_id: int) -> bool:

@@ -162,11 +162,87 @@ def test_rst_with_a_distant_ttl_is_injected() -> None:
 
 
 def test_rst_at_the_servers_distance_is_not_injected() -> None:
-    """A TTL within one hop of the SYN-ACK's is consistent with the server sending it."""
-    for ttl in (63, 62, 64):
+    """The SYN-ACK's distance, or one hop further (a route change): the server may have sent it."""
+    for ttl in (63, 62):
         found = judge_reset([_synack(), _rst(ttl, 0)], ip=SERVER, port=443, sni="x.com")
         assert not found.injected, ttl
         assert "consistent with the server" in found.description
+
+
+# --- hop distance ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ttl", "initial", "hops"),
+    [
+        (64, 64, 0),
+        (63, 64, 1),
+        (1, 64, 63),
+        (0, 64, 64),
+        (65, 128, 63),
+        (128, 128, 0),
+        (127, 128, 1),
+        (129, 255, 126),
+        (255, 255, 0),
+        (254, 255, 1),
+    ],
+)
+def test_hop_distance_from_the_nearest_initial_ttl(ttl: int, initial: int, hops: int) -> None:
+    """The nearest common initial TTL at or above the TTL (64, 128, 255), minus the TTL."""
+    assert (initial, hops) == (packets.initial_ttl(ttl), packets.hop_distance(ttl))
+
+
+def test_hop_distance_rejects_what_is_not_a_ttl() -> None:
+    with pytest.raises(ValueError, match="0..255"):
+        packets.hop_distance(256)
+
+
+def _tries(synack_ttl: int, *rst_ttls: int) -> list[packets.PacketEvidence]:
+    return [
+        judge_reset([_synack(synack_ttl), _rst(ttl, 0)], ip=SERVER, port=443, sni="x.com")
+        for ttl in rst_ttls
+    ]
+
+
+def test_rst_one_hop_closer_on_every_try_is_a_device_on_the_path() -> None:
+    """The censor on the first router: its RST at 64 (0 hops), the SYN-ACK at 63 (1 hop)."""
+    one = _tries(63, 64)[0]
+    assert (False, 1, 0, 1) == (one.injected, one.hops_closer, one.rst_hops, one.synack_hops)
+    assert "1 hop closer than the server" in one.description
+    assert "route change" in one.description
+    found = packets.combine_tries(_tries(63, 64, 64))
+    assert (True, 1, 2) == (found.injected, found.hops_closer, found.tries)
+    assert (64, 64) == found.rst_ttls
+    assert "1 hop closer than the server on 2 of 2 tries" in found.description
+    assert "consistent with the server" not in found.description
+
+
+def test_one_hop_closer_only_once_is_not_enough() -> None:
+    """One try closer, one at the server's distance; or a single try: not a device on the path."""
+    mixed = packets.combine_tries(_tries(63, 64, 63))
+    assert not mixed.injected
+    assert "not consistent" in mixed.description
+    single = packets.combine_tries(_tries(63, 64))
+    assert not single.injected
+
+
+@pytest.mark.parametrize(
+    ("synack_ttl", "rst_ttl", "closer"),
+    [(126, 127, 1), (253, 254, 1), (62, 63, 1), (61, 64, 3)],
+)
+def test_closer_by_hops_at_every_initial_ttl(synack_ttl: int, rst_ttl: int, closer: int) -> None:
+    """Windows-like (128) and router-like (255) senders are judged by hops the same way."""
+    found = packets.combine_tries(_tries(synack_ttl, rst_ttl, rst_ttl))
+    assert (True, closer) == (found.injected, found.hops_closer)
+    plural = "hop" if closer == 1 else "hops"
+    assert f"{closer} {plural} closer than the server" in found.description
+
+
+def test_a_different_initial_ttl_at_the_first_router_is_one_hop_closer() -> None:
+    """An RST at 128 (a box starting at 128, 0 hops) after a SYN-ACK at 63: injected at once."""
+    found = packets.combine_tries(_tries(63, 128))
+    assert (True, 1) == (found.injected, found.hops_closer)
+    assert "1 hop closer than the server" in found.description
 
 
 def test_rst_with_an_unrelated_ip_id_is_injected() -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from censornet import topology
 from censornet.lab import Lab
 from censornet.policy import InjectRule, Policy, write_policy
+from censornet.scenario import apply_scenario
 from censornet.servers.rst_injector import FORGED_IP_ID, FORGED_IP_TTL, READY_NAME
 
 pytestmark = [
@@ -25,6 +27,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for raw sockets in the lab"),
 ]
 
+LAB_CONFIG = Path(__file__).resolve().parents[2] / "config" / "lab" / "probe-lab.toml"
 X_IP = topology.X_IPS[0]
 ISP1_ROUTER = "198.18.11.1"  # hop 1 from v1a
 CONTROL_RESOLVER = topology.CONTROL_RESOLVER_IP
@@ -146,8 +149,40 @@ def test_in_path_reject_shows_one_hop_after_the_router(lab: Lab) -> None:
         located["router"],
         located["previous_router"],
     )
-    # The router's own RST starts at TTL 64 one hop away; the server's SYN-ACK comes at 63.
-    assert (64, 63, False) == (reset["rst_ttl"], reset["synack_ttl"], reset["injected"])
+    # The router's own RST starts at TTL 64 and arrives untouched (0 hops); the server's SYN-ACK
+    # comes at 63 (1 hop): one hop closer on every try, so a device on the path sent it.
+    assert (64, 63, True) == (reset["rst_ttl"], reset["synack_ttl"], reset["injected"])
+    assert (0, 1, 1, 2) == (
+        reset["rst_hops"],
+        reset["synack_hops"],
+        reset["hops_closer"],
+        reset["tries"],
+    )
+    assert "1 hop closer than the server on 2 of 2 tries" in reset["description"]
+
+
+def test_probe_names_a_first_hop_censor_in_its_evidence(lab: Lab) -> None:
+    """`blockprobe run` with the reset at the ISP router (the sni-reset scenario): tls.reset, and
+    the packet evidence says the RST came from 1 hop closer than the server."""
+    apply_scenario(lab, "sni-reset", isp="isp1")
+    try:
+        done = lab.run(
+            "v1a",
+            [sys.executable, "-m", "probe", "run", "--platform", "x", "--json", "--config",
+             str(LAB_CONFIG)],
+            env={"BLOCKPROBE_CA_FILE": str(lab.ca_file)},
+            timeout=120,
+            check=False,
+        )  # fmt: skip
+    finally:
+        apply_scenario(lab, "clean")
+    assert 0 == done.returncode, done.stderr[-2000:]
+    results = json.loads(done.stdout)["results"]
+    twitter = next(r for r in results if r["target"] == "https://twitter.com/")
+    assert ("blocked", "tls.reset") == (twitter["verdict"], twitter["method"])
+    closer = [e for e in twitter["evidence"] if "1 hop closer than the server" in e]
+    assert closer, twitter["evidence"]
+    assert "consistent with the server" not in " ".join(twitter["evidence"])
 
 
 def test_dns_injection_shows_two_answers_and_their_ttls(lab: Lab) -> None:
