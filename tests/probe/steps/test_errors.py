@@ -1,4 +1,4 @@
-"""The exception-to-failure table."""
+"""The exception-to-failure table, and the TLS alert a peer sent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from probe.model.failures import Failure
-from probe.steps._errors import classify_exception
+from probe.steps._errors import classify_exception, tls_alert
 
 
 def _verify_error(code: int) -> ssl.SSLCertVerificationError:
@@ -63,3 +63,28 @@ def _wrapped(inner: BaseException) -> httpx.ConnectError:
 def test_classify_exception(exc: BaseException, expected: Failure) -> None:
     """Each exception maps to its failure, wrapped ones by their innermost specific cause."""
     assert expected == classify_exception(exc)
+
+
+def _ssl_error(reason: str) -> ssl.SSLError:
+    exc = ssl.SSLError(1, reason.lower())
+    exc.reason = reason
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("reason", "alert"),
+    [
+        ("TLSV1_UNRECOGNIZED_NAME", "unrecognized_name"),
+        ("SSLV3_ALERT_HANDSHAKE_FAILURE", "handshake_failure"),
+        ("TLSV1_ALERT_INTERNAL_ERROR", "internal_error"),
+        ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "certificate_required"),
+        ("WRONG_VERSION_NUMBER", None),  # a reply that is not TLS: our side's error, no alert
+        ("UNEXPECTED_EOF_WHILE_READING", None),
+    ],
+)
+def test_tls_alert_names_the_alert_the_peer_sent(reason: str, alert: str | None) -> None:
+    assert alert == tls_alert(_ssl_error(reason))
+    wrapped = httpx.ConnectError("wrapped")
+    wrapped.__cause__ = _ssl_error(reason)
+    assert alert == tls_alert(wrapped)
+    assert tls_alert(ConnectionResetError()) is None
