@@ -65,3 +65,20 @@ def test_the_naive_checker_mistakes_an_outage_for_blocking(
     assert 9 == shutdown["false_positives"] == len(shutdown["endpoints"])
     assert "1" == junit.get("failures")
     assert "[false positive]" in stdout
+
+
+def test_lab_env_json_gives_a_probe_what_it_needs(session_lab: Lab) -> None:
+    """The stable facts: version, resolvers, CA, helper, endpoints; every value a string."""
+    done = subprocess.run(
+        [sys.executable, "-m", "probe", "lab", "env", "--json", "--vantage", "v2a"],
+        capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "BLOCKPROBE_LAB_PREFIX": session_lab.prefix},
+    )  # fmt: skip
+    facts = json.loads(done.stdout)
+    assert all(isinstance(v, str) for v in facts.values())
+    assert ("1", "isp2", "198.18.20.53") == (
+        facts["BLOCKPROBE_LAB_ENV_VERSION"], facts["BLOCKPROBE_ISP"], facts["BLOCKPROBE_RESOLVER"],
+    )  # fmt: skip
+    assert "https://x.com/" in facts["BLOCKPROBE_ENDPOINTS"].split(",")
+    assert Path(facts["BLOCKPROBE_CA_FILE"]).read_text().startswith("-----BEGIN CERTIFICATE")
+    assert facts["BLOCKPROBE_HELPER_URL"].startswith("http://")
