@@ -6,30 +6,41 @@ Nothing here reads or logs the client's address; run uvicorn with its access log
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from collectors import merkle
+from collectors.body_limit import BodyLimit
+from collectors.bounds import TimeWindow
 from collectors.checkpoint import Checkpoint, sign_checkpoint
 from collectors.config import CollectorSettings
 from collectors.db import make_engine
-from collectors.ingest import Ingestor, Outcome, refusal
+from collectors.enrolment import (
+    CHALLENGE_TTL,
+    Challenges,
+    EnrollRequest,
+    EnrolmentRefused,
+    admit,
+)
+from collectors.ingest import AUTH_FAILURES, Ingestor, Outcome, refusal
+from collectors.limits import SharedRateLimiter
 from collectors.metrics import Metrics
 from collectors.migrations import migrate
 from collectors.ratelimit import RateLimiter
 from collectors.store import Store
 from probe.model.bundle import Envelope
 from probe.signing import (
-    SignatureError,
     b64decode,
     b64encode,
     key_id,
@@ -40,39 +51,13 @@ from probe.signing import (
 from reports.api import router as reports_router
 
 DIGEST = r"^[0-9a-f]{64}$"
-
-
-class EnrollRequest(BaseModel):
-    """A probe key to enrol: the raw Ed25519 public key in base64."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    public_key: str = Field(max_length=100)
-    token: SecretStr | None = None
+BUNDLES = "/api/v1/bundles"
 
 
 class RevokeRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     reason: str = Field(default="revoked by an administrator", max_length=500)
-
-
-class TooLarge(Exception):
-    """The request body exceeds the configured limit."""
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refusing (before reading on) anything over ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def envelope_schema() -> dict[str, Any]:
@@ -106,10 +91,25 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     migrate(engine)
     store = Store(engine)
     metrics = Metrics()
-    limiter = RateLimiter(settings.rate_limit_per_minute / 60.0, settings.rate_limit_burst)
-    ingestor = Ingestor(store, limiter, metrics)
+    limiter = SharedRateLimiter(
+        engine, settings.rate_limit_per_minute / 60.0, settings.rate_limit_burst, prefix="bundles:"
+    )
+    enrol_limit = SharedRateLimiter(
+        engine, settings.enroll_per_minute / 60.0, max(1, int(settings.enroll_per_minute))
+    )
+    failures = SharedRateLimiter(
+        engine,
+        settings.auth_failures_per_minute / 60.0,
+        max(1, int(settings.auth_failures_per_minute)),
+    )
+    window = TimeWindow(
+        max_age=timedelta(days=settings.max_bundle_age_days),
+        max_skew=timedelta(seconds=settings.max_clock_skew_seconds),
+    )
+    ingestor = Ingestor(store, limiter, metrics, window=window, failures=failures)
     log_key = load_or_create_private_key(settings.log_key_path())
     log_public = raw_public_key(log_key.public_key())
+    challenges = Challenges.from_log_key(log_key)
     notes: dict[int, str] = {}  # checkpoint notes by size (Ed25519 signatures are deterministic)
 
     @asynccontextmanager
@@ -125,6 +125,21 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = metrics
+
+    def body_limit(path: str) -> int:
+        return settings.max_bundle_bytes if path == BUNDLES else settings.max_body_bytes
+
+    app.add_middleware(
+        BodyLimit, limit_for=body_limit, on_refusal=lambda: metrics.reject("too_large")
+    )
+
+    def failed_auth(outcome: Outcome) -> JSONResponse:
+        """Count a failed authentication; 429 instead once the shared budget is spent."""
+        wait = failures.take(AUTH_FAILURES)
+        if wait is not None:
+            outcome = _too_many("too_many_failures", "too many failed authentications", wait)
+        metrics.reject(str(outcome.body["error"]))
+        return _json(outcome)
 
     async def _storage_down(_request: Request, exc: Exception) -> JSONResponse:
         body = {"error": "storage_unavailable", "detail": type(exc).__name__}
@@ -143,30 +158,60 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
 
     @app.exception_handler(_Refused)
     async def _refused(_request: Request, exc: _Refused) -> JSONResponse:
+        if exc.outcome.status in (401, 403) and exc.outcome.body["error"] == "unauthorized":
+            return failed_auth(exc.outcome)
         return _json(exc.outcome)
 
-    @app.post("/api/v1/probes", status_code=201, tags=["probes"])
+    @app.post("/api/v1/probes/challenge", tags=["probes"])
+    def challenge() -> dict[str, Any]:
+        """A fresh challenge for the enrolling key to sign (valid for a few minutes)."""
+        return {"challenge": challenges.issue(), "expires_in": int(CHALLENGE_TTL)}
+
+    @app.post(
+        "/api/v1/probes",
+        status_code=201,
+        tags=["probes"],
+        responses={
+            200: {"description": "already enrolled"},
+            202: {"description": "enrolled, waiting for an administrator's approval"},
+            400: {"description": "bad key or challenge"},
+            403: {"description": "bad token or proof, revoked, or bound to another network"},
+            429: {"description": "rate limited; see Retry-After"},
+        },
+    )
     def enroll(body: EnrollRequest) -> JSONResponse:
-        """Enrol a probe's public key (policy ``open``, or ``token``: a valid token required)."""
-        if settings.enroll_policy == "token":
-            given = body.token.get_secret_value().encode() if body.token else b""
-            valid = [t.get_secret_value().encode() for t in settings.enroll_tokens]
-            if not any(hmac.compare_digest(given, t) for t in valid):
-                return _json(refusal(403, "token_required", "enrolment needs a valid token"))
+        """Enrol a probe's key for one network, with proof of possession (docs/collector.md)."""
+        wait = enrol_limit.take("enrol")
+        if wait is not None:
+            metrics.reject("rate_limited")
+            return _json(_too_many("rate_limited", "too many enrolment requests", wait))
         try:
-            raw = b64decode(body.public_key)
-            public = load_public_key(raw)
-        except SignatureError as exc:
-            return _json(refusal(400, "malformed", f"public_key: {exc}"))
-        kid = key_id(public)
-        status = store.enroll(kid, raw)
+            admitted = admit(body, settings.enroll_policy, settings.enroll_tokens, challenges)
+        except EnrolmentRefused as exc:
+            outcome = refusal(exc.status, exc.error, exc.detail)
+            if exc.error in ("bad_token", "token_required", "bad_proof"):
+                return failed_auth(outcome)
+            metrics.reject(exc.error)
+            return _json(outcome)
+        kid = key_id(load_public_key(admitted.public_key))
+        network = (body.country, body.asn)
+        status = store.enroll(
+            kid,
+            admitted.public_key,
+            network=network,
+            voucher=voucher_of(body, settings.enroll_policy, kid),
+            approved=admitted.approved,
+        )
         if status == "revoked":
             return _json(refusal(403, "revoked_key", f"key {kid} is revoked"))
-        code = 201 if status == "enrolled" else 200
+        if status == "other_network":
+            detail = f"key {kid} is enrolled for another network; a key serves one network"
+            return _json(refusal(403, "wrong_network", detail))
+        code = {"enrolled": 201, "pending": 202}.get(status, 200)
         return JSONResponse({"key_id": kid, "status": status}, status_code=code)
 
     @app.post(
-        "/api/v1/bundles",
+        BUNDLES,
         status_code=201,
         tags=["bundles"],
         responses={
@@ -187,21 +232,18 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     )
     async def submit_bundle(request: Request) -> JSONResponse:
         """Submit a DSSE envelope whose payload is a bundle (application/json body)."""
-        try:
-            body = await read_limited(request, settings.max_bundle_bytes)
-        except TooLarge:
-            metrics.reject("too_large")
-            limit = settings.max_bundle_bytes
-            return _json(refusal(413, "too_large", f"bundles are limited to {limit} bytes"))
+        body = await request.body()  # at most max_bundle_bytes: BodyLimit read it
         return _json(await run_in_threadpool(ingestor.submit, body))
 
     @app.get("/api/v1/bundles/{digest}", tags=["bundles"])
     def get_bundle(digest: Annotated[str, Path(pattern=DIGEST)]) -> Response:
-        """The stored envelope of a bundle, by digest."""
+        """The stored envelope of a bundle (header ``key-revoked``: when its key was revoked)."""
         data = store.envelope(digest)
         if data is None:
             return _json(refusal(404, "not_found", f"no bundle {digest}"))
-        return Response(data, media_type="application/json")
+        revoked = store.bundle_revoked_at(digest)
+        headers = {"key-revoked": revoked.isoformat()} if revoked else {}
+        return Response(data, media_type="application/json", headers=headers)
 
     def checkpoint_note(size: int) -> str:
         note = notes.get(size)
@@ -248,6 +290,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
                 "tree_size": size,
                 "leaf_hash": merkle.leaf_hash(bytes.fromhex(digest)).hex(),
                 "proof": [h.hex() for h in found[1]],
+                "key_revoked": store.bundle_revoked_at(digest) is not None,
             }
         )
 
@@ -267,7 +310,11 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         return [
             {
                 "key_id": p.key_id,
+                "country": p.country,
+                "asn": p.asn,
+                "voucher": p.voucher,
                 "enrolled_at": p.enrolled_at.isoformat(),
+                "approved_at": p.approved_at.isoformat() if p.approved_at else None,
                 "revoked_at": p.revoked_at.isoformat() if p.revoked_at else None,
                 "revoke_reason": p.revoke_reason,
             }
@@ -275,12 +322,22 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         ]
 
     @app.post(
+        "/api/v1/admin/probes/{kid}/approve", tags=["admin"], dependencies=[Depends(require_admin)]
+    )
+    def approve(kid: Annotated[str, Path(pattern=DIGEST)]) -> JSONResponse:
+        """Approve a pending key: the administrator vouches for it (one voucher per key)."""
+        if not store.approve(kid):
+            return _json(refusal(404, "not_found", f"no pending key {kid}"))
+        return JSONResponse({"key_id": kid, "status": "enrolled"})
+
+    @app.post(
         "/api/v1/admin/probes/{kid}/revoke", tags=["admin"], dependencies=[Depends(require_admin)]
     )
     def revoke(
         kid: Annotated[str, Path(pattern=DIGEST)], body: RevokeRequest | None = None
     ) -> JSONResponse:
-        """Revoke a key: its later bundles are refused (403); stored ones stay."""
+        """Revoke a key: later bundles are refused (403), its measurements leave the reports
+        (recomputed); its bundles stay in the log, marked revoked."""
         reason = (body or RevokeRequest()).reason
         if not store.revoke(kid, reason):
             return _json(refusal(404, "not_found", f"no enrolled key {kid}"))
@@ -300,6 +357,23 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def voucher_of(request: EnrollRequest, policy: str, kid: str) -> str:
+    """Who vouches for a key: its token (by digest), the approving administrator, or nobody."""
+    if request.token is not None:
+        digest = hashlib.sha256(request.token.get_secret_value().encode()).hexdigest()[:32]
+        return f"token:{digest}"
+    return "open" if policy == "open" else f"approval:{kid}"
+
+
+def _too_many(error: str, what: str, wait: float) -> Outcome:
+    return refusal(
+        429,
+        error,
+        f"{what}; retry in {wait:.1f} s",
+        **{"retry-after": RateLimiter.retry_after(wait)},
+    )
 
 
 class _Refused(Exception):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -36,14 +37,21 @@ def serve(
         typer.Option(envvar="BLOCKPROBE_COLLECTOR_ADMIN_TOKEN", help="Enables the admin API."),
     ] = None,
     enroll_policy: Annotated[
-        str, typer.Option(help="'open' (any key) or 'token' (needs --enroll-token).")
-    ] = "open",
+        str,
+        typer.Option(
+            help="'approval' (a token enrols, else an admin approves), 'token' (a token is"
+            " required) or 'open' (any key that proves possession; labs only)."
+        ),
+    ] = "approval",
     enroll_token: Annotated[
         list[str] | None, typer.Option(help="An enrolment token (repeatable).")
     ] = None,
     rate_limit: Annotated[
         float, typer.Option(min=0.001, help="Bundles per minute per key (and the burst).")
     ] = 600.0,
+    enroll_rate: Annotated[
+        float, typer.Option(min=0.001, help="Enrolment requests per minute, all keys.")
+    ] = 60.0,
     max_bundle_bytes: Annotated[int, typer.Option(min=1, help="Largest bundle accepted.")] = (
         8 * 1024 * 1024
     ),
@@ -54,13 +62,20 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Serve the collector API. Client addresses are never logged (access log off)."""
-    if enroll_policy not in ("open", "token"):
-        raise typer.BadParameter("must be 'open' or 'token'", param_hint="--enroll-policy")
-    policy: Literal["open", "token"] = "open" if enroll_policy == "open" else "token"
+    if enroll_policy not in ("approval", "token", "open"):
+        raise typer.BadParameter(
+            "must be 'approval', 'token' or 'open'", param_hint="--enroll-policy"
+        )
+    # Workers sum their metrics in a fresh directory (prometheus_client's multiprocess mode).
+    metrics_dir = data_dir / "metrics.d"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, mode=0o700)
     # Workers build the app from the environment (uvicorn's factory), so settings go there.
     env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "BLOCKPROBE_COLLECTOR_ENROLL_PER_MINUTE": str(enroll_rate),
         "BLOCKPROBE_COLLECTOR_DATA_DIR": str(data_dir),
-        "BLOCKPROBE_COLLECTOR_ENROLL_POLICY": policy,
+        "BLOCKPROBE_COLLECTOR_ENROLL_POLICY": enroll_policy,
         "BLOCKPROBE_COLLECTOR_ENROLL_TOKENS": json.dumps(enroll_token or []),
         "BLOCKPROBE_COLLECTOR_RATE_LIMIT_PER_MINUTE": str(rate_limit),
         "BLOCKPROBE_COLLECTOR_RATE_LIMIT_BURST": str(max(1, int(rate_limit))),

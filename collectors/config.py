@@ -1,7 +1,7 @@
 """Collector settings: one typed object, read from ``BLOCKPROBE_COLLECTOR_*`` or given in tests.
 
-Secrets have no default: without an admin token the admin API is off; enrolment tokens are only
-needed with ``enroll_policy="token"``.
+Secrets have no default: without an admin token the admin API is off. Enrolment needs a token or
+an administrator's approval by default (``enroll_policy="approval"``, ``collectors.enrolment``).
 """
 
 from __future__ import annotations
@@ -21,11 +21,16 @@ class CollectorSettings(BaseSettings):
     data_dir: Path = Path("collector-data")
     database_url: str | None = None  # default: SQLite file in data_dir
     admin_token: SecretStr | None = None
-    enroll_policy: Literal["open", "token"] = "open"
+    enroll_policy: Literal["approval", "token", "open"] = "approval"
     enroll_tokens: tuple[SecretStr, ...] = ()
     max_bundle_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
-    rate_limit_per_minute: float = Field(default=600.0, gt=0)  # bundles per key, per process
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)  # every route but the bundle route
+    rate_limit_per_minute: float = Field(default=600.0, gt=0)  # bundles per key, all workers
     rate_limit_burst: int = Field(default=120, gt=0)
+    enroll_per_minute: float = Field(default=60.0, gt=0)  # enrolment requests, all workers
+    auth_failures_per_minute: float = Field(default=600.0, gt=0)  # 401/403, all workers
+    max_bundle_age_days: float = Field(default=90.0, gt=0)  # oldest time a bundle may hold
+    max_clock_skew_seconds: float = Field(default=900.0, ge=0)  # newest: the clock plus this
     log_origin: str = "blockprobe.collector/log"
     log_key_file: Path | None = None  # default: data_dir/log-key.pem
 

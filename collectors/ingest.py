@@ -1,20 +1,25 @@
 """Bundle ingestion: from request bytes to a stored bundle or a refusal with its reason.
 
 Order of checks, cheapest and least trusting first: envelope shape (400), an enrolled signer (401),
-revocation and signature (403), already stored (200), rate limit (429), bundle schema and manifest
-(422), then one transaction (201). The rate limit comes after the signature so that forged
-envelopes cannot spend a genuine probe's budget.
+revocation, approval and signature (403), already stored (200), rate limit (429), bundle schema,
+manifest, times and numbers (422), the key's network (403), then one transaction (201). The rate
+limit comes after the signature so that forged envelopes cannot spend a genuine probe's budget.
+
+DSSE: signatures' key ids are hints; the envelope is accepted when any signature verifies with an
+enrolled key (approved, not revoked) that it names. Failed authentications (401, 403) spend a
+bucket shared by the collector's workers; while it is empty they are answered 429.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from collectors.bounds import OutOfBounds, TimeWindow, to_utc
 from collectors.metrics import Metrics
 from collectors.ratelimit import RateLimiter
 from collectors.store import ProbeRecord, Store
@@ -50,11 +55,11 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {first.get('msg')}{more}"
 
 
-def measurement_rows(bundle: Bundle) -> list[dict[str, Any]]:
-    """One row per measurement, as the ``measurements`` table holds it."""
+def measurement_rows(bundle: Bundle, started: list[datetime] | None = None) -> list[dict[str, Any]]:
+    """One row per measurement, as the ``measurements`` table holds it (times in UTC)."""
     rows = []
-    for m in bundle.measurements:
-        started = m.started_at if m.started_at.tzinfo else m.started_at.replace(tzinfo=UTC)
+    times = started or [to_utc(m.started_at) for m in bundle.measurements]
+    for m, started_at in zip(bundle.measurements, times, strict=True):
         rows.append(
             {
                 "measurement_id": m.measurement_id,
@@ -65,23 +70,51 @@ def measurement_rows(bundle: Bundle) -> list[dict[str, Any]]:
                 "asn": m.vantage.asn,
                 "verdict": m.verdict.verdict,
                 "method": m.verdict.method,
-                "started_at": started,
+                "started_at": started_at,
                 "body": m.model_dump_json(),
             }
         )
     return rows
 
 
+class Limiter(Protocol):
+    """Token buckets by name (``collectors.limits``, or ``RateLimiter`` in one process)."""
+
+    def take(self, key: str) -> float | None: ...
+
+
+AUTH_FAILURES = "auth-failures"  # the bucket failed authentications spend
+
+
 class Ingestor:
     """Checks and stores bundles; every outcome is counted in ``metrics``."""
 
-    def __init__(self, store: Store, limiter: RateLimiter, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limiter: Limiter,
+        metrics: Metrics,
+        *,
+        window: TimeWindow | None = None,
+        failures: Limiter | None = None,
+    ) -> None:
         self.store = store
         self.limiter = limiter
         self.metrics = metrics
+        self.window = window or TimeWindow()
+        self.failures = failures
 
     def submit(self, body: bytes) -> Outcome:
         outcome = self._submit(body)
+        if outcome.status in (401, 403) and self.failures is not None:
+            wait = self.failures.take(AUTH_FAILURES)
+            if wait is not None:
+                outcome = refusal(
+                    429,
+                    "too_many_failures",
+                    f"too many failed authentications; retry in {wait:.1f} s",
+                    **{"retry-after": RateLimiter.retry_after(wait)},
+                )
         if outcome.status >= 400:
             self.metrics.reject(str(outcome.body["error"]))
         return outcome
@@ -98,15 +131,10 @@ class Ingestor:
         except SignatureError as exc:
             return refusal(400, "malformed", f"payload: {exc}")
 
-        probe = self._signer(envelope)
-        if probe is None:
-            return refusal(401, "unknown_key", "no signature is by an enrolled key; enrol first")
-        if probe.revoked_at is not None:
-            return refusal(403, "revoked_key", f"key {probe.key_id} is revoked")
-        try:
-            verify_envelope(envelope, load_public_key(probe.public_key), PAYLOAD_TYPE)
-        except SignatureError:
-            return refusal(403, "bad_signature", f"signature does not verify for {probe.key_id}")
+        probe_or_refusal = self._signer(envelope)
+        if isinstance(probe_or_refusal, Outcome):
+            return probe_or_refusal
+        probe = probe_or_refusal
 
         digest = hashlib.sha256(payload).hexdigest()
         index = self.store.bundle_index(digest)
@@ -134,7 +162,19 @@ class Ingestor:
             return refusal(422, "schema", f"manifest.public_key: {exc}")
         if manifest.key_id != probe.key_id or manifest_key != probe.public_key:
             return refusal(422, "schema", "manifest names a key other than the signer's")
-        rows = measurement_rows(bundle)
+        try:
+            started = self.window.check_bundle(bundle)
+        except OutOfBounds as exc:
+            return refusal(422, "out_of_bounds", str(exc))
+        if (manifest.country, manifest.asn) != probe.network:
+            country, asn = probe.network
+            return refusal(
+                403,
+                "wrong_network",
+                f"key {probe.key_id} is enrolled for {country or 'ZZ'}/AS{asn},"
+                f" the bundle is from {manifest.country or 'ZZ'}/AS{manifest.asn}",
+            )
+        rows = measurement_rows(bundle, started)
         if any("\x00" in v for row in rows for v in row.values() if isinstance(v, str)):
             return refusal(422, "schema", "a measurement field holds a NUL character")
 
@@ -149,10 +189,28 @@ class Ingestor:
             {"digest": digest, "status": "stored", "log_index": index, "measurements": len(rows)},
         )
 
-    def _signer(self, envelope: Envelope) -> ProbeRecord | None:
-        """The enrolled probe named by a signature's keyid (a hint, checked by verification)."""
+    def _signer(self, envelope: Envelope) -> ProbeRecord | Outcome:
+        """The enrolled key whose signature verifies (DSSE: key ids are hints), or a refusal."""
+        named = []
         for signature in envelope.signatures:
             probe = self.store.probe(signature.keyid)
-            if probe is not None:
-                return probe
-        return None
+            if probe is not None and probe not in named:
+                named.append(probe)
+        usable = [p for p in named if p.revoked_at is None and p.approved_at is not None]
+        for probe in usable:
+            try:
+                verify_envelope(envelope, load_public_key(probe.public_key), PAYLOAD_TYPE)
+            except SignatureError:
+                continue
+            return probe
+        if usable:
+            kids = ", ".join(p.key_id for p in usable)
+            return refusal(403, "bad_signature", f"no signature verifies for {kids}")
+        if any(p.revoked_at is not None for p in named):
+            revoked = next(p for p in named if p.revoked_at is not None)
+            return refusal(403, "revoked_key", f"key {revoked.key_id} is revoked")
+        if named:
+            return refusal(
+                403, "pending_approval", f"key {named[0].key_id} awaits an administrator's approval"
+            )
+        return refusal(401, "unknown_key", "no signature is by an enrolled key; enrol first")

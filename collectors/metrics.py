@@ -1,57 +1,63 @@
-"""Collector metrics in the Prometheus text exposition format (counters of this process)."""
+"""Collector metrics in the Prometheus text format, summed over every worker process.
+
+Counters are prometheus_client's. When ``PROMETHEUS_MULTIPROC_DIR`` is set (``blockprobe
+collector serve`` sets it to a fresh directory under the data directory before its workers
+start), every worker writes its counters there and ``render`` sums them all (prometheus_client's
+multiprocess mode), so ``/metrics`` shows the collector, not the worker that answered. Without
+it (one process, tests), the counters are this process's. No metric has a client address.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
+import os
 from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created samples
 
 
 class Metrics:
     """Bundles accepted, bundles rejected by reason, measurements stored."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.accepted = 0
-        self.duplicates = 0
-        self.measurements = 0
-        self.rejected: Counter[str] = Counter()
+        self._registry = CollectorRegistry(auto_describe=True)
+        self._accepted = Counter(
+            "blockprobe_bundles_accepted", "Bundles stored.", registry=self._registry
+        )
+        self._duplicates = Counter(
+            "blockprobe_bundles_duplicate", "Bundles received again (200).", registry=self._registry
+        )
+        self._rejected = Counter(
+            "blockprobe_bundles_rejected",
+            "Requests refused, by reason.",
+            ["reason"],
+            registry=self._registry,
+        )
+        self._measurements = Counter(
+            "blockprobe_measurements_stored", "Measurements stored.", registry=self._registry
+        )
 
     def accept(self, measurements: int) -> None:
-        with self._lock:
-            self.accepted += 1
-            self.measurements += measurements
+        self._accepted.inc()
+        self._measurements.inc(measurements)
 
     def duplicate(self) -> None:
-        with self._lock:
-            self.duplicates += 1
+        self._duplicates.inc()
 
     def reject(self, reason: str) -> None:
-        with self._lock:
-            self.rejected[reason] += 1
+        self._rejected.labels(reason=reason).inc()
 
     def render(self, gauges: Mapping[str, tuple[str, float]] | None = None) -> str:
         """The exposition text; ``gauges`` maps a name to (help, value)."""
-        with self._lock:
-            lines = [
-                "# HELP blockprobe_bundles_accepted_total Bundles stored.",
-                "# TYPE blockprobe_bundles_accepted_total counter",
-                f"blockprobe_bundles_accepted_total {self.accepted}",
-                "# HELP blockprobe_bundles_duplicate_total Bundles received again (200).",
-                "# TYPE blockprobe_bundles_duplicate_total counter",
-                f"blockprobe_bundles_duplicate_total {self.duplicates}",
-                "# HELP blockprobe_bundles_rejected_total Bundles refused, by reason.",
-                "# TYPE blockprobe_bundles_rejected_total counter",
-            ]
-            lines += [
-                f'blockprobe_bundles_rejected_total{{reason="{reason}"}} {n}'
-                for reason, n in sorted(self.rejected.items())
-            ]
-            lines += [
-                "# HELP blockprobe_measurements_stored_total Measurements stored.",
-                "# TYPE blockprobe_measurements_stored_total counter",
-                f"blockprobe_measurements_stored_total {self.measurements}",
-            ]
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry = self._registry
+        lines = generate_latest(registry).decode().splitlines()
         for name, (help_text, value) in (gauges or {}).items():
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value:g}"]
         return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, inspect, select, update
 
 from collectors import schema
 from collectors.db import write_transaction
@@ -35,20 +35,50 @@ def _v2_report_indexes(conn: Connection) -> None:
 
 
 def _v3_report_rollups(conn: Connection) -> None:
-    """Report rollups, maintained at ingest; filled from any measurements already stored."""
-    from reports.rollup import backfill
+    """Report rollups, maintained at ingest (v5 fills them from the measurements)."""
     from reports.tables import create_rollup_tables
 
     create_rollup_tables(conn)
-    backfill(conn)
 
 
 def _v4_report_networks(conn: Connection) -> None:
-    """Network rollup (outage checks) and a partial index of failing cells (incidents)."""
-    from reports.rollup import rebuild_networks
+    """Network rollup (outage checks) and the failing cells (incidents); v5 fills them."""
     from reports.tables import create_network_rollup
 
     create_network_rollup(conn)
+
+
+def _v5_binding_and_votes(conn: Connection) -> None:
+    """Keys bound to a network and vouched for; shared rate limits; rollups with one vote per key.
+
+    Keys enrolled before v5 are bound to the network of their first stored measurement and count
+    as approved, each its own voucher. The rollups are rebuilt from the measurements.
+    """
+    from reports.rollup import backfill, rebuild_networks
+    from reports.tables import create_network_rollup, create_rollup_tables, drop_rollup_tables
+
+    present = {c["name"] for c in inspect(conn).get_columns("probes")}
+    for name, kind in [
+        ("country", "VARCHAR(2)"),
+        ("asn", "BIGINT"),
+        ("voucher", "VARCHAR(64)"),
+        ("approved_at", "TIMESTAMP WITH TIME ZONE"),
+    ]:
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE probes ADD COLUMN {name} {kind}")
+    conn.exec_driver_sql(
+        "UPDATE probes SET approved_at = enrolled_at, voucher = 'approval:' || key_id,"
+        " country = (SELECT m.country FROM measurements m JOIN bundles b"
+        "  ON b.digest = m.bundle_digest WHERE b.key_id = probes.key_id LIMIT 1),"
+        " asn = (SELECT m.asn FROM measurements m JOIN bundles b"
+        "  ON b.digest = m.bundle_digest WHERE b.key_id = probes.key_id LIMIT 1)"
+        " WHERE voucher IS NULL"
+    )
+    schema.metadata.create_all(conn, tables=[schema.rate_buckets])
+    drop_rollup_tables(conn)
+    create_rollup_tables(conn)
+    create_network_rollup(conn)
+    backfill(conn)
     rebuild_networks(conn)
 
 
@@ -57,6 +87,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v2_report_indexes,
     _v3_report_rollups,
     _v4_report_networks,
+    _v5_binding_and_votes,
 ]
 
 

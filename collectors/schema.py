@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -36,6 +37,20 @@ probes = Table(
     Column("enrolled_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("revoke_reason", Text),
+    # v5: the network the key is bound to, who vouched for it, and when it was approved
+    Column("country", String(2)),
+    Column("asn", BigInteger),
+    Column("voucher", String(64)),  # "token:<digest>", "approval:<key id>" or "open"
+    Column("approved_at", DateTime(timezone=True)),  # None: waiting for an administrator
+)
+
+rate_buckets = Table(  # v5: token buckets shared by every worker (collectors.limits)
+    "rate_buckets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated", Float, nullable=False),  # seconds since the epoch
+    Column("allowed", Integer, nullable=False),  # 1 if the last take was allowed
 )
 
 bundles = Table(

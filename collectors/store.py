@@ -19,20 +19,29 @@ from sqlalchemy.exc import IntegrityError
 from collectors import merkle
 from collectors.db import write_transaction
 from collectors.schema import bundles, log_head, log_nodes, measurements, probes
-from reports.rollup import update_rollups
+from reports.rollup import forget_key, update_rollups
 
-EnrollStatus = Literal["enrolled", "already_enrolled", "revoked"]
+EnrollStatus = Literal["enrolled", "already_enrolled", "pending", "revoked", "other_network"]
+Network = tuple[str | None, int | None]  # country, ASN
 
 
 @dataclass(frozen=True)
 class ProbeRecord:
-    """An enrolled public key."""
+    """An enrolled public key, the network it is bound to and who vouched for it."""
 
     key_id: str
     public_key: bytes
     enrolled_at: datetime
     revoked_at: datetime | None
     revoke_reason: str | None
+    country: str | None = None
+    asn: int | None = None
+    voucher: str | None = None
+    approved_at: datetime | None = None
+
+    @property
+    def network(self) -> Network:
+        return (self.country, self.asn)
 
 
 class Store:
@@ -45,22 +54,57 @@ class Store:
 
     # -- probes --------------------------------------------------------------------------------
 
-    def enroll(self, key_id: str, public_key: bytes) -> EnrollStatus:
+    def enroll(
+        self,
+        key_id: str,
+        public_key: bytes,
+        *,
+        network: Network,
+        voucher: str,
+        approved: bool = True,
+    ) -> EnrollStatus:
+        """Enrol a key bound to ``network``, vouched for by ``voucher``; pending unless approved."""
         existing = self.probe(key_id)
         if existing is None:
+            now = datetime.now(UTC)
             try:
                 with write_transaction(self.engine) as conn:
                     conn.execute(
                         insert(probes).values(
-                            key_id=key_id, public_key=public_key, enrolled_at=datetime.now(UTC)
+                            key_id=key_id,
+                            public_key=public_key,
+                            enrolled_at=now,
+                            country=network[0],
+                            asn=network[1],
+                            voucher=voucher,
+                            approved_at=now if approved else None,
                         )
                     )
-                return "enrolled"
+                return "enrolled" if approved else "pending"
             except IntegrityError:  # enrolled concurrently by another request
                 existing = self.probe(key_id)
                 if existing is None:
                     raise
-        return "revoked" if existing.revoked_at else "already_enrolled"
+        if existing.revoked_at:
+            return "revoked"
+        if existing.network != network:
+            return "other_network"
+        if existing.approved_at is None and approved:
+            self.approve(key_id, voucher)
+            return "enrolled"
+        return "already_enrolled" if existing.approved_at else "pending"
+
+    def approve(self, key_id: str, voucher: str | None = None) -> bool:
+        """Approve a pending key (an administrator vouches for it); False if not enrolled."""
+        values: dict[str, Any] = {"approved_at": datetime.now(UTC)}
+        values["voucher"] = voucher or f"approval:{key_id}"
+        with write_transaction(self.engine) as conn:
+            result = conn.execute(
+                update(probes)
+                .where(probes.c.key_id == key_id, probes.c.approved_at.is_(None))
+                .values(**values)
+            )
+        return result.rowcount > 0
 
     def probe(self, key_id: str) -> ProbeRecord | None:
         with self.engine.connect() as conn:
@@ -73,13 +117,21 @@ class Store:
         return [ProbeRecord(**row._asdict()) for row in rows]
 
     def revoke(self, key_id: str, reason: str) -> bool:
-        """Revoke a key (its stored bundles stay); False if it is not enrolled."""
+        """Revoke a key; False if it is not enrolled.
+
+        Its bundles stay in the log (append-only, shown as revoked); its measurements leave the
+        reports: the rollups of every day it voted in are recomputed, in the same transaction.
+        """
         with write_transaction(self.engine) as conn:
+            if conn.dialect.name == "postgresql":  # ingest holds this lock while it adds rollups
+                conn.execute(select(log_head.c.size).where(log_head.c.id == 1).with_for_update())
             result = conn.execute(
                 update(probes)
                 .where(probes.c.key_id == key_id)
                 .values(revoked_at=datetime.now(UTC), revoke_reason=reason)
             )
+            if result.rowcount > 0:
+                forget_key(conn, key_id)
         return result.rowcount > 0
 
     # -- bundles -------------------------------------------------------------------------------
@@ -91,6 +143,16 @@ class Store:
                 select(bundles.c.log_index).where(bundles.c.digest == digest)
             ).scalar()
         return None if index is None else int(index)
+
+    def bundle_revoked_at(self, digest: str) -> datetime | None:
+        """When the key of a stored bundle was revoked (None: in good standing, or no bundle)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(probes.c.revoked_at)
+                .join_from(bundles, probes, probes.c.key_id == bundles.c.key_id)
+                .where(bundles.c.digest == digest)
+            ).scalar()
+        return value if isinstance(value, datetime) else None
 
     def envelope(self, digest: str) -> bytes | None:
         with self.engine.connect() as conn:

@@ -111,13 +111,22 @@ def enroll_command(
     collector: Collector,
     token: Annotated[str | None, typer.Option(help="Enrolment token, if required.")] = None,
     asn: Annotated[int | None, typer.Option(help="Network whose key to enrol.")] = None,
+    country: Annotated[
+        str | None, typer.Option(help="Country of that network (ISO 3166 alpha-2, e.g. PK).")
+    ] = None,
     state_dir: StateDir = None,
 ) -> None:
-    """Enrol this probe's key for a network with the collector (the key is created if needed)."""
+    """Enrol this probe's key for a network with the collector (the key is created if needed).
+
+    The key signs the collector's challenge and is bound to that network (country and ASN): it
+    signs bundles for that network only.
+    """
+    if country is not None and not (len(country) == 2 and country.isalpha() and country.isupper()):
+        raise typer.BadParameter("an ISO 3166 alpha-2 code such as PK", param_hint="--country")
     key = KeyStore(state_dir or default_state_dir()).for_network(asn)
     try:
-        kid = asyncio.run(enroll(collector, key, token))
+        kid = asyncio.run(enroll(collector, key, token, country=country))
     except EnrollmentError as exc:
         typer.echo(f"enrolment refused: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"enrolled key {kid} for AS{asn}")
+    typer.echo(f"enrolled key {kid} for {country or 'ZZ'}/AS{asn}")

@@ -394,6 +394,7 @@ class Daemon:
                     url,
                     key,
                     token.get_secret_value() if token else None,
+                    country=self.loaded.probe.vantage.country,
                     client=self._client,
                 )
             except EnrollmentError as exc:

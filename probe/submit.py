@@ -104,6 +104,8 @@ async def enroll_keys(
     collector_url: str,
     token: str | None,
     client: httpx.AsyncClient,
+    *,
+    country: str | None = None,
 ) -> tuple[int, list[str]]:
     """Enrol every key the collector has not enrolled yet: (number enrolled now, errors)."""
     enrolled, errors = 0, []
@@ -111,7 +113,7 @@ async def enroll_keys(
         if state.is_enrolled(key.key_id, collector_url):
             continue
         try:
-            await enroll(collector_url, key, token, client=client)
+            await enroll(collector_url, key, token, country=country, client=client)
         except EnrollmentError as exc:
             errors.append(f"enrolling key {key.key_id[:12]} failed: {exc}")
             state.record_contact(False, f"enrolment failed: {exc}")
@@ -139,7 +141,7 @@ async def submit(
             keys = KeyStore(state_dir)
             report.sealed = seal_into_outbox(outbox, keys, measurements, country=country)
             report.enrolled, report.errors = await enroll_keys(
-                keys, state, collector_url, enroll_token, http
+                keys, state, collector_url, enroll_token, http, country=country
             )
             if report.enrolled:
                 outbox.requeue_dead(401)  # refused as unknown before the key was enrolled

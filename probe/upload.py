@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from probe.enrolment import enrolment_message
 from probe.keys import ProbeKey
 from probe.outbox import Outbox
+from probe.signing import b64encode
 
 BUNDLES_PATH = "/api/v1/bundles"
 PROBES_PATH = "/api/v1/probes"
@@ -129,22 +131,45 @@ async def enroll(
     key: ProbeKey,
     token: str | None = None,
     *,
+    country: str | None = None,
     client: httpx.AsyncClient | None = None,
 ) -> str:
-    """Enrol ``key`` with the collector; returns the key id the collector recorded."""
-    body: dict[str, str] = {"public_key": key.public_key_b64}
-    if token is not None:
-        body["token"] = token
-    url = collector_url.rstrip("/") + PROBES_PATH
+    """Enrol ``key`` for its network with the collector; returns the key id it recorded.
+
+    The collector's fresh challenge is signed with the key (proof of possession), binding the key
+    to ``country`` and ``key.asn``. A key waiting for an administrator's approval is not enrolled
+    yet (``EnrollmentError``; the next attempt succeeds once approved).
+    """
+    base = collector_url.rstrip("/") + PROBES_PATH
     owned = client is None
     client = client or httpx.AsyncClient(timeout=30.0)
     try:
-        response = await client.post(url, json=body)
+        issued = await client.post(base + "/challenge")
+        if issued.status_code != 200:
+            raise EnrollmentError(f"HTTP {issued.status_code}: {_reason(issued)}")
+        challenge = str(issued.json().get("challenge", ""))
+        message = enrolment_message(challenge, key.public_key_b64, country, key.asn)
+        body: dict[str, object] = {
+            "public_key": key.public_key_b64,
+            "country": country,
+            "asn": key.asn,
+            "challenge": challenge,
+            "signature": b64encode(key.private_key.sign(message)),
+        }
+        if token is not None:
+            body["token"] = token
+        response = await client.post(base, json=body)
     except httpx.HTTPError as exc:
-        raise EnrollmentError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
+        raise EnrollmentError(f"cannot reach {base}: {type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:
+        raise EnrollmentError(f"unexpected answer from {base}: {exc}") from exc
     finally:
         if owned:
             await client.aclose()
+    if response.status_code == 202:
+        raise EnrollmentError(
+            f"key {key.key_id[:12]} awaits the collector administrator's approval"
+        )
     if response.status_code not in (200, 201):
         raise EnrollmentError(f"HTTP {response.status_code}: {_reason(response)}")
     kid = str(response.json().get("key_id", ""))

@@ -3,8 +3,8 @@
 The change-point rule (docs/reports.md), over the buckets of one platform in one network:
 
 - a bucket *fails* with kind K when it holds at least ``min_measurements`` and more than half of
-  them fail (blocked, throttled, outage); K is its most frequent failing verdict, or ``outage``
-  (scope ``network``) in a network outage;
+  its votes (one per probe key) fail (blocked, throttled, outage); K is its most frequent failing
+  verdict, or ``outage`` (scope ``network``) in a network outage;
 - a bucket is *reachable* when it holds at least ``min_measurements``, at most half fail and at
   least half are reachable; any other bucket (too few measurements, inconclusive) changes nothing;
 - an incident opens at the first failing bucket, and closes at the start of the first of
@@ -76,6 +76,7 @@ def bucket_status(cell: Cell, rule: Rule, network_outage: bool) -> Status:
     """What one bucket says: failing (kind, scope), reachable, or nothing."""
     return status_of(
         cell.measurements,
+        cell.probes,
         cell.reachable,
         cell.blocked,
         cell.throttled,
@@ -87,6 +88,7 @@ def bucket_status(cell: Cell, rule: Rule, network_outage: bool) -> Status:
 
 def status_of(
     measurements: int,
+    probes: int,
     reachable: int,
     blocked: int,
     throttled: int,
@@ -99,7 +101,7 @@ def status_of(
         return None
     if network_outage:
         return ("outage", "network")
-    state = state_of(measurements, reachable, blocked, throttled, outage, False)
+    state = state_of(probes, reachable, blocked, throttled, outage, False)
     if state in ("blocked", "throttled", "outage"):
         return (state, "platform")
     return "reachable" if state == "reachable" else None
@@ -243,7 +245,7 @@ def _series(
 def _steps(key: Series, series: list[CellRow], down: set[NetworkId], rule: Rule) -> Iterator[Step]:
     platform, country, asn = key
     for bucket, m, probes, r, b, t, o, i, last, failure in series:
-        status = status_of(m, r, b, t, o, (bucket, country, asn) in down, rule)
+        status = status_of(m, probes, r, b, t, o, (bucket, country, asn) in down, rule)
         if status is None or status == "reachable":
             yield bucket, status, None
         else:

@@ -1,9 +1,10 @@
 """Reachability reports read from the rollups: one row per platform, network and time bucket.
 
-A cell's ``state`` is its verdict by majority: failing (blocked, throttled, outage) when more than
-half of its measurements fail, the most frequent failing verdict then; reachable when at least
-half are reachable; otherwise inconclusive. A network outage (every platform measured in the
-network failing, with the canaries: ``outage.local``) makes every cell of that bucket ``outage``.
+A cell's ``state`` is its verdict by majority of votes (one per probe key, ``reports.votes``):
+failing (blocked, throttled, outage) when more than half of its votes fail, the most frequent
+failing verdict then; reachable when at least half are reachable; otherwise inconclusive. A
+network outage (every platform measured in the network failing, with the canaries:
+``outage.local``) makes every cell of that bucket ``outage``.
 """
 
 from __future__ import annotations
@@ -131,8 +132,8 @@ def load_confirmations(
 def network_outages(conn: Connection, query: ReportQuery, grain: Grain) -> set[NetworkId]:
     """Buckets where every platform measured in a network failed, with the canaries.
 
-    Every platform's cell has a failing majority, and ``outage.local`` (canaries and controls
-    failed from the vantage) accounts for at least half of the network's measurements. One query
+    Every platform's cell has a failing majority, and at least half of the network's votes are
+    for ``outage.local`` (canaries and controls failed from the vantage). One query
     over ``report_networks`` (kept at ingest), whatever the query's platform.
     """
     n = report_networks.c
@@ -147,13 +148,13 @@ def network_outages(conn: Connection, query: ReportQuery, grain: Grain) -> set[N
 def network_down(table: Any) -> list[ColumnElement[bool]]:
     """The outage test over a ``report_networks`` row (or an alias of the table)."""
     n = table.c
-    return [n.failing == n.cells, literal_column("2") * n.outage_local >= n.measurements]
+    return [n.failing == n.cells, literal_column("2") * n.local_votes >= n.votes]
 
 
 def cell_state(cell: Cell, network_outage: bool = False) -> VerdictKind:
     """The cell's verdict by majority (module docstring)."""
     return state_of(
-        cell.measurements, cell.reachable, cell.blocked, cell.throttled, cell.outage, network_outage
+        cell.probes, cell.reachable, cell.blocked, cell.throttled, cell.outage, network_outage
     )
 
 
@@ -161,16 +162,16 @@ _BY_SEVERITY = sorted(FAILING, key=SEVERITY.index)  # ties between failing verdi
 
 
 def state_of(
-    measurements: int, reachable: int, blocked: int, throttled: int, outage: int, down: bool
+    votes: int, reachable: int, blocked: int, throttled: int, outage: int, down: bool
 ) -> VerdictKind:
-    """``cell_state`` from the counts."""
+    """``cell_state`` from the vote counts (``votes``: the cell's probes)."""
     if down:
         return "outage"
-    if 2 * (blocked + throttled + outage) > measurements:
+    if 2 * (blocked + throttled + outage) > votes:
         counts = {"blocked": blocked, "throttled": throttled, "outage": outage}
         best = max(counts.values())
         return next(kind for kind in _BY_SEVERITY if counts[kind] == best)
-    if 2 * reachable >= measurements:
+    if 2 * reachable >= votes:
         return "reachable"
     return "inconclusive"
 
@@ -224,7 +225,7 @@ def reachability(conn: Connection, query: ReportQuery) -> list[ReachabilityRow]:
     rows: list[ReachabilityRow] = []
     for bucket, platform, country, asn, m, probes, r, b, t, o, i, last, failure in cells:
         down = (bucket, country, asn) in outages
-        state = state_of(m, r, b, t, o, down)
+        state = state_of(probes, r, b, t, o, down)
         cell_methods = methods.get((bucket, platform, country, asn), no_methods)
         families = confirmations.get((bucket, platform, country, asn), no_families)
         rows.append(

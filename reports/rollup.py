@@ -23,12 +23,15 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from reports.tables import (
+    TABLES,
     UNKNOWN_ASN,
     UNKNOWN_COUNTRY,
     failing_cell,
@@ -38,14 +41,15 @@ from reports.tables import (
     report_methods,
     report_networks,
     report_probes,
+    report_votes,
 )
+from reports.votes import VERDICTS, local_outage_vote, vote_of
 
 Grain = Literal["hour", "day"]
 GRAINS: tuple[Grain, ...] = ("hour", "day")
 SECONDS: dict[Grain, int] = {"hour": 3600, "day": 86400}
-VERDICTS = ("reachable", "blocked", "throttled", "outage", "inconclusive")
 FAILURES = frozenset({"blocked", "throttled", "outage"})
-CONFIRM_PROBES = 2  # distinct probes that must agree, in one hour, for a confirmation
+CONFIRM_PROBES = 2  # distinct enrolment credentials whose keys must agree, in one hour
 
 CellKey = tuple[str, int, str, str, int]  # grain, bucket, platform, country, asn
 
@@ -70,10 +74,11 @@ def family(verdict: str, method: str | None) -> str:
 _KEY = ["grain", "bucket", "platform", "country", "asn"]
 _NETWORK = ["grain", "bucket", "country", "asn"]
 _GRAIN_SECONDS = tuple((grain, SECONDS[grain]) for grain in GRAINS)
-_SLOT = {name: 2 + i for i, name in enumerate(VERDICTS)}  # index in a cell's counts
 _COUNTS = ("measurements", "probes", *VERDICTS)  # then "failed" (index 7): failing measurements
-_FAILED = 7
+_FAILED = 7  # in a bundle's additions per cell: failing measurements
+_LOCAL = 6  # in a bundle's additions per cell (after the five verdicts): outage.local ones
 LOCAL_OUTAGE = "outage.local"
+_NETWORK_COUNTS = ("measurements", "outage_local", "cells", "failing", "votes", "local_votes")
 
 Presence = tuple[str, int, str, str, int, str]  # cell key + family ("" = any measurement)
 
@@ -126,8 +131,19 @@ def _cells_returning_stmt(conn: Connection) -> Any:
         c.country,
         c.asn,
         c.measurements,
+        c.probes,
         c.blocked + c.throttled + c.outage,
     )
+
+
+def _votes_stmt(conn: Connection) -> Any:
+    stmt = _insert(conn, report_votes)
+    v = report_votes.c
+    counted = (*VERDICTS, "outage_local")
+    return stmt.on_conflict_do_update(
+        index_elements=["grain", "platform", "country", "asn", "bucket", "key_id"],
+        set_={name: v[name] + stmt.excluded[name] for name in counted},
+    ).returning(v.grain, v.bucket, v.platform, v.country, v.asn, *(v[n] for n in counted))
 
 
 def _methods_stmt(conn: Connection) -> Any:
@@ -143,10 +159,7 @@ def _networks_stmt(conn: Connection) -> Any:
     n = report_networks.c
     return stmt.on_conflict_do_update(
         index_elements=_NETWORK,
-        set_={
-            name: n[name] + stmt.excluded[name]
-            for name in ("measurements", "outage_local", "cells", "failing")
-        },
+        set_={name: n[name] + stmt.excluded[name] for name in _NETWORK_COUNTS},
     )
 
 
@@ -162,10 +175,15 @@ def _unfail_stmt(conn: Connection) -> Any:
 
 
 def _agreeing_stmt(conn: Connection) -> Any:
+    """Per series, hour and family: how many distinct enrolment credentials agree."""
+    from collectors.schema import probes  # the collector's table of enrolled keys
+
     p = report_probes.c
     series = tuple_(p.platform, p.country, p.asn, p.bucket, p.family)
     return (
-        select(p.platform, p.country, p.asn, p.bucket, p.family, func.count())
+        select(p.platform, p.country, p.asn, p.bucket, p.family)
+        .add_columns(func.count(func.distinct(probes.c.voucher)))
+        .join_from(report_probes, probes, probes.c.key_id == p.key_id)
         .where(p.grain == "hour", series.in_(bindparam("wanted", expanding=True)))
         .group_by(p.platform, p.country, p.asn, p.bucket, p.family)
     )
@@ -184,6 +202,7 @@ _BUILDERS: dict[str, Callable[[Connection], Any]] = {
     "fail": lambda conn: insert(report_failing),
     "unfail": _unfail_stmt,
     "agreeing": _agreeing_stmt,
+    "votes": _votes_stmt,
     "confirm": _confirm_stmt,
 }
 
@@ -198,11 +217,13 @@ def update_rollups(
 ) -> None:
     """Add one bundle's measurement rows (as ``measurements`` holds them) to the rollups.
 
-    One statement per table (executemany). ``networks=False`` leaves ``report_networks`` and
-    ``report_failing`` alone (the v3 backfill, before they exist; v4 then derives them with
-    ``rebuild_networks``).
+    One statement per table (executemany). The key's counts in each cell (``report_votes``) come
+    back from their upsert; its vote before and after the bundle (``reports.votes``) gives the
+    change to the cell's vote counts, so a key has one vote per cell however much it uploads.
+    ``networks=False`` leaves ``report_networks`` and ``report_failing`` alone (a rebuild derives
+    them afterwards with ``rebuild_networks``).
     """
-    cells: dict[CellKey, list[int]] = {}  # measurements, probes, the verdicts, failed
+    added: dict[CellKey, list[int]] = {}  # measurements, the five verdicts, failed, outage.local
     methods: dict[tuple[str, int, str, str, int, str], int] = {}
     presence: set[Presence] = set()
     for row in rows:
@@ -212,36 +233,32 @@ def update_rollups(
         asn = UNKNOWN_ASN if row["asn"] is None else int(row["asn"])
         platform = str(row["platform"])
         started = epoch(row["started_at"])
-        slot = _SLOT[verdict]
+        slot = 1 + VERDICTS.index(verdict)
         failed = verdict in FAILURES
         fam = family(verdict, method) if failed else ""
         for grain, seconds in _GRAIN_SECONDS:
             key: CellKey = (grain, started - started % seconds, platform, country, asn)
-            counts = cells.get(key)
+            counts = added.get(key)
             if counts is None:
-                counts = cells[key] = [0] * 8
+                counts = added[key] = [0] * 8
             counts[0] += 1
             counts[slot] += 1
             if method:
                 mkey = (*key, str(method))
                 methods[mkey] = methods.get(mkey, 0) + 1
+                if method == LOCAL_OUTAGE:
+                    counts[_LOCAL] += 1
             presence.add((*key, ""))
             if failed:
                 counts[_FAILED] += 1
                 presence.add((*key, fam))
-    if not cells:
+    if not added:
         return
     new = _add_presence(conn, sorted(presence), key_id)
-    for first in new:
-        if not first[5]:
-            cells[first[:5]][1] += 1
+    cells, voters = _vote(conn, added, key_id)
     params = [
         {
-            "grain": key[0],
-            "bucket": key[1],
-            "platform": key[2],
-            "country": key[3],
-            "asn": key[4],
+            **_key_dict(key),
             **dict(zip(_COUNTS, counts, strict=False)),
             "last_digest": digest,
             "failure_digest": digest if counts[_FAILED] else None,
@@ -250,54 +267,86 @@ def update_rollups(
     ]
     if networks:
         after = conn.execute(_statement(conn, "cells_returning"), params).all()
-        _update_networks(conn, cells, methods, after)
+        _update_networks(conn, cells, voters, methods, after)
     else:
         conn.execute(_statement(conn, "cells"), params)
     if methods:
         conn.execute(
             _statement(conn, "methods"),
-            [
-                {
-                    "grain": k[0],
-                    "bucket": k[1],
-                    "platform": k[2],
-                    "country": k[3],
-                    "asn": k[4],
-                    "method": k[5],
-                    "count": n,
-                }
-                for k, n in sorted(methods.items())
-            ],
+            [{**_key_dict(k[:5]), "method": k[5], "count": n} for k, n in sorted(methods.items())],
         )
     _confirm(conn, sorted(p for p in new if p[0] == "hour" and p[5]))
+
+
+def _vote(
+    conn: Connection, added: Mapping[CellKey, list[int]], key_id: str
+) -> tuple[dict[CellKey, list[int]], dict[CellKey, tuple[int, int]]]:
+    """Add the bundle to the key's counts per cell; the change to each cell's counts.
+
+    Returns, per cell, the rows to add to ``report_cells`` (measurements, new probe, the five
+    vote counts, failed measurements) and the change in (votes, local-outage votes).
+    """
+    params = [
+        {
+            **_key_dict(key),
+            "key_id": key_id,
+            **dict(zip(VERDICTS, counts[1:6], strict=True)),
+            "outage_local": counts[_LOCAL],
+        }
+        for key, counts in sorted(added.items())
+    ]
+    cells: dict[CellKey, list[int]] = {}
+    voters: dict[CellKey, tuple[int, int]] = {}
+    for grain, bucket, platform, country, asn, *after in conn.execute(
+        _statement(conn, "votes"), params
+    ):
+        key = (grain, bucket, platform, country, asn)
+        mine = added[key]
+        before = [a - b for a, b in zip(after[:5], mine[1:6], strict=True)]
+        was, now = vote_of(before), vote_of(after[:5])
+        assert now is not None  # the key has at least this bundle's measurements here
+        change = [mine[0], int(was is None), 0, 0, 0, 0, 0, mine[_FAILED]]
+        if was is not None:
+            change[2 + was] -= 1
+        change[2 + now] += 1
+        cells[key] = change
+        local_before = was is not None and local_outage_vote(before, after[5] - mine[_LOCAL])
+        voters[key] = (int(was is None), local_outage_vote(after[:5], after[5]) - local_before)
+    return cells, voters
 
 
 def _update_networks(
     conn: Connection,
     cells: Mapping[CellKey, list[int]],
+    voters: Mapping[CellKey, tuple[int, int]],
     methods: Mapping[tuple[str, int, str, str, int, str], int],
     after: Sequence[Sequence[Any]],
 ) -> None:
     """Add the bundle's cells to their networks' rows, from each cell's counts before and after.
 
-    ``after`` holds each upserted cell's key, measurements and failures once updated; the counts
-    before are those minus this bundle's, so a cell is new when it had no measurements, and its
-    failing majority may have come or gone (``report_failing`` follows).
+    ``after`` holds each upserted cell's key, measurements, probes and failing votes once
+    updated; the counts before are those minus this bundle's change, so a cell is new when it had
+    no measurements, and its failing majority of votes may have come or gone (``report_failing``
+    follows).
     """
     delta: dict[tuple[str, int, str, int], list[int]] = {}
     fail: list[dict[str, Any]] = []
     unfail: list[dict[str, Any]] = []
-    for grain, bucket, platform, country, asn, measured, failures in after:
-        added = cells[(grain, bucket, platform, country, asn)]
-        before_m, before_f = measured - added[0], failures - added[_FAILED]
-        was = before_m > 0 and 2 * before_f > before_m
-        now = 2 * failures > measured
-        row = delta.setdefault((grain, bucket, country, asn), [0, 0, 0, 0])
-        row[0] += added[0]
+    for grain, bucket, platform, country, asn, measured, probes, failures in after:
+        key = (grain, bucket, platform, country, asn)
+        change = cells[key]
+        before_m, before_p = measured - change[0], probes - change[1]
+        before_f = failures - sum(change[3:6])
+        was = before_p > 0 and 2 * before_f > before_p
+        now = 2 * failures > probes
+        row = delta.setdefault((grain, bucket, country, asn), [0, 0, 0, 0, 0, 0])
+        row[0] += change[0]
         row[2] += before_m == 0
         row[3] += now - was
+        row[4] += voters[key][0]
+        row[5] += voters[key][1]
         if now and not was:
-            fail.append(_key_dict((grain, bucket, platform, country, asn)))
+            fail.append(_key_dict(key))
         elif was and not now:
             unfail.append({"g": grain, "b": bucket, "p": platform, "c": country, "a": asn})
     if fail:
@@ -315,10 +364,7 @@ def _update_networks(
                 "bucket": k[1],
                 "country": k[2],
                 "asn": k[3],
-                "measurements": v[0],
-                "outage_local": v[1],
-                "cells": v[2],
-                "failing": v[3],
+                **dict(zip(_NETWORK_COUNTS, v, strict=True)),
             }
             for k, v in sorted(delta.items())
         ],
@@ -343,7 +389,11 @@ def _add_presence(conn: Connection, presence: Sequence[Presence], key_id: str) -
 
 
 def _confirm(conn: Connection, new: Sequence[Presence]) -> None:
-    """Record a confirmation where this bundle makes a second probe agree within the hour."""
+    """Record a confirmation where this bundle makes a second probe agree within the hour.
+
+    The agreeing keys must hold two distinct ``probes.voucher`` values: keys enrolled with one
+    token (or under the open policy) count once, however many there are (docs/threat-model.md).
+    """
     if not new:
         return
     wanted = [
@@ -387,6 +437,7 @@ def rebuild_networks(conn: Connection) -> int:
             func.sum(c.measurements).label("measurements"),
             func.count().label("cells"),
             func.sum(case((failing_cell(), 1), else_=0)).label("failing"),
+            func.sum(c.probes).label("votes"),
         )
         .group_by(c.grain, c.bucket, c.country, c.asn)
         .subquery()
@@ -401,6 +452,8 @@ def rebuild_networks(conn: Connection) -> int:
         func.coalesce(local.c.n, 0),
         w.cells,
         w.failing,
+        w.votes,
+        literal(0),
     ).outerjoin(
         local,
         and_(
@@ -412,7 +465,8 @@ def rebuild_networks(conn: Connection) -> int:
     )
     conn.execute(delete(report_networks))
     names = ["grain", "bucket", "country", "asn", "measurements", "outage_local", "cells"]
-    conn.execute(insert(report_networks).from_select([*names, "failing"], query))
+    conn.execute(insert(report_networks).from_select([*names, "failing", *_VOTES], query))
+    _count_local_votes(conn)
     conn.execute(delete(report_failing))
     conn.execute(
         insert(report_failing).from_select(
@@ -422,21 +476,57 @@ def rebuild_networks(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(report_networks)).scalar_one())
 
 
-def backfill(conn: Connection, chunk: int = 5000) -> int:
-    """Rebuild the v3 rollups from stored measurements (one bundle at a time); returns the count.
+_VOTES = ("votes", "local_votes")
 
-    ``report_networks`` is not touched (it does not exist yet at v3): ``rebuild_networks``
-    derives it from the cells afterwards.
+
+def _count_local_votes(conn: Connection) -> None:
+    """Set ``report_networks.local_votes`` from the keys' counts (``report_votes``)."""
+    v = report_votes.c
+    local: dict[tuple[str, int, str, int], int] = {}
+    rows = conn.execute(
+        select(
+            v.grain, v.bucket, v.country, v.asn, *(v[n] for n in VERDICTS), v.outage_local
+        ).where(v.outage > 0)
+    )
+    for grain, bucket, country, asn, *counts in rows:
+        if local_outage_vote(counts[:5], counts[5]):
+            key = (grain, bucket, country, asn)
+            local[key] = local.get(key, 0) + 1
+    if local:
+        n = report_networks.c
+        conn.execute(
+            update(report_networks)
+            .where(
+                n.grain == bindparam("g"),
+                n.bucket == bindparam("b"),
+                n.country == bindparam("c"),
+                n.asn == bindparam("a"),
+            )
+            .values(local_votes=bindparam("n")),
+            [{"g": k[0], "b": k[1], "c": k[2], "a": k[3], "n": x} for k, x in local.items()],
+        )
+
+
+def backfill(conn: Connection, chunk: int = 5000, *, only: Any = None) -> int:
+    """Add stored measurements of keys in good standing to the rollups; returns the count.
+
+    One bundle at a time, as ingest would; measurements of revoked keys are left out. ``only``
+    (a clause over ``measurements``) restricts the rows (a recomputation after a revocation).
+    ``report_networks`` is not touched: ``rebuild_networks`` derives it afterwards.
     """
-    from collectors.schema import bundles, measurements  # the collector's tables
+    from collectors.schema import bundles, measurements, probes  # the collector's tables
 
     m = measurements.c
     query = (
         select(m.bundle_digest, bundles.c.key_id, m.platform, m.country, m.asn, m.verdict)
         .add_columns(m.method, m.started_at)
         .join(bundles, bundles.c.digest == m.bundle_digest)
+        .join(probes, probes.c.key_id == bundles.c.key_id)
+        .where(probes.c.revoked_at.is_(None))
         .order_by(m.bundle_digest)
     )
+    if only is not None:
+        query = query.where(only)
     total = 0
     current: tuple[str, str] | None = None
     pending: list[dict[str, Any]] = []
@@ -449,4 +539,48 @@ def backfill(conn: Connection, chunk: int = 5000) -> int:
         total += 1
     if current is not None:
         update_rollups(conn, pending, key_id=current[1], digest=current[0], networks=False)
+    return total
+
+
+def forget_key(conn: Connection, key_id: str) -> int:
+    """Recompute the rollups without a (just revoked) key; returns the measurements re-added.
+
+    Every day of every series the key voted in is cleared (both grains) and rebuilt from the
+    measurements of keys in good standing; the network rollups are derived again.
+    """
+    from collectors.schema import measurements
+
+    v = report_votes.c
+    days = conn.execute(
+        select(v.platform, v.country, v.asn, v.bucket)
+        .where(v.grain == "day", v.key_id == key_id)
+        .distinct()
+    ).all()
+    if not days:
+        return 0
+    m = measurements.c
+    wanted = []
+    for platform, country, asn, day in days:
+        for table in TABLES:
+            t = table.c
+            conn.execute(
+                delete(table).where(
+                    t.platform == platform,
+                    t.country == country,
+                    t.asn == asn,
+                    t.bucket >= day,
+                    t.bucket < day + SECONDS["day"],
+                )
+            )
+        wanted.append(
+            and_(
+                m.platform == platform,
+                func.coalesce(m.country, UNKNOWN_COUNTRY) == country,
+                func.coalesce(m.asn, UNKNOWN_ASN) == asn,
+                m.started_at >= datetime.fromtimestamp(day, UTC),
+                m.started_at < datetime.fromtimestamp(day + SECONDS["day"], UTC),
+            )
+        )
+    total = sum(backfill(conn, only=clause) for clause in wanted)
+    rebuild_networks(conn)
     return total

@@ -21,7 +21,7 @@ _BASE64 = r"^[A-Za-z0-9+/_-]*={0,2}$"
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Manifest(_Wire):
@@ -32,7 +32,7 @@ class Manifest(_Wire):
     public_key: str = Field(pattern=_BASE64, min_length=43, max_length=44)  # raw key, base64
     created_at: AwareDatetime
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
-    asn: int | None = Field(default=None, ge=0)
+    asn: int | None = Field(default=None, ge=0, le=4_294_967_295)
     software: str = Field(min_length=1, max_length=100)  # e.g. "blockprobe 0.1.0"
     measurement_count: int = Field(ge=0)
 

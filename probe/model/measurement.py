@@ -21,7 +21,7 @@ from probe.model.verdict import Verdict
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Observations(_Wire):
@@ -39,7 +39,7 @@ class VantageInfo(_Wire):
     """Where a measurement was taken, coarsely: never the probe's IP address."""
 
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
-    asn: int | None = Field(default=None, ge=0)
+    asn: int | None = Field(default=None, ge=0, le=4_294_967_295)
     network: str | None = None  # a label such as "lab-isp1"
     software: str
 

@@ -21,7 +21,7 @@ Direction = Literal["down", "up"]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DNSAnswer(_Wire):

@@ -48,7 +48,7 @@ METHODS: dict[str, VerdictKind] = {
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ThroughputSummary(_Wire):
