@@ -61,7 +61,7 @@ def _v5_binding_and_votes(conn: Connection) -> None:
     for name, kind in [
         ("country", "VARCHAR(2)"),
         ("asn", "BIGINT"),
-        ("voucher", "VARCHAR(64)"),
+        ("voucher", "VARCHAR(100)"),
         ("approved_at", "TIMESTAMP WITH TIME ZONE"),
     ]:
         if name not in present:

@@ -40,7 +40,7 @@ probes = Table(
     # v5: the network the key is bound to, who vouched for it, and when it was approved
     Column("country", String(2)),
     Column("asn", BigInteger),
-    Column("voucher", String(64)),  # "token:<digest>", "approval:<key id>" or "open"
+    Column("voucher", String(100)),  # "token:<digest>", "approval:<key id>" or "open"
     Column("approved_at", DateTime(timezone=True)),  # None: waiting for an administrator
 )
 

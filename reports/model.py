@@ -35,6 +35,14 @@ def construct(cls: type[Model], fields: dict[str, Any]) -> Model:
     return obj
 
 
+def current_bucket_end(grain: Grain) -> datetime:
+    """The end of the bucket that holds now: the latest ``until`` a report may ask for."""
+    now = datetime.now(UTC)
+    if grain == "hour":
+        return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
 class ReportQuery(_Frozen):
     """Which cells a report covers: ``since`` inclusive, ``until`` exclusive, both UTC."""
 
@@ -49,6 +57,8 @@ class ReportQuery(_Frozen):
     def _span(self) -> ReportQuery:
         if self.since >= self.until:
             raise ValueError("since must be before until")
+        if self.until > current_bucket_end(self.bucket):
+            raise ValueError("until reaches past now (at most the end of the current bucket)")
         if self.until - self.since > MAX_SPAN[self.bucket]:
             days = MAX_SPAN[self.bucket].days
             raise ValueError(f"bucket={self.bucket} reports span at most {days} days")

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from collectors.app import create_app
 from collectors.config import CollectorSettings
+from tests.collectors.factories import TOKEN
 
 ADMIN = "admin-secret"
 
@@ -23,7 +24,11 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> CollectorSettings:
-    return CollectorSettings(data_dir=tmp_path / "collector", admin_token=SecretStr(ADMIN))
+    return CollectorSettings(
+        data_dir=tmp_path / "collector",
+        admin_token=SecretStr(ADMIN),
+        enroll_tokens=(SecretStr(TOKEN),),
+    )
 
 
 @pytest.fixture

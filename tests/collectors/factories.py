@@ -19,7 +19,9 @@ from probe.model import (
     Verdict,
 )
 
-T0 = datetime(2024, 2, 17, 12, 0, tzinfo=UTC)
+# Recent, on the hour: inside the collector's accepted window (collectors.bounds).
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+TOKEN = "probe-token"  # the enrolment token test collectors accept
 
 
 def make_key(asn: int | None = 64500) -> ProbeKey:

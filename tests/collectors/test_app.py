@@ -21,16 +21,19 @@ from probe.bundle import seal
 from probe.keys import ProbeKey
 from probe.model.bundle import PAYLOAD_TYPE, Bundle
 from probe.signing import b64decode, canonical_json, load_public_key, sign_envelope
+from probe.upload import EnrollmentError, enroll
 from tests.collectors.conftest import ADMIN
-from tests.collectors.factories import make_key, make_measurement, make_sealed
+from tests.collectors.factories import TOKEN, make_key, make_measurement, make_sealed
 
 pytestmark = pytest.mark.anyio
 
 
-async def enrolled(client: httpx.AsyncClient, key: ProbeKey | None = None) -> ProbeKey:
+async def enrolled(
+    client: httpx.AsyncClient, key: ProbeKey | None = None, token: str | None = TOKEN
+) -> ProbeKey:
+    """A key enrolled the way probes do it: challenge signed, bound to PK and its ASN."""
     key = key or make_key()
-    r = await client.post("/api/v1/probes", json={"public_key": key.public_key_b64})
-    assert 201 == r.status_code, r.text
+    assert key.key_id == await enroll("http://collector", key, token, country="PK", client=client)
     return key
 
 
@@ -43,36 +46,6 @@ async def post(client: httpx.AsyncClient, data: bytes) -> httpx.Response:
 def store_of(app: FastAPI) -> Store:
     store: Store = app.state.store
     return store
-
-
-async def test_enrolment_is_idempotent_and_validates_the_key(client: httpx.AsyncClient) -> None:
-    """A key enrols once (201), again is 200, and a bad key is 400 with a reason."""
-    key = make_key()
-    first = await client.post("/api/v1/probes", json={"public_key": key.public_key_b64})
-    again = await client.post("/api/v1/probes", json={"public_key": key.public_key_b64})
-    bad = await client.post("/api/v1/probes", json={"public_key": "AAAA"})
-    assert (201, 200, 400) == (first.status_code, again.status_code, bad.status_code)
-    assert key.key_id == first.json()["key_id"]
-    assert "32 bytes" in bad.json()["detail"]
-
-
-async def test_token_policy_needs_a_valid_token(tmp_path: Any) -> None:
-    """With enroll_policy=token, enrolment without the right token is refused."""
-    settings = CollectorSettings(
-        data_dir=tmp_path, enroll_policy="token", enroll_tokens=(SecretStr("t1"),)
-    )
-    transport = httpx.ASGITransport(app=create_app(settings))
-    async with httpx.AsyncClient(transport=transport, base_url="http://c") as c:
-        key = make_key()
-        none = await c.post("/api/v1/probes", json={"public_key": key.public_key_b64})
-        wrong = await c.post(
-            "/api/v1/probes", json={"public_key": key.public_key_b64, "token": "t2"}
-        )
-        right = await c.post(
-            "/api/v1/probes", json={"public_key": key.public_key_b64, "token": "t1"}
-        )
-    assert (403, 403, 201) == (none.status_code, wrong.status_code, right.status_code)
-    assert "token_required" == none.json()["error"]
 
 
 async def test_bundle_is_stored_once_with_one_row_per_measurement(
@@ -147,8 +120,8 @@ async def test_revoked_key_is_403_and_admin_needs_the_token(client: httpx.AsyncC
     refused = await post(client, make_sealed(key).to_bytes())
     assert 403 == refused.status_code
     assert "revoked_key" == refused.json()["error"]
-    again = await client.post("/api/v1/probes", json={"public_key": key.public_key_b64})
-    assert 403 == again.status_code
+    with pytest.raises(EnrollmentError, match="403"):
+        await enrolled(client, key)
 
 
 @pytest.mark.parametrize(
@@ -201,6 +174,7 @@ async def test_manifest_must_name_the_signer(client: httpx.AsyncClient) -> None:
 async def test_too_large_is_413_before_reading_the_body(tmp_path: Any) -> None:
     """A declared or streamed body over the limit is refused with 413."""
     app = create_app(CollectorSettings(data_dir=tmp_path, max_bundle_bytes=1000))
+    # the bundle route's limit; every other route has max_body_bytes (tests/collectors/test_bounds)
     transport = httpx.ASGITransport(app=app)
     chunks_sent = 0
 
@@ -215,11 +189,17 @@ async def test_too_large_is_413_before_reading_the_body(tmp_path: Any) -> None:
         streamed = await c.post("/api/v1/bundles", content=stream())
     assert (413, 413) == (declared.status_code, streamed.status_code)
     assert "1000 bytes" in declared.json()["detail"]
+    assert chunks_sent < 100  # refused while streaming, not after reading everything
 
 
 async def test_rate_limit_is_429_with_retry_after(tmp_path: Any) -> None:
     """Beyond the per-key burst, bundles get 429 and a Retry-After; replays still get 200."""
-    settings = CollectorSettings(data_dir=tmp_path, rate_limit_burst=2, rate_limit_per_minute=1)
+    settings = CollectorSettings(
+        data_dir=tmp_path,
+        rate_limit_burst=2,
+        rate_limit_per_minute=1,
+        enroll_tokens=(SecretStr(TOKEN),),
+    )
     transport = httpx.ASGITransport(app=create_app(settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://c") as c:
         key = await enrolled(c)
@@ -280,9 +260,9 @@ async def test_health_metrics_and_openapi(client: httpx.AsyncClient) -> None:
     await post(client, b"junk")
     assert {"status": "ok", "log_size": 1} == (await client.get("/healthz")).json()
     text = (await client.get("/metrics")).text
-    assert "blockprobe_bundles_accepted_total 1" in text
-    assert 'blockprobe_bundles_rejected_total{reason="malformed"} 1' in text
-    assert "blockprobe_measurements_stored_total 3" in text
+    assert "blockprobe_bundles_accepted_total 1.0" in text
+    assert 'blockprobe_bundles_rejected_total{reason="malformed"} 1.0' in text
+    assert "blockprobe_measurements_stored_total 3.0" in text
     paths = (await client.get("/openapi.json")).json()["paths"]
     body = paths["/api/v1/bundles"]["post"]["requestBody"]["content"]["application/json"]
     assert {"payload", "payloadType", "signatures"} == set(body["schema"]["properties"])
@@ -293,7 +273,7 @@ def test_failed_write_leaves_nothing_half_stored(app: FastAPI) -> None:
     """If the measurement insert fails, the bundle, its leaf and the log head roll back."""
     store = store_of(app)
     key = make_key()
-    store.enroll(key.key_id, b64decode(key.public_key_b64))
+    store.enroll(key.key_id, b64decode(key.public_key_b64), network=("PK", 64500), voucher="test")
     bad_rows = [{"measurement_id": "m", "platform": "x"}]  # NOT NULL columns missing
     with pytest.raises(Exception, match="NOT NULL"):
         store.add_bundle("ab" * 32, key.key_id, b"{}", bad_rows)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from collectors.bounds import TimeWindow
 from collectors.ingest import Ingestor
 from collectors.metrics import Metrics
 from collectors.ratelimit import RateLimiter
@@ -96,11 +97,16 @@ def scenario_bundles(all_probes: list[Probe]) -> Iterator[SealedBundle]:
 
 def load_scenario(store: Store) -> dict[str, list[str]]:
     """Enrol the probes and ingest every bundle through the collector's checks; digests by probe."""
-    ingestor = Ingestor(store, RateLimiter(1e6, 1_000_000), Metrics())
+    clock = (T0 + timedelta(hours=HOURS)).timestamp  # the collector's clock at the scenario's end
+    window = TimeWindow(clock=clock)
+    ingestor = Ingestor(store, RateLimiter(1e6, 1_000_000), Metrics(), window=window)
     all_probes = probes()
     names = {p.key.key_id: p.name for p in all_probes}
     for p in all_probes:
-        store.enroll(p.key.key_id, p.key.public_key.public_bytes_raw())
+        network = (p.country, p.key.asn)
+        voucher = f"token:{p.name}"  # each probe enrolled with its own token
+        raw = p.key.public_key.public_bytes_raw()
+        store.enroll(p.key.key_id, raw, network=network, voucher=voucher)
     digests: dict[str, list[str]] = {p.name: [] for p in all_probes}
     for sealed in scenario_bundles(all_probes):
         outcome = ingestor.submit(sealed.to_bytes())

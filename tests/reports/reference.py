@@ -1,7 +1,7 @@
 """A straightforward recomputation of the reports, to check the fast paths against.
 
 Reads every cell of the window as a ``Cell``, judges network outages with a GROUP BY over all
-platform cells and ``outage.local`` counts (not ``report_networks``), and applies the
+platform cells and the keys' votes (not ``report_networks``), and applies the
 change-point rule to every series (no pre-filter). Slow on purpose: this is the specification.
 """
 
@@ -28,7 +28,13 @@ from reports.query import (
     where,
 )
 from reports.rollup import SECONDS
-from reports.tables import report_cells, report_confirmations, report_methods, report_probes
+from reports.tables import (
+    report_cells,
+    report_confirmations,
+    report_methods,
+    report_probes,
+    report_votes,
+)
 
 
 def cells(conn: Connection, query: ReportQuery, grain: Grain) -> list[Cell]:
@@ -70,23 +76,25 @@ def confirmations(conn: Connection, query: ReportQuery, grain: Grain) -> dict[Ce
 
 
 def network_outages(conn: Connection, query: ReportQuery, grain: Grain) -> set[NetworkId]:
+    """Every platform cell failing by votes, and half the network's votes for a local outage."""
     c = report_cells.c
-    failing = case((2 * (c.blocked + c.throttled + c.outage) > c.measurements, 1), else_=0)
+    failing = case((2 * (c.blocked + c.throttled + c.outage) > c.probes, 1), else_=0)
     candidates = conn.execute(
-        select(c.bucket, c.country, c.asn, func.sum(c.measurements))
+        select(c.bucket, c.country, c.asn, func.sum(c.probes))
         .where(where(report_cells, query, grain, platform=False))
         .group_by(c.bucket, c.country, c.asn)
         .having(func.sum(failing) == func.count())
     ).all()
-    m = report_methods.c
-    local = {
-        (b, cc, a): n
-        for b, cc, a, n in conn.execute(
-            select(m.bucket, m.country, m.asn, func.sum(m["count"]))
-            .where(where(report_methods, query, grain, platform=False), m.method == "outage.local")
-            .group_by(m.bucket, m.country, m.asn)
-        )
-    }
+    v = report_votes.c
+    local: dict[NetworkId, int] = defaultdict(int)
+    for b, cc, a, r, bl, t, o, i, outage_local in conn.execute(
+        select(v.bucket, v.country, v.asn, v.reachable, v.blocked, v.throttled, v.outage)
+        .add_columns(v.inconclusive, v.outage_local)
+        .where(where(report_votes, query, grain, platform=False))
+    ):
+        total = r + bl + t + o + i
+        if 2 * (bl + t + o) > total and o > max(bl, t) and 2 * outage_local >= total:
+            local[(b, cc, a)] += 1
     return {(b, cc, a) for b, cc, a, n in candidates if 2 * local.get((b, cc, a), 0) >= n}
 
 

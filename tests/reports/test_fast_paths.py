@@ -59,7 +59,7 @@ def load_random(store: Store, seed: int) -> None:
     for n, (cc, asn) in enumerate(NETWORKS):
         keys = [f"{n:02d}{k:062x}" for k in range(3)]
         for key in keys:
-            store.enroll(key, bytes(32))
+            store.enroll(key, bytes(32), network=(cc, asn), voucher=f"token:{key}")
         for hour in range(HOURS):
             down = rng.random() < 0.08  # the whole network out for this hour
             for platform in PLATFORMS:

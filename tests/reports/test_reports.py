@@ -23,9 +23,10 @@ def test_reachability_rows(loaded: tuple[Engine, dict[str, list[str]]]) -> None:
     assert len(rows) == 2 * 4 * HOURS
     cell = {(r.platform, r.asn, r.bucket_start): r for r in rows}
     blocked = cell[("x", 64500, T0 + timedelta(hours=3))]
+    # verdict counts are votes: one per probe key, whatever it uploaded
     assert (blocked.state, blocked.blocked, blocked.measurements, blocked.probes) == (
         "blocked",
-        6,
+        2,
         6,
         2,
     )
@@ -43,9 +44,10 @@ def test_reachability_rows(loaded: tuple[Engine, dict[str, list[str]]]) -> None:
     down = cell[("youtube", 64503, T0 + timedelta(hours=4))]
     assert (down.state, down.network_outage, down.confirmed) == ("outage", True, False)
     assert not cell[("youtube", 64503, T0 + timedelta(hours=6))].network_outage
-    # The day bucket sums the hours; distinct probes are not summed.
+    # The day bucket sums the hours' measurements; each probe votes once: 30 blocked and 30
+    # reachable measurements tie, so both vote reachable.
     x500 = next(r for r in day if (r.platform, r.asn) == ("x", 64500))
-    assert (x500.measurements, x500.blocked, x500.reachable, x500.probes) == (60, 30, 30, 2)
+    assert (x500.measurements, x500.blocked, x500.reachable, x500.probes) == (60, 0, 2, 2)
     # Filters.
     with engine.connect() as conn:
         only = reachability(conn, WINDOW.model_copy(update={"platform": "x", "asn": 64503}))
@@ -94,7 +96,8 @@ def test_incidents(loaded: tuple[Engine, dict[str, list[str]]]) -> None:
 
 def _cell(hour: int, reachable: int = 0, blocked: int = 0, throttled: int = 0) -> Cell:
     n = reachable + blocked + throttled
-    return Cell(hour * 3600, "x", "PK", 1, n, 1, reachable, blocked, throttled, 0, 0, "d", None)
+    # one vote per probe: n probes, n measurements
+    return Cell(hour * 3600, "x", "PK", 1, n, n, reachable, blocked, throttled, 0, 0, "d", None)
 
 
 @pytest.mark.parametrize(

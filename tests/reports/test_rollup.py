@@ -10,15 +10,27 @@ from sqlalchemy import Engine, select, text, update
 from collectors import schema
 from collectors.migrations import MIGRATIONS, migrate
 from reports.rollup import FAILURES, GRAINS, bucket_of, family
-from reports.tables import TABLES, report_cells, report_confirmations, report_methods
+from reports.tables import ALL_TABLES, report_cells, report_confirmations, report_methods
 
 Key = tuple[str, int, str, str, int]
+
+
+def vote(verdicts: Counter[str]) -> str:
+    """A key's vote in a cell: its majority (failing: the most frequent; ties: most severe)."""
+    total = sum(verdicts.values())
+    failing = {k: verdicts[k] for k in ("blocked", "throttled", "outage")}
+    if 2 * sum(failing.values()) > total:
+        return max(
+            failing, key=lambda k: (failing[k], -("blocked", "throttled", "outage").index(k))
+        )
+    return "reachable" if 2 * verdicts["reachable"] >= total else "inconclusive"
 
 
 def recount(engine: Engine) -> dict[str, Any]:
     """The rollups recomputed from ``measurements`` and ``bundles`` in Python."""
     m, b = schema.measurements.c, schema.bundles.c
     cells: dict[Key, Counter[str]] = defaultdict(Counter)
+    per_key: dict[tuple[Key, str], Counter[str]] = defaultdict(Counter)
     methods: Counter[tuple[Key, str]] = Counter()
     keys: dict[Key, set[str]] = defaultdict(set)
     agree: dict[tuple[Key, str], set[str]] = defaultdict(set)
@@ -31,7 +43,7 @@ def recount(engine: Engine) -> dict[str, Any]:
     for platform, country, asn, verdict, method, started, kid in rows:
         for grain in GRAINS:
             key = (grain, bucket_of(started, grain), platform, country or "ZZ", asn or 0)
-            cells[key][verdict] += 1
+            per_key[(key, kid)][verdict] += 1
             cells[key]["measurements"] += 1
             keys[key].add(kid)
             if method:
@@ -40,6 +52,8 @@ def recount(engine: Engine) -> dict[str, Any]:
                 agree[(key, family(verdict, method))].add(kid)
     for key, kids in keys.items():
         cells[key]["probes"] = len(kids)
+    for (key, _kid), verdicts in per_key.items():
+        cells[key][vote(verdicts)] += 1  # one vote per key and cell
     confirmations = set()
     for (key, fam), kids in agree.items():
         if len(kids) >= 2:
@@ -113,7 +127,7 @@ def test_migration_backfills_existing_measurements(
     engine, _ = loaded
     want = recount(engine)
     with engine.begin() as conn:
-        for table in reversed(TABLES):
+        for table in reversed(ALL_TABLES):
             conn.execute(text(f"DROP TABLE {table.name}"))
         conn.execute(update(schema.schema_version).values(version=2))
     assert migrate(engine) == len(MIGRATIONS)
