@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.collectors.factories import TOKEN
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,6 +44,10 @@ class CollectorProcess:
             str(data_dir),
             "--rate-limit",
             "1000000",
+            "--enroll-rate",
+            "1000000",
+            "--enroll-token",
+            TOKEN,
             *args,
         ]
         self._log_file = self.log.open("wb")

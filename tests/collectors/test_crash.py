@@ -14,7 +14,7 @@ from collectors import merkle
 from probe.bundle import SealedBundle
 from probe.outbox import Outbox
 from probe.upload import Uploader, enroll
-from tests.collectors.factories import make_key, make_sealed
+from tests.collectors.factories import TOKEN, make_key, make_sealed
 from tests.collectors.processes import CollectorProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_kill_9_mid_burst_keeps_every_acknowledged_bundle_once(
     processes.append(first)
     first.wait_ready()
     key = make_key()
-    asyncio.run(enroll(first.url, key))
+    asyncio.run(enroll(first.url, key, TOKEN, country="PK"))
     sealed = [make_sealed(key, 5, start=i * 5) for i in range(400)]
     acked: dict[str, int] = {}
 
@@ -133,7 +133,7 @@ def test_outbox_keeps_bundles_while_the_collector_is_away(
         collector = CollectorProcess(tmp_path / "data", port)
         processes.append(collector)
         collector.wait_ready()
-        asyncio.run(enroll(url, key))
+        asyncio.run(enroll(url, key, TOKEN, country="PK"))
         now[0] += 7 * 86400  # a week later: nothing expired
         report = asyncio.run(Uploader(box, url).drain())
         assert (20, 0) == (report.sent, report.deferred)

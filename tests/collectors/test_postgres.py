@@ -14,7 +14,7 @@ from collectors import merkle
 from collectors.checkpoint import verify_checkpoint
 from probe.signing import b64decode, load_public_key
 from probe.upload import enroll
-from tests.collectors.factories import make_key, make_sealed
+from tests.collectors.factories import TOKEN, make_key, make_sealed
 from tests.collectors.processes import CollectorProcess
 from tests.postgres import postgres_schema
 
@@ -40,7 +40,7 @@ def test_two_processes_share_one_log(tmp_path: Path, pg_url: str) -> None:
         b.wait_ready()
         keys = [make_key(64500 + i) for i in range(4)]
         for i, key in enumerate(keys):
-            asyncio.run(enroll((a, b)[i % 2].url, key))
+            asyncio.run(enroll((a, b)[i % 2].url, key, TOKEN, country="PK"))
         sealed = [make_sealed(keys[i % 4], 3, start=i * 3) for i in range(160)]
 
         async def send_all() -> list[int]:

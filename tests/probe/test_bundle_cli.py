@@ -39,14 +39,12 @@ def test_verify_offline_accepts_good_and_refuses_tampered(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_enroll_upload_and_verify_inclusion(tmp_path: Path) -> None:
     """enroll, then upload from the outbox, then verify inclusion in the collector's log."""
-    collector = CollectorProcess(tmp_path / "collector")
+    collector = CollectorProcess(tmp_path / "collector", None, "--enroll-token", "t0k")
     try:
         collector.wait_ready()
         state = tmp_path / "state"
-        r = runner.invoke(
-            app,
-            ["enroll", "--collector", collector.url, "--asn", "64500", "--state-dir", str(state)],
-        )
+        argv = ["enroll", "--collector", collector.url, "--asn", "64500", "--country", "PK"]
+        r = runner.invoke(app, [*argv, "--token", "t0k", "--state-dir", str(state)])
         assert 0 == r.exit_code, r.output
         key = KeyStore(state).for_network(64500)
         assert key.key_id in r.output

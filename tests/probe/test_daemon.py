@@ -78,7 +78,7 @@ def loaded_config(tmp_path: Path, *names: str, **daemon: Any) -> LoadedConfig:
 
 
 def collector_client(tmp_path: Path) -> httpx.AsyncClient:
-    app = create_app(CollectorSettings(data_dir=tmp_path / "collector"))
+    app = create_app(CollectorSettings(data_dir=tmp_path / "collector", enroll_policy="open"))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://collector")
 
 

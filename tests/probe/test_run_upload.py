@@ -29,7 +29,7 @@ COLLECTOR = "http://collector"
 
 
 def collector_app(tmp_path: Path) -> FastAPI:
-    return create_app(CollectorSettings(data_dir=tmp_path / "collector"))
+    return create_app(CollectorSettings(data_dir=tmp_path / "collector", enroll_policy="open"))
 
 
 def asgi_client(collector: FastAPI) -> httpx.AsyncClient:
@@ -109,7 +109,7 @@ async def enrol_and_drain(
     async with asgi_client(collector) as client:
         with State(state_dir) as state:
             enrolled, errors = await enroll_keys(
-                KeyStore(state_dir), state, COLLECTOR, None, client
+                KeyStore(state_dir), state, COLLECTOR, None, client, country="PK"
             )
         drained = await Uploader(outbox, COLLECTOR, client=client).drain()
     return enrolled, errors, drained.sent
