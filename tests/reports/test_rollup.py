@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, text, update
@@ -36,9 +37,10 @@ def recount(engine: Engine) -> dict[str, Any]:
     agree: dict[tuple[Key, str], set[str]] = defaultdict(set)
     with engine.connect() as conn:
         rows = conn.execute(
-            select(m.platform, m.country, m.asn, m.verdict, m.method, m.started_at, b.key_id).join(
-                schema.bundles, b.digest == m.bundle_digest
-            )
+            select(m.platform, m.country, m.asn, m.verdict, m.method, m.started_at, b.key_id)
+            .join(schema.bundles, b.digest == m.bundle_digest)
+            .join(schema.probes, schema.probes.c.key_id == b.key_id)
+            .where(schema.probes.c.revoked_at.is_(None))  # revoked keys leave the reports
         ).all()
     for platform, country, asn, verdict, method, started, kid in rows:
         for grain in GRAINS:
@@ -135,3 +137,26 @@ def test_migration_backfills_existing_measurements(
     assert got["cells"] == want["cells"]
     assert got["methods"] == want["methods"]
     assert got["confirmations"] == want["confirmations"]
+
+
+def test_revocation_recomputes_the_rollups(loaded: tuple[Engine, dict[str, list[str]]]) -> None:
+    """Revoking a key leaves the rollups equal to a recount without its measurements."""
+    from collectors.store import Store
+    from reports.incidents import incidents
+    from reports.model import ReportQuery
+    from tests.reports.factories import HOURS, T0
+
+    engine, digests = loaded
+    store = Store(engine)
+    with engine.connect() as conn:
+        key_of = dict(conn.execute(select(schema.bundles.c.digest, schema.bundles.c.key_id)).all())
+    window = ReportQuery(since=T0, until=T0 + timedelta(hours=HOURS))
+    with engine.connect() as conn:
+        assert any(i.asn == 64500 and i.confirmed for i in incidents(conn, window))
+    assert store.revoke(key_of[digests["a2"][0]], "test")
+    want, got = recount(engine), stored(engine)
+    assert got == want
+    with engine.connect() as conn:
+        after = [i for i in incidents(conn, window) if i.asn == 64500]
+    assert after and not any(i.confirmed for i in after)  # a1 alone: the block is unconfirmed
+    assert ("hour", 64500, "tls") not in {(k[0], k[4], f) for k, f in got["confirmations"]}
