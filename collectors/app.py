@@ -183,7 +183,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         """Enrol a probe's key for one network, with proof of possession (docs/collector.md)."""
         wait = enrol_limit.take("enrol")
         if wait is not None:
-            metrics.reject("rate_limited")
+            metrics.reject("enrol_rate_limited")
             return _json(_too_many("rate_limited", "too many enrolment requests", wait))
         try:
             admitted = admit(body, settings.enroll_policy, settings.enroll_tokens, challenges)

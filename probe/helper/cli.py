@@ -33,7 +33,11 @@ def make_cli(load: ConfigLoader) -> typer.Typer:
         certfile: Path | None = typer.Option(None, "--certfile", help="TLS certificate (PEM)."),
         keyfile: Path | None = typer.Option(None, "--keyfile", help="TLS private key (PEM)."),
     ) -> None:
-        """Serve POST /api/v1/control for the endpoints the config allows."""
+        """Serve POST /api/v1/control for the endpoints the config allows.
+
+        Client addresses are never logged (no access log): a probe's address next to the
+        platform it asked about would say who tested what.
+        """
         settings, allowed = load(config)
         uvicorn.run(
             create_app(settings, allowed),
@@ -41,6 +45,10 @@ def make_cli(load: ConfigLoader) -> typer.Typer:
             port=port,
             ssl_certfile=str(certfile) if certfile else None,
             ssl_keyfile=str(keyfile) if keyfile else None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+            log_level="info",
         )
 
     return app

@@ -137,3 +137,42 @@ def test_cli_builds_serve_with_the_loader() -> None:
     assert 0 == result.exit_code
     for option in ("--host", "--port", "--config"):
         assert option in result.output
+
+
+@pytest.mark.slow
+def test_helper_serve_logs_no_client_address(tmp_path: Path) -> None:
+    """``blockprobe helper serve`` as a process: requests leave no client address in its log."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    log = tmp_path / "helper.log"
+    config = tmp_path / "probe.toml"
+    config.write_text("")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "probe", "helper", "serve", "--host", "127.0.0.1"]
+            + ["--port", str(port), "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1/control"
+        deadline = time.monotonic() + 30
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.post(url, json={"url": "https://example.invalid/", "platform": "x"})
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert answer is not None and 403 == answer.status_code
+        assert 422 == httpx.post(url, content=b"junk").status_code
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    text = log.read_text()
+    assert "Uvicorn running" in text  # the log was written
+    assert "/api/v1/control" not in text
+    assert not re.search(rf"127\.0\.0\.1:(?!{port}\b)\d+", text)  # only its own address
