@@ -33,6 +33,16 @@ from censornet.scenario import interfaces, restore_input, vantage_interfaces
 from censornet.servers.injector import POLL_INTERVAL as INJECTOR_POLL_INTERVAL
 
 COLLECTOR_PORT = 8481
+# The demo collector enrols keys by token (its default policy: a token, or an admin's approval).
+# Each demo volunteer has a token of its own, as a real deployment would hand them out: keys
+# enrolled with one token count as one voucher, and a confirmation needs two.
+
+
+def enrol_token(vantage: str) -> str:
+    """The enrolment token of the demo volunteer at ``vantage``."""
+    return f"demo-volunteer-{vantage}"
+
+
 COLLECTOR_READY_TIMEOUT = 30.0
 PROBE_TIMEOUT = 90.0
 PYTHON = sys.executable
@@ -71,6 +81,8 @@ class Collector:
             PYTHON, "-m", "probe", "collector", "serve", "--host", self.host,
             "--port", str(self.port), "--data-dir", str(self.data_dir),
         ]  # fmt: skip
+        for vantage in topology.VANTAGES:
+            argv += ["--enroll-token", enrol_token(vantage.name)]
         with self.log_path.open("ab") as log:
             self._popen = subprocess.Popen(
                 self.lab.command(topology.CTRL, argv),
@@ -220,6 +232,7 @@ def probe_argv(lab: Lab, site: ProbeSite, collector_url: str, platform: str) -> 
         "--config", str(LAB_PROBE_CONFIG), "--ca-file", str(lab.ca_file),
         "--collector", collector_url, "--state-dir", str(site.state_dir),
         "--country", site.country, "--asn", str(site.asn), "--network", site.network,
+        "--enroll-token", enrol_token(site.vantage),
     ]  # fmt: skip
 
 
