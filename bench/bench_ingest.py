@@ -1,16 +1,21 @@
 """Collector ingest throughput with signatures verified: SQLite, and PostgreSQL when reachable.
 
-Prints measurements/s and bundles/s through the ingestion path (envelope parse, Ed25519 verify,
-bundle schema, one transaction per bundle with its measurement rows and log leaf), once calling
-the ingestor directly and once through the HTTP app in-process; next to ``openssl speed ed25519``.
+Prints measurements/s and bundles/s through the ingestion path (body limit, envelope parse,
+Ed25519 verify, shared rate limit, bundle schema, time window and network binding, one
+transaction per bundle with its measurement rows, rollups with one vote per key and log leaf),
+once calling the ingestor directly and once through the HTTP app in-process; next to
+``openssl speed ed25519``. ``--workers N`` also serves a real collector (``blockprobe collector
+serve --workers N``) on 127.0.0.1 and uploads to it over ``--concurrency`` connections.
 
     .venv/bin/python bench/bench_ingest.py [--bundles 200] [--per-bundle 50] [--no-postgres]
+        [--workers 2 --concurrency 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import secrets
 import subprocess
@@ -30,12 +35,14 @@ from collectors.app import create_app
 from collectors.config import CollectorSettings
 from collectors.ingest import Ingestor
 from collectors.metrics import Metrics
-from collectors.ratelimit import RateLimiter
+from collectors.limits import SharedRateLimiter
 from collectors.store import Store
 from probe.bundle import SealedBundle, build, seal
 from probe.keys import ProbeKey
 from probe.signing import b64decode
-from tests.collectors.factories import make_key, make_measurement
+from probe.upload import enroll
+from tests.collectors.factories import TOKEN, make_key, make_measurement
+from tests.collectors.processes import CollectorProcess
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -72,7 +79,7 @@ def corpus(
     for i in range(bundles):
         key = probe_keys[i % keys]
         ms = [make_measurement(i * per_bundle + j, asn=key.asn) for j in range(per_bundle)]
-        sealed.append(seal(build(ms, key), key))
+        sealed.append(seal(build(ms, key, country="PK"), key))
     return probe_keys, sealed
 
 
@@ -100,8 +107,10 @@ def run(
     app = create_app(settings)
     store: Store = app.state.store
     for key in keys:
-        store.enroll(key.key_id, b64decode(key.public_key_b64))
-    ingestor = Ingestor(store, RateLimiter(1e9, 10**9), Metrics())
+        raw = b64decode(key.public_key_b64)
+        store.enroll(key.key_id, raw, network=("PK", key.asn), voucher=f"token:{key.key_id}")
+    limiter = SharedRateLimiter(store.engine, 1e9, 10**9, prefix="bundles:")
+    ingestor = Ingestor(store, limiter, Metrics())
     half = len(sealed) // 2
     bodies = [s.to_bytes() for s in sealed]
 
@@ -132,11 +141,56 @@ def run(
     store.engine.dispose()
 
 
+def served(
+    label: str,
+    keys: list[ProbeKey],
+    sealed: list[SealedBundle],
+    workers: int,
+    concurrency: int,
+    database: str | None,
+) -> None:
+    """Upload every bundle to ``blockprobe collector serve --workers N`` over real connections."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["--workers", str(workers)] + (["--database", database] if database else [])
+        collector = CollectorProcess(Path(tmp) / "data", None, *args).wait_ready(60)
+        try:
+
+            async def upload() -> float:
+                async with httpx.AsyncClient(timeout=120) as client:
+                    for key in keys:
+                        await enroll(collector.url, key, TOKEN, country="PK", client=client)
+                queue = [s.to_bytes() for s in sealed]
+
+                async def worker() -> None:
+                    async with httpx.AsyncClient(timeout=120) as client:
+                        while queue:
+                            body = queue.pop()
+                            r = await client.post(f"{collector.url}/api/v1/bundles", content=body)
+                            assert r.status_code == 201, r.text
+
+                t = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+                return time.perf_counter() - t
+
+            seconds = asyncio.run(upload())
+        finally:
+            collector.stop()
+    count = len(sealed)
+    per_bundle = len(json.loads(b64decode(sealed[0].envelope.payload))["measurements"])
+    print(
+        f"{label:10} served {count:5} bundles x {per_bundle} measurements:"
+        f" {count * per_bundle / seconds:9,.0f} measurements/s  {count / seconds:7,.1f} bundles/s"
+        f"  ({workers} workers, {concurrency} connections)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--bundles", type=int, default=200)
     parser.add_argument("--per-bundle", type=int, default=50)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--workers", type=int, default=0, help="also serve with N workers")
+    parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
 
     print(f"openssl speed ed25519: {openssl_verify_rate()}")
@@ -157,6 +211,12 @@ def main() -> None:
                     keys,
                     sealed,
                 )
+    if args.workers:
+        served("sqlite", keys, sealed, args.workers, args.concurrency, None)
+        if not args.no_postgres:
+            with postgres_url() as url:
+                if url is not None:
+                    served("postgresql", keys, sealed, args.workers, args.concurrency, url)
 
 
 if __name__ == "__main__":

@@ -234,12 +234,13 @@ def bench_ingest(bundles: int) -> None:
         ingestor = Ingestor(store, RateLimiter(1e9, 10**9), Metrics())
         keys = [make_key(64500 + i) for i in range(4)]
         for key in keys:
-            store.enroll(key.key_id, key.public_key.public_bytes_raw())
+            raw = key.public_key.public_bytes_raw()
+            store.enroll(key.key_id, raw, network=("PK", key.asn), voucher=f"token:{key.key_id}")
         payloads = []
         for i in range(bundles):
             key = keys[i % 4]
             ms = [make_measurement(i * PER_BUNDLE + j, asn=key.asn) for j in range(PER_BUNDLE)]
-            payloads.append(seal(build(ms, key), key).to_bytes())
+            payloads.append(seal(build(ms, key, country="PK"), key).to_bytes())
         began = time.perf_counter()
         for body in payloads:
             assert ingestor.submit(body).status == 201

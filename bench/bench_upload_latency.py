@@ -22,7 +22,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: tests' factories too
 
 from probe.upload import enroll
-from tests.collectors.factories import make_key, make_sealed
+from tests.collectors.factories import TOKEN, make_key, make_sealed
 from tests.collectors.processes import CollectorProcess
 
 
@@ -30,7 +30,7 @@ async def _upload_all(url: str, probes: int, per_bundle: int) -> tuple[list[floa
     keys = [make_key(asn=64500 + i % 50) for i in range(probes)]
     async with httpx.AsyncClient(timeout=60) as client:
         for key in keys:
-            await enroll(url, key, client=client)
+            await enroll(url, key, TOKEN, country="PK", client=client)
     sealed = [make_sealed(key, per_bundle, start=i * per_bundle) for i, key in enumerate(keys)]
     start = asyncio.Event()
 
@@ -56,11 +56,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--per-bundle", type=int, default=9)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--database", default=None, help="SQLAlchemy URL (default SQLite)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
-        collector = CollectorProcess(data).wait_ready()
+        extra = ["--workers", str(args.workers)]
+        extra += ["--database", args.database] if args.database else []
+        collector = CollectorProcess(data, None, *extra).wait_ready(60)
         try:
             started = time.perf_counter()
             latencies, stored = asyncio.run(
