@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: tests'
 from collectors.app import create_app
 from collectors.config import CollectorSettings
 from collectors.ingest import Ingestor
-from collectors.metrics import Metrics
 from collectors.limits import SharedRateLimiter
+from collectors.metrics import Metrics
 from collectors.store import Store
 from probe.bundle import SealedBundle, build, seal
 from probe.keys import ProbeKey
