@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from collectors.schema import bundles, measurements
+from collectors.schema import bundles, measurements, probes
 from reports.model import ReportQuery
 
 TEST_NAME = "blockprobe_platform"
@@ -182,9 +182,11 @@ def export_lines(conn: Connection, query: ReportQuery) -> Iterator[str]:
     stmt = (
         select(m.body, m.bundle_digest, bundles.c.received_at)
         .join(bundles, bundles.c.digest == m.bundle_digest)
+        .join(probes, probes.c.key_id == bundles.c.key_id)
         .where(
             m.started_at >= query.since.astimezone(UTC), m.started_at < query.until.astimezone(UTC)
         )
+        .where(probes.c.revoked_at.is_(None))  # revoked keys' measurements leave every report
         .order_by(m.started_at, m.id)
     )
     if query.platform is not None:
