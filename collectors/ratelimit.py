@@ -1,7 +1,8 @@
-"""Per-key rate limiting: a token bucket per probe key, in this process's memory.
+"""Rate limiting in one process's memory: a token bucket per key.
 
-Several collector processes each apply the limit, so the effective limit scales with them; it is a
-guard against a runaway probe, not an accounting system.
+The collector itself uses ``collectors.limits`` (buckets in its database, shared by every worker);
+this one serves tools and tests that ingest in one process, and ``retry_after`` formats the
+Retry-After header for both.
 """
 
 from __future__ import annotations
