@@ -52,6 +52,12 @@ def _report(app: typer.Typer) -> None:
     app.add_typer(report_app, name="report")
 
 
+def _ooni(app: typer.Typer) -> None:
+    from probe.ooni.cli import app as ooni_app
+
+    app.add_typer(ooni_app, name="ooni")
+
+
 def _lab(app: typer.Typer) -> None:
     from censornet.cli import app as lab_app
 
@@ -70,6 +76,7 @@ REGISTRARS: dict[str, Callable[[typer.Typer], None]] = {
     "helper": _helper,
     "collector": _collector,
     "report": _report,
+    "ooni": _ooni,
     "lab": _lab,
 }
 

@@ -35,9 +35,16 @@ def classify(
     local: Observations,
     control: Observations | None,
     canaries: Mapping[str, Observations],
+    *,
+    one_shot: bool = False,
 ) -> Verdict:
-    """Classify one endpoint measured here (``local``) against its controls."""
-    ctx = Context(plan, local, control, canaries)
+    """Classify one endpoint measured here (``local``) against its controls.
+
+    ``one_shot`` says the observations come from a measurement that tries each step once (an
+    imported OONI measurement): a single active failure the control vantage does not see may
+    then conclude, at a confidence that says one try was seen; our own probe always retries.
+    """
+    ctx = Context(plan, local, control, canaries, one_shot)
     down, up = throttle.summary(ctx, "down"), throttle.summary(ctx, "up")
     notes: list[str] = []
     confidence = REACHABLE + (0.1 if ctx.vantage_reached else 0.0)

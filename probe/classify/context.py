@@ -46,6 +46,13 @@ def reached(obs: Observations) -> bool:
     )
 
 
+def _resolver_answered(query: DNSObservation) -> bool:
+    """True when the control resolver answered: addresses, or "no such name" (an answer too)."""
+    if query.failure is None:
+        return bool(query.addresses)
+    return query.failure in (Failure.DNS_NXDOMAIN, Failure.DNS_NO_ANSWER)
+
+
 def host_of(url: str) -> str:
     """The lower-case host of ``url`` (empty for a relative URL)."""
     return (urlsplit(url).hostname or "").lower()
@@ -59,6 +66,7 @@ class Context:
     local: Observations
     control: Observations | None
     canaries: Mapping[str, Observations]
+    one_shot: bool = False  # made elsewhere with one try per step (OONI): see ``finding.ONE_TRY``
 
     @property
     def https(self) -> bool:
@@ -136,7 +144,7 @@ class Context:
     def local_controls(self) -> tuple[bool, ...]:
         """One entry per local control observation: did it work?"""
         return (
-            *(q.failure is None and bool(q.addresses) for q in self.local.dns if q.control),
+            *(_resolver_answered(q) for q in self.local.dns if q.control),
             *(h.server_answered for h in self.local.tls if h.control),
             *(t.bytes > 0 for t in self.local.throughput if t.control),
         )

@@ -7,10 +7,10 @@ resolved through the same system resolver.
 
 from __future__ import annotations
 
-from probe.classify.blockpages import differences, fingerprint
+from probe.classify.blockpages import differences, dns_fingerprint, fingerprint
 from probe.classify.bogons import is_bogon
 from probe.classify.context import CERT_FAILURES, Context, answered, tls_failure
-from probe.classify.finding import Finding, describe, tries_phrase
+from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, tries_phrase
 from probe.classify.tries import Tries, settle
 from probe.model.failures import Failure
 from probe.model.observations import DNSObservation
@@ -26,6 +26,11 @@ METHODS: dict[Failure, str] = {
 NAME_FAILURES = frozenset(
     {Failure.DNS_NXDOMAIN, Failure.DNS_NO_ANSWER, Failure.DNS_SERVFAIL, Failure.DNS_REFUSED}
 )
+# Answers that say the name does not exist (as opposed to a resolver that could not answer).
+NO_SUCH_NAME = frozenset({Failure.DNS_NXDOMAIN, Failure.DNS_NO_ANSWER})
+# Error answers that can conclude from one try: a resolver's deliberate "no" (SERVFAIL is also
+# what an overloaded or broken resolver says).
+ONE_TRY_ANSWERS = frozenset({Failure.DNS_NXDOMAIN, Failure.DNS_NO_ANSWER, Failure.DNS_REFUSED})
 
 
 def _listing(addresses: frozenset[str] | set[str] | tuple[str, ...]) -> str:
@@ -45,7 +50,7 @@ def check(ctx: Context) -> Finding | None:
     if not tries.works:
         return _failed(ctx, system[0], tries)
     good = [q for q in system if q.failure is None]
-    tampered = _bogon(ctx, good) or _spoofed(ctx, good)
+    tampered = _bogon(ctx, good) or _known(ctx, good) or _spoofed(ctx, good) or _ghost(ctx, good)
     if tampered is not None:
         return tampered
     if tries.outcome == "flaky":
@@ -86,6 +91,8 @@ def _failed(ctx: Context, first: DNSObservation, tries: Tries) -> Finding:
             )
             return Finding("inconclusive", None, 0.5, (line, control_line, why))
         if tries.outcome == "once":
+            if ctx.one_shot and failure in ONE_TRY_ANSWERS:
+                return Finding("blocked", method, ONE_TRY, (line, control_line, ONE_TRY_NOTE))
             why = "failed once and was not retried: not enough to call a block"
             return Finding("inconclusive", None, 0.4, (line, control_line, why))
         evidence = [line, control_line]
@@ -151,6 +158,52 @@ def _bogon(ctx: Context, good: list[DNSObservation]) -> Finding | None:
         control_line = f"control resolver/vantage answered {_listing(control)}"
         return Finding("blocked", "dns.bogon", 0.9, (line, control_line))
     return Finding("blocked", "dns.bogon", 0.75, (line, "no control answer, but a bogon"))
+
+
+def _known(ctx: Context, good: list[DNSObservation]) -> Finding | None:
+    """Every address answered is a known censor answer (a DNS fingerprint) the control lacks."""
+    addresses = {a for q in good for a in q.addresses} - ctx.control_addresses
+    hits = {a: fp for a in sorted(addresses) if (fp := dns_fingerprint(a)) is not None}
+    if not hits or len(hits) < len({a for q in good for a in q.addresses}):
+        return None
+    address, fp = next(iter(hits.items()))
+    where = f", seen in {', '.join(fp.countries)}" if fp.countries else ""
+    line = (
+        f"{good[0].resolver} answered {ctx.plan.domain} with {address}: DNS fingerprint "
+        f"{fp.name} (a known censor answer{where})"
+    )
+    control = ctx.control_addresses
+    if control:
+        control_line = f"control resolver/vantage answered {_listing(control)}"
+        return Finding("blocked", "dns.spoofed", 0.95, (line, control_line))
+    return Finding("blocked", "dns.spoofed", 0.85, (line, "no control answer to compare with"))
+
+
+def _ghost(ctx: Context, good: list[DNSObservation]) -> Finding | None:
+    """An answer for a name the controls say does not exist."""
+    addresses = {a for q in good for a in q.addresses}
+    if not addresses or ctx.control_addresses:
+        return None
+    said_no = [q for q in ctx.resolver_dns if q.failure in NO_SUCH_NAME]
+    vantage = ctx.vantage_dns
+    vantage_no = bool(vantage) and all(q.failure in NO_SUCH_NAME for q in vantage)
+    if not said_no and not vantage_no:
+        return None
+    head = f"{good[0].resolver} answered {ctx.plan.domain} with {_listing(addresses)}"
+    controls = [f"{q.resolver}: {describe(q.failure or Failure.UNKNOWN)}" for q in said_no[:1]]
+    if vantage_no:
+        controls.append(f"control vantage: {describe(vantage[0].failure or Failure.UNKNOWN)}")
+    proofs = {ip: _proof(ctx, ip) for ip in sorted(addresses)}
+    valid = [ip for ip, proof in proofs.items() if proof is not None and proof[0] == "valid"]
+    if valid:
+        why = (
+            f"{', '.join(valid)} serves a valid certificate for {ctx.plan.domain}: a name that "
+            "exists only on this network, not tampering"
+        )
+        return Finding("reachable", None, 0.6, (head, *controls, why))
+    why = "an answer for a name that the controls say does not exist"
+    confidence = 0.85 if said_no and vantage_no else 0.75
+    return Finding("blocked", "dns.spoofed", confidence, (head, *controls, why))
 
 
 def _spoofed(ctx: Context, good: list[DNSObservation]) -> Finding | None:

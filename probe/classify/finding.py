@@ -32,6 +32,12 @@ _WORDS: dict[Failure, str] = {
 }
 
 
+# A measurement made elsewhere with one try per step (OONI's) concludes only from an active
+# answer that the control vantage does not see, and says so with a lower confidence.
+ONE_TRY = 0.7
+ONE_TRY_NOTE = "seen on one try (the measurement did not retry the step)"
+
+
 @dataclass(frozen=True)
 class Finding:
     """One rule's conclusion: verdict, method (``stage.outcome``), confidence and evidence."""

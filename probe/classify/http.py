@@ -1,8 +1,9 @@
 """HTTP rules: failures after the request was sent, blockpages and redirects out of the platform.
 
 A response is not a failed try: a blockpage or an outside redirect counts from one response,
-judged against the blockpage fingerprints and the control vantage's page. On https, a timeout
-after a completed handshake is throttling evidence, not a block or an outage.
+judged against the blockpage fingerprints and the control vantage's page. A timeout after a
+completed handshake (https) or after the status line (either scheme) is throttling evidence,
+not a block or an outage.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 from probe.classify import outage
 from probe.classify.blockpages import differences, fingerprint, urls
 from probe.classify.context import Context, answered, host_of, tls_failure
-from probe.classify.finding import Finding, describe, tries_phrase
-from probe.classify.tries import Tries, settle
+from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, tries_phrase
+from probe.classify.tries import ACTIVE_FAILURES, Tries, settle
 from probe.model.failures import Failure
 from probe.model.observations import HTTPObservation
 
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 METHODS: dict[Failure, str] = {
     Failure.CONNECTION_RESET: "http.reset",
     Failure.CONNECTION_REFUSED: "http.reset",
@@ -30,7 +32,7 @@ def check(ctx: Context) -> Finding | None:
         return None
     tries = settle([r.failure for r in fetches])
     if not tries.works:
-        return _failed(ctx, fetches[0], tries)
+        return _failed(ctx, fetches[0], tries, fetches)
     responses = [r for r in fetches if answered(r)]
     found = _redirect(ctx, responses) or _page(ctx, responses)
     if found is not None:
@@ -44,7 +46,9 @@ def check(ctx: Context) -> Finding | None:
     return None
 
 
-def _failed(ctx: Context, first: HTTPObservation, tries: Tries) -> Finding:
+def _failed(
+    ctx: Context, first: HTTPObservation, tries: Tries, fetches: tuple[HTTPObservation, ...]
+) -> Finding:
     failure = tries.failure or Failure.UNKNOWN
     where = f" at {first.ip}" if first.ip else ""
     line = (
@@ -54,18 +58,30 @@ def _failed(ctx: Context, first: HTTPObservation, tries: Tries) -> Finding:
     down = outage.platform(ctx, "http")
     if down is not None:
         return down.after([line])
+    method = METHODS.get(failure)
     if tries.outcome == "once":
+        page = ctx.vantage_page
+        if ctx.one_shot and method is not None and failure in ACTIVE_FAILURES and page:
+            seen = (line, f"control vantage: HTTP {page.status}", ONE_TRY_NOTE)
+            return Finding("blocked", method, ONE_TRY, seen)
         why = "failed once and was not retried: not enough to call a block"
         return Finding("inconclusive", None, 0.4, (line, why))
     handshake = any(tls_failure(h) is None for h in ctx.local.tls if not h.control)
     path = ctx.canary_answered or any(t.completed for t in ctx.local.throughput if t.control)
-    if ctx.https and failure is Failure.TIMEOUT and handshake:
-        why = f"the TLS handshake with SNI {ctx.plan.domain} completed: a timeout after it"
+    started = [r for r in fetches if r.status is not None and r.status not in REDIRECTS]
+    if failure is Failure.TIMEOUT and (started or (ctx.https and handshake)):
+        if started:
+            r = started[0]
+            why = (
+                f"the answer had started (HTTP {r.status}, {r.body_length or 0} bytes of body) "
+                "when it timed out"
+            )
+        else:
+            why = f"the TLS handshake with SNI {ctx.plan.domain} completed: a timeout after it"
         if path:
-            stall = (line, f"{why} is throttling", "controls on the same path complete")
+            stall = (line, f"{why}: throttling", "controls on the same path complete")
             return Finding("throttled", "throttle.stall", 0.7, stall)
         return Finding("inconclusive", None, 0.4, (line, f"{why}, but no control completed"))
-    method = METHODS.get(failure)
     if method is None:
         return Finding("inconclusive", None, 0.4, (line,))
     page = ctx.vantage_page
@@ -97,6 +113,8 @@ def _redirect(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
     fp = fingerprint(first)
     known = [f"{host} matches blockpage fingerprint {fp.name}"] if fp is not None else []
     page = ctx.vantage_page
+    if page is not None and not urls(page):
+        page = None  # the control page does not say where it ended (OONI's test helper)
     if page is not None:
         if host in {host_of(u) for u in urls(page)}:
             why = "the control vantage is redirected there too: the platform's own redirect"
@@ -105,7 +123,10 @@ def _redirect(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
         return Finding("blocked", "http.redirect", 0.95 if known else 0.9, evidence)
     if known:
         return Finding("blocked", "http.redirect", 0.85, (line, *known))
-    why = "no control-vantage page to tell the platform's own redirects from a warning page"
+    why = (
+        "no control-vantage page with its URL to tell the platform's own redirects from a "
+        "warning page"
+    )
     return Finding("inconclusive", None, 0.4, (line, why))
 
 

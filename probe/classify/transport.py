@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from probe.classify import outage
 from probe.classify.context import CERT_FAILURES, Context, tls_failure
-from probe.classify.finding import Finding, describe, elapsed, tries_phrase
-from probe.classify.tries import Tries, settle
+from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, elapsed, tries_phrase
+from probe.classify.tries import ACTIVE_FAILURES, Tries, settle
 from probe.model.failures import Failure
 from probe.model.observations import TLSHandshakeObservation
 
@@ -52,10 +52,15 @@ class _Split:
     def once(self) -> list[str]:
         return [ip for ip, t in self.settled.items() if t.outcome == "once"]
 
-    def common_failure(self) -> Failure:
+    def concluding(self, one_shot: bool) -> list[str]:
+        """The failing addresses a verdict may rest on: tried more than once, or tried once in a
+        one-try measurement (OONI's)."""
+        return self.failed or (self.once if one_shot else [])
+
+    def common_failure(self, failed: list[str] | None = None) -> Failure:
         """The failure most tries at the consistently failing addresses saw."""
         counts: Counter[Failure] = Counter()
-        for ip in self.failed:
+        for ip in self.failed if failed is None else failed:
             tries = self.settled[ip]
             counts[tries.failure or Failure.UNKNOWN] += tries.failed
         return counts.most_common(1)[0][0]
@@ -96,13 +101,14 @@ def tcp(ctx: Context) -> Finding | None:
     split = _split((c.ip, c.failure) for c in connects)
     if split.working:
         return _notes("TCP connect", split)
-    if not split.failed:
+    failed = split.concluding(ctx.one_shot)
+    if not failed:
         return _once("TCP connect", split)
-    failure = split.common_failure()
+    failure = split.common_failure(failed)
     lines = [
         f"TCP connect to {ip}:{ctx.port} {describe(failure)} "
         f"{tries_phrase(split.settled[ip].failed, split.settled[ip].count)}"
-        for ip in split.failed[:MAX_LINES]
+        for ip in failed[:MAX_LINES]
     ]
     down = outage.platform(ctx, "tcp")
     if down is not None:
@@ -110,6 +116,9 @@ def tcp(ctx: Context) -> Finding | None:
     method = TCP_METHODS.get(failure)
     if method is None:
         return Finding("inconclusive", None, 0.4, tuple(lines))
+    if not split.failed:
+        vantage = ctx.control is not None and any(c.failure is None for c in ctx.control.tcp)
+        return _one_try(method, failure, lines, vantage, "connect")
     if not ctx.canary_reached:
         why = "no canary worked through this path to show that other destinations work"
         return Finding("inconclusive", None, 0.4, (*lines, why))
@@ -119,6 +128,19 @@ def tcp(ctx: Context) -> Finding | None:
         evidence.append("control vantage: connect ok")
         confidence = 0.9
     return Finding("blocked", method, confidence, tuple(evidence))
+
+
+def _one_try(method: str, failure: Failure, lines: list[str], vantage: bool, step: str) -> Finding:
+    """A one-try measurement's failure: a block only when it is an active answer (a reset, an
+    ICMP unreachable, a close, an alert) and the control vantage's ``step`` worked."""
+    if failure not in ACTIVE_FAILURES:
+        why = f"{describe(failure)} on the only try: loss or a block cannot be told apart"
+        return Finding("inconclusive", None, 0.4, (*lines, why))
+    if not vantage:
+        why = f"the control vantage has no working {step} to compare with"
+        return Finding("inconclusive", None, 0.4, (*lines, why))
+    evidence = (*lines, f"control vantage: {step} ok", ONE_TRY_NOTE)
+    return Finding("blocked", method, ONE_TRY, evidence)
 
 
 def _tls_line(h: TLSHandshakeObservation, failure: Failure, tries: Tries) -> str:
@@ -141,19 +163,29 @@ def tls(ctx: Context) -> Finding | None:
     split = _split((h.ip, tls_failure(h)) for h in platform)
     if split.working:
         return _notes(what, split)
-    if not split.failed:
+    failed = split.concluding(ctx.one_shot)
+    if not failed:
         return _once(what, split)
-    failure = split.common_failure()
+    failure = split.common_failure(failed)
     firsts = {h.ip: h for h in reversed(platform)}
-    lines = [_tls_line(firsts[ip], failure, split.settled[ip]) for ip in split.failed[:MAX_LINES]]
+    lines = [_tls_line(firsts[ip], failure, split.settled[ip]) for ip in failed[:MAX_LINES]]
     down = outage.platform(ctx, "tls")
     if down is not None:
         return down.after(lines)
     if failure in CERT_FAILURES:
-        return _mitm(ctx, lines, firsts[split.failed[0]])
+        found = _mitm(ctx, lines, firsts[failed[0]])
+        if not split.failed and found.verdict == "blocked":
+            return Finding("blocked", found.method, ONE_TRY, (*found.evidence, ONE_TRY_NOTE))
+        return found
     method = TLS_METHODS.get(failure)
     if method is None:
         return Finding("inconclusive", None, 0.4, tuple(lines))
+    if not split.failed:
+        vantage = ctx.control is not None and (
+            any(tls_failure(h) is None for h in ctx.control.tls if not h.control)
+            or (not ctx.control.tls and ctx.vantage_page is not None)
+        )
+        return _one_try(method, failure, lines, vantage, "handshake")
     benign = [h for h in handshakes if h.control and h.ip in split.failed]
     vantage_ok = ctx.control is not None and any(
         tls_failure(h) is None for h in ctx.control.tls if not h.control

@@ -115,7 +115,11 @@ class TLSHandshakeObservation(_Wire):
 
 
 class HTTPObservation(_Wire):
-    """One HTTP(S) fetch of ``url``, redirects followed within the platform's domains."""
+    """One HTTP(S) fetch of ``url``, redirects followed within the platform's domains.
+
+    A fetch that failed after the status line keeps the status, headers and the part of the body
+    that arrived, with its ``failure``.
+    """
 
     url: str
     method: str = "GET"
@@ -128,6 +132,7 @@ class HTTPObservation(_Wire):
     body_length: int | None = None
     body_sha256: str | None = None
     body_truncated: bool = False
+    blockpage: str | None = None  # the blockpage fingerprint the body matched (body not kept)
     failure: Failure | None = None
     t0: float
     t: float

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from probe.classify.blockpages import body_fingerprint
 from probe.model.failures import Failure
 from probe.model.observations import HTTPObservation
 from probe.steps._clock import Clock
@@ -85,6 +86,7 @@ async def fetch(
     pins = {host: ip} if ip else {}
     transport = PinnedTransport(pins, ssl_context=client_context(ca_file))
     page: _Page | None = None
+    partial: list[_Page] = []
     redirects: list[str] = []
     failure: Failure | None = None
     try:
@@ -94,7 +96,8 @@ async def fetch(
         ):
             current = url
             while True:
-                page = await _get(client, current, body_cap)
+                partial.clear()
+                page = await _get(client, current, body_cap, partial)
                 if page.status not in _REDIRECT_STATUSES or not page.location:
                     break
                 target = urllib.parse.urljoin(current, page.location)
@@ -109,6 +112,8 @@ async def fetch(
                 current = target
     except NETWORK_ERRORS as exc:
         failure = classify_exception(exc)
+        if partial:  # the status line came, then the body broke off
+            page = partial[0]
     return HTTPObservation(
         url=url,
         ip=ip,
@@ -120,19 +125,26 @@ async def fetch(
         body_length=len(page.body) if page else None,
         body_sha256=hashlib.sha256(page.body).hexdigest() if page else None,
         body_truncated=page.truncated if page else False,
+        blockpage=body_fingerprint(page.body, page.headers) if page else None,
         failure=failure,
         t0=t0,
         t=clock.now(),
     )
 
 
-async def _get(client: httpx.AsyncClient, url: str, body_cap: int) -> _Page:
-    """One GET, the body read up to ``body_cap`` bytes."""
+async def _get(client: httpx.AsyncClient, url: str, body_cap: int, partial: list[_Page]) -> _Page:
+    """One GET, the body read up to ``body_cap`` bytes.
+
+    Once the status line is in, ``partial`` holds the page as read so far: when the body then
+    stalls or breaks, the fetch still records the status and the bytes that arrived.
+    """
     async with client.stream("GET", url) as response:
         body = bytearray()
+        partial[:] = [_Page(url, response, b"", True)]
         truncated = False
         async for chunk in response.aiter_bytes():
             body.extend(chunk)
+            partial[:] = [_Page(url, response, bytes(body), True)]
             if len(body) > body_cap:
                 del body[body_cap:]
                 truncated = True

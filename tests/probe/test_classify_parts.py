@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from probe.classify import classify
-from probe.classify.blockpages import FINGERPRINTS, differences, fingerprint
+from probe.classify.blockpages import differences, fingerprint, fingerprints
 from probe.classify.bogons import is_bogon
 from probe.classify.throttle import idle, plateau, stalled
 from probe.classify.tries import settle
@@ -62,7 +62,7 @@ def test_bogons(address: str, bogon: bool) -> None:
 
 def test_fingerprints_have_unique_names() -> None:
     """Each fingerprint can be cited by its name."""
-    assert len(FINGERPRINTS) == len({fp.name for fp in FINGERPRINTS})
+    assert len(fingerprints()) == len({fp.name for fp in fingerprints()})
 
 
 def test_platform_page_matches_no_fingerprint() -> None:
