@@ -116,9 +116,9 @@ def tcp(ctx: Context) -> Finding | None:
     method = TCP_METHODS.get(failure)
     if method is None:
         return Finding("inconclusive", None, 0.4, tuple(lines))
-    if not split.failed:
-        vantage = ctx.control is not None and any(c.failure is None for c in ctx.control.tcp)
-        return _one_try(method, failure, lines, vantage, "connect")
+    vantage = ctx.control is not None and any(c.failure is None for c in ctx.control.tcp)
+    if not split.failed or (ctx.one_shot and not ctx.canary_reached):
+        return _elsewhere(method, failure, lines, vantage, "connect", once=not split.failed)
     if not ctx.canary_reached:
         why = "no canary worked through this path to show that other destinations work"
         return Finding("inconclusive", None, 0.4, (*lines, why))
@@ -130,17 +130,27 @@ def tcp(ctx: Context) -> Finding | None:
     return Finding("blocked", method, confidence, tuple(evidence))
 
 
-def _one_try(method: str, failure: Failure, lines: list[str], vantage: bool, step: str) -> Finding:
-    """A one-try measurement's failure: a block only when it is an active answer (a reset, an
-    ICMP unreachable, a close, an alert) and the control vantage's ``step`` worked."""
+def _elsewhere(
+    method: str, failure: Failure, lines: list[str], vantage: bool, step: str, *, once: bool
+) -> Finding:
+    """A failure in a measurement made elsewhere (OONI's), with no canary or benign SNI: a block
+    only when it is an active answer (a reset, an ICMP unreachable, a close, an alert) and the
+    control vantage's ``step`` worked; from one try, at a confidence that says so."""
     if failure not in ACTIVE_FAILURES:
-        why = f"{describe(failure)} on the only try: loss or a block cannot be told apart"
+        why = (
+            f"{describe(failure)} {'on the only try' if once else 'with no canary'}: "
+            "loss or an outage cannot be told from a block"
+        )
         return Finding("inconclusive", None, 0.4, (*lines, why))
     if not vantage:
         why = f"the control vantage has no working {step} to compare with"
         return Finding("inconclusive", None, 0.4, (*lines, why))
-    evidence = (*lines, f"control vantage: {step} ok", ONE_TRY_NOTE)
-    return Finding("blocked", method, ONE_TRY, evidence)
+    if once:
+        return Finding(
+            "blocked", method, ONE_TRY, (*lines, f"control vantage: {step} ok", ONE_TRY_NOTE)
+        )
+    why = f"control vantage: {step} ok (the only control of a measurement made elsewhere)"
+    return Finding("blocked", method, 0.8, (*lines, why))
 
 
 def _tls_line(h: TLSHandshakeObservation, failure: Failure, tries: Tries) -> str:
@@ -180,16 +190,15 @@ def tls(ctx: Context) -> Finding | None:
     method = TLS_METHODS.get(failure)
     if method is None:
         return Finding("inconclusive", None, 0.4, tuple(lines))
-    if not split.failed:
-        vantage = ctx.control is not None and (
-            any(tls_failure(h) is None for h in ctx.control.tls if not h.control)
-            or (not ctx.control.tls and ctx.vantage_page is not None)
-        )
-        return _one_try(method, failure, lines, vantage, "handshake")
-    benign = [h for h in handshakes if h.control and h.ip in split.failed]
+    benign = [h for h in handshakes if h.control and h.ip in failed]
     vantage_ok = ctx.control is not None and any(
         tls_failure(h) is None for h in ctx.control.tls if not h.control
     )
+    if not split.failed or (ctx.one_shot and not benign and not ctx.canary_reached):
+        # OONI's test helper (before v0.5) fetched the page over https without a TLS record
+        page = ctx.control is not None and not ctx.control.tls and ctx.vantage_page is not None
+        vantage = vantage_ok or page
+        return _elsewhere(method, failure, lines, vantage, "handshake", once=not split.failed)
     if benign:
         control = settle([None if h.server_answered else _failure(h) for h in benign])
         if control.works:

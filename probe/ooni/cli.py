@@ -25,6 +25,7 @@ from probe.ooni.analyse import Row, analyse, load
 from probe.ooni.reader import ReadError, read
 
 EXIT_USAGE = 2
+PIPE_WIDTH = 160  # columns of the table when stdout is not a terminal (a file, a pager)
 AGREEMENTS = ("agree", "other layer", "disagree")
 
 app = typer.Typer(help="Read OONI measurements and judge them with blockprobe's classifier.")
@@ -149,7 +150,7 @@ def analyse_command(
             ]
         sys.stdout.write(json.dumps(document) + "\n")
         return
-    _render(rows, Console(highlight=False))
+    _render(rows, Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH))
     for line in (*errors, *skipped):
         err.print(f"skipped {line}", markup=False)
     if other is not None:

@@ -97,7 +97,7 @@ def imported(data: Json, source: str) -> Imported:
     keys: Json = data.get("test_keys") or {}
     url = _clean_url(data.get("input"))
     domain = _idna(urlsplit(url).hostname or "")
-    local = observations(keys, domain)
+    local = observations(keys, domain, url)
     control_failure = keys.get("control_failure")
     control = None if control_failure else _vantage(keys.get("control"), url, domain)
     canaries = {
@@ -175,7 +175,7 @@ def plan_for(
     return EndpointPlan(domain, url, domain, tuple(d for d in dict.fromkeys(domains) if d))
 
 
-def observations(keys: Json, domain: str) -> Observations:
+def observations(keys: Json, domain: str, url: str | None = None) -> Observations:
     """This vantage's observations from ``test_keys`` (or one of our export's canaries)."""
     received = _received(keys.get("network_events") or [])
     duplicates = keys.get("x_dns_duplicate_responses") or []
@@ -190,7 +190,7 @@ def observations(keys: Json, domain: str) -> Observations:
             *(_handshake(h, domain, received) for h in keys.get("tls_handshakes") or []),
             *benign,
         ),
-        http=_fetches(keys),
+        http=_fetches(keys, url or f"http://{domain}/"),
         throughput=tuple(
             ThroughputObservation.model_validate(t)
             for t in keys.get("x_blockprobe_throughput") or []
@@ -379,7 +379,7 @@ def _fetch_of(request: Json) -> str:
     return next((t for t in request.get("tags") or [] if str(t).startswith(FETCH_TAG)), "")
 
 
-def _fetches(keys: Json) -> tuple[HTTPObservation, ...]:
+def _fetches(keys: Json, url: str) -> tuple[HTTPObservation, ...]:
     requests = [r for r in keys.get("requests") or [] if isinstance(r, dict)]
     groups: dict[str, list[Json]] = {}
     for r in reversed(requests):  # OONI lists the newest hop first
@@ -399,8 +399,7 @@ def _fetches(keys: Json) -> tuple[HTTPObservation, ...]:
     connected = any((c.get("status") or {}).get("success") for c in keys.get("tcp_connect") or [])
     dns_failure = failure is not None and failure.value.startswith("dns_")
     if not fetches and failure is not None and connected and not dns_failure:
-        url = next((str(q["hostname"]) for q in keys.get("queries") or [] if q.get("hostname")), "")
-        fetches.append(HTTPObservation(url=url or "", failure=failure, t0=0.0, t=0.0))
+        fetches.append(HTTPObservation(url=url, failure=failure, t0=0.0, t=0.0))
     return tuple(fetches)
 
 

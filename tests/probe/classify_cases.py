@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from probe.flows.plan import EndpointPlan
 from probe.model.failures import Failure
 from probe.model.measurement import Observations
-from probe.model.observations import ThroughputObservation
+from probe.model.observations import HTTPObservation, ThroughputObservation
 from probe.model.verdict import VerdictKind
 from tests.probe.observation_builders import (
     BLOCKPAGE_IP,
@@ -57,6 +57,7 @@ class Case:
     canaries: dict[str, Observations] = field(default_factory=dict)
     verdict: VerdictKind = "reachable"
     method: str | None = None
+    one_shot: bool = False  # a measurement made elsewhere with one try per step (OONI's)
 
 
 def _x(*items: Item | Iterable[Item], ip: str = X_IP) -> Observations:
@@ -110,6 +111,21 @@ def _policed(last_gap: float = 0.0) -> tuple[tuple[float, int], ...]:
         t = round(t + 0.1, 2)
         samples.append((t, count))
     return tuple(samples)
+
+
+def _stalled_page(url: str) -> HTTPObservation:
+    """A fetch whose status line and first bytes came, then nothing until the deadline."""
+    return HTTPObservation(
+        url=url,
+        ip=X_IP,
+        status=200,
+        title=None,
+        body_length=1200,
+        body_truncated=True,
+        failure=Failure.TIMEOUT,
+        t0=0.03,
+        t=8.03,
+    )
 
 
 def _tls_block(failure: Failure) -> Observations:
@@ -1349,6 +1365,174 @@ CASES: tuple[Case, ...] = (
         "inconclusive",
     ),
     Case("rule_only_dns_observed", TWITTER, obs(resolved()), None, canaries_ok(), "inconclusive"),
+    # --- found by judging OONI's measurements ----------------------------------------------
+    Case(
+        "dns_name_missing_everywhere_is_outage_dns_not_local",
+        TWITTER,
+        obs(
+            twice(dns("twitter.com", failure=F.DNS_NXDOMAIN)),
+            control_dns("twitter.com", failure=F.DNS_NXDOMAIN),
+        ),
+        obs(dns("twitter.com", resolver="system:helper", failure=F.DNS_NXDOMAIN)),
+        {},
+        "outage",
+        "outage.dns",
+    ),
+    Case(
+        "http_stall_after_status_line_and_part_of_body",
+        X_HTTP,
+        _xh(twice(_stalled_page("http://x.com/"))),
+        HTTP_VANTAGE,
+        canaries_ok(),
+        "throttled",
+        "throttle.stall",
+    ),
+    Case(
+        "dns_answer_for_a_name_the_controls_say_does_not_exist",
+        X_HTTP,
+        obs(
+            dns("x.com", "198.18.104.1"),
+            control_dns("x.com", failure=F.DNS_NXDOMAIN),
+            tcp("198.18.104.1", 80),
+            http("http://x.com/", ip="198.18.104.1", title="Welcome", length=300),
+        ),
+        obs(dns("x.com", resolver="system:helper", failure=F.DNS_NXDOMAIN)),
+        canaries_ok(),
+        "blocked",
+        "dns.spoofed",
+    ),
+    Case(
+        "dns_answer_is_a_known_censor_address",
+        TWITTER,
+        obs(dns("twitter.com", "203.82.48.83"), control_dns("twitter.com", X_IP)),
+        None,
+        canaries_ok(),
+        "blocked",
+        "dns.spoofed",
+    ),
+    Case(
+        "http_blockpage_of_a_regulator_by_body",
+        X_HTTP,
+        _xh(
+            HTTPObservation(
+                url="http://x.com/",
+                ip=X_IP,
+                status=200,
+                title="Internet Positif",
+                body_length=900,
+                blockpage="ooni.id_6",
+                t0=0.03,
+                t=0.05,
+            )
+        ),
+        None,
+        canaries_ok(),
+        "blocked",
+        "http.blockpage",
+    ),
+    Case(
+        "http_redirect_to_a_regulator_without_control_page",
+        X_HTTP,
+        _xh(http("http://x.com/", 302, redirects=("http://internetpositif.uzone.id/?u=x.com",))),
+        None,
+        canaries_ok(),
+        "blocked",
+        "http.redirect",
+    ),
+    Case(
+        "one_try_tls_reset_with_vantage_ok",
+        TWITTER,
+        _x(tls(X_IP, failure=F.CONNECTION_RESET)),
+        vantage_ok(),
+        {},
+        "blocked",
+        "tls.reset",
+        one_shot=True,
+    ),
+    Case(
+        "one_try_tls_reset_of_our_own_is_not_enough",
+        TWITTER,
+        _x(tls(X_IP, failure=F.CONNECTION_RESET)),
+        vantage_ok(),
+        {},
+        "inconclusive",
+    ),
+    Case(
+        "one_try_tls_reset_without_vantage",
+        TWITTER,
+        _x(tls(X_IP, failure=F.CONNECTION_RESET)),
+        None,
+        {},
+        "inconclusive",
+        one_shot=True,
+    ),
+    Case(
+        "one_try_tcp_timeout_is_not_evidence",
+        TWITTER,
+        obs(resolved(), tcp(X_IP, failure=F.TIMEOUT)),
+        vantage_ok(),
+        {},
+        "inconclusive",
+        one_shot=True,
+    ),
+    Case(
+        "one_try_tcp_refused_with_vantage_ok",
+        TWITTER,
+        obs(resolved(), tcp(X_IP, failure=F.CONNECTION_REFUSED)),
+        vantage_ok(),
+        {},
+        "blocked",
+        "tcp.reset",
+        one_shot=True,
+    ),
+    Case(
+        "one_try_tcp_refused_at_the_vantage_too",
+        TWITTER,
+        obs(resolved(), tcp(X_IP, failure=F.CONNECTION_REFUSED)),
+        obs(tcp(X_IP, failure=F.CONNECTION_REFUSED)),
+        {},
+        "outage",
+        "outage.platform",
+        one_shot=True,
+    ),
+    Case(
+        "one_try_nxdomain_with_control_answer",
+        TWITTER,
+        obs(dns("twitter.com", failure=F.DNS_NXDOMAIN), control_dns("twitter.com", X_IP)),
+        vantage_ok(),
+        {},
+        "blocked",
+        "dns.nxdomain",
+        one_shot=True,
+    ),
+    Case(
+        "one_try_servfail_is_not_evidence",
+        TWITTER,
+        obs(dns("twitter.com", failure=F.DNS_SERVFAIL), control_dns("twitter.com", X_IP)),
+        vantage_ok(),
+        {},
+        "inconclusive",
+        one_shot=True,
+    ),
+    Case(
+        "one_try_http_reset_with_vantage_page",
+        X_HTTP,
+        _xh(http("http://x.com/", failure=F.CONNECTION_RESET)),
+        HTTP_VANTAGE,
+        {},
+        "blocked",
+        "http.reset",
+        one_shot=True,
+    ),
+    Case(
+        "one_try_http_timeout_is_not_evidence",
+        X_HTTP,
+        _xh(http("http://x.com/", failure=F.TIMEOUT)),
+        HTTP_VANTAGE,
+        {},
+        "inconclusive",
+        one_shot=True,
+    ),
 )
 
 assert len({c.name for c in CASES}) == len(CASES), "case names must be unique"

@@ -12,7 +12,7 @@ from tests.probe.classify_cases import CASES, Case
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_case(case: Case) -> None:
     """Each scenario gets its expected verdict and method, with evidence and a sane confidence."""
-    verdict = classify(case.plan, case.local, case.control, case.canaries)
+    verdict = classify(case.plan, case.local, case.control, case.canaries, one_shot=case.one_shot)
     assert (case.verdict, case.method) == (verdict.verdict, verdict.method), verdict.evidence
     assert verdict.evidence
     assert all(line for line in verdict.evidence)
