@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit install clean
+.PHONY: demo test lint typecheck unit install clean fingerprints
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ unit: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# Rebuild probe/classify/data/fingerprints.json from OONI's blocking-fingerprints CSV files.
+FINGERPRINT_CSVS ?= ../shared/ooni/fingerprints
+fingerprints: $(STAMP)
+	$(BIN)/python -m probe.classify.make_fingerprints $(FINGERPRINT_CSVS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -54,7 +54,23 @@ async def hang(request: Request, writer: asyncio.StreamWriter) -> None:
     await asyncio.sleep(3)
 
 
+async def stall(request: Request, writer: asyncio.StreamWriter) -> None:
+    """The status line and 1000 bytes of a 100000-byte body, then nothing."""
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n" + b"a" * 1000)
+    await writer.drain()
+    await asyncio.sleep(3)
+
+
+REGULATOR = b"<html><body>This page is blocked by <a href=http://trustpositif.kominfo.go.id>"
+
+
+async def regulator(request: Request, writer: asyncio.StreamWriter) -> None:
+    respond(writer, 200, REGULATOR)
+
+
 ROUTES = {
+    "/stall": stall,
+    "/regulator": regulator,
     "/": home,
     "/r": to_home,
     "/away": away,
@@ -147,3 +163,18 @@ async def test_https_sends_the_sni_and_checks_the_ca(ca: trustme.CA, ca_file: Pa
     assert "x.test" == server.snis[0]
     assert Failure.SSL_UNKNOWN_AUTHORITY == untrusted.failure
     assert Failure.SSL_INVALID_HOSTNAME == wrong.failure
+
+
+async def test_a_body_that_stalls_keeps_the_status_and_the_bytes(web: HTTPServer) -> None:
+    """A stall after the status line: the status and the bytes that came, with the timeout."""
+    obs = await _fetch(f"http://x.test:{web.port}/stall", wait=0.5)
+    assert (Failure.TIMEOUT, 200, 1000) == (obs.failure, obs.status, obs.body_length)
+    assert obs.body_truncated
+
+
+async def test_a_blockpage_body_is_named_not_kept(web: HTTPServer) -> None:
+    """A body matching a blockpage fingerprint records the fingerprint's name."""
+    obs = await _fetch(f"http://x.test:{web.port}/regulator")
+    assert "ooni.id_6" == obs.blockpage
+    home_page = await _fetch(f"http://x.test:{web.port}/")
+    assert None is home_page.blockpage
