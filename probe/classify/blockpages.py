@@ -65,8 +65,11 @@ class Fingerprint:
             values: tuple[str, ...] = (response.title,) if response.title else ()
         elif self.where == "server":
             values = (_header(response.headers, "server"),)
-        elif self.where == "url" or (self.where == "header" and self.header == "location"):
+        elif self.where == "url":
             values = urls(response)
+        elif self.where == "header" and self.header == "location":
+            # the Location values a response (and its redirects) pointed to, not its own URL
+            values = (*response.redirects, _header(response.headers, "location"))
         elif self.where == "header" and self.header is not None:
             values = (_header(response.headers, self.header),)
         else:

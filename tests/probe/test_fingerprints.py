@@ -89,3 +89,13 @@ def test_a_body_fingerprint_makes_a_blockpage_verdict() -> None:
     )
     verdict = classify(X_HTTP, obs(resolved("x.com"), tcp(X_IP, 80), page), None, canaries_ok())
     assert ("blocked", "http.blockpage") == (verdict.verdict, verdict.method)
+
+
+def test_a_page_s_own_url_is_no_location() -> None:
+    """Location patterns match where a response pointed, not the URL fetched (127.0.0.1 here)."""
+    own = "http://127.0.0.1:8080/"
+    page = HTTPObservation(url=own, final_url=own, status=200, t0=0.0, t=0.1)
+    assert None is fingerprint(page)
+    moved = page.model_copy(update={"status": 302, "redirects": ("http://127.0.0.1/blocked",)})
+    found = fingerprint(moved)
+    assert found is not None and found.where == "header"
