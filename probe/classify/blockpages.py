@@ -26,6 +26,7 @@ LENGTH_RATIO = 0.7  # bodies closer than this (shorter/longer) count as the same
 TITLE_WORD = 5  # title words shorter than this are ignored when comparing titles (OONI)
 DATA = Path(__file__).resolve().parent / "data" / "fingerprints.json"
 FALSE_POSITIVE = "fp"  # the scope OONI gives a pattern known to match ordinary pages
+SPECIFIC_SCOPES = frozenset({"lab", "nat", "isp"})  # pages only a censor serves
 
 Where = Literal["title", "server", "url", "body", "header"]
 PatternType = Literal["full", "prefix", "contains", "regexp"]
@@ -46,6 +47,15 @@ class Fingerprint:
     kind: PatternType | Literal["search"] = "search"
     header: str | None = None
     scope: str = "lab"
+
+    @property
+    def specific(self) -> bool:
+        """True for a page only a censor serves: ours, and OONI's national and ISP blockpages.
+
+        Other scopes (a filtering product such as a DDoS shield, a school's filter, a generic
+        word like "Web Filter") can match ordinary pages, so they need a control to differ.
+        """
+        return self.scope in SPECIFIC_SCOPES
 
     def test(self, value: str) -> bool:
         """True when ``value`` carries this signature."""

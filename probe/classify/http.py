@@ -138,7 +138,9 @@ def _page(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
         if len(hits) < len(responses):
             why = f"{len(responses) - len(hits)} other tries got a normal page"
             return Finding("inconclusive", None, 0.5, (line, why))
-        return Finding("blocked", "http.blockpage", 0.95, (line, f"title {r.title!r}"))
+        if fp.specific:
+            return Finding("blocked", "http.blockpage", 0.95, (line, f"title {r.title!r}"))
+        return _vague(ctx, r, line, fp.scope)
     if all((r.status or 0) >= 500 for r in responses):
         count = tries_phrase(len(responses), len(responses))
         line = f"GET {ctx.plan.url}: HTTP {responses[0].status} {count}"
@@ -155,3 +157,18 @@ def _page(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
         return None
     line = f"GET {responses[0].url}: a different page than the control vantage's"
     return Finding("blocked", "http.blockpage", 0.75, (line, *diffs[0]))
+
+
+def _vague(ctx: Context, response: HTTPObservation, line: str, scope: str) -> Finding:
+    """A match of a broad fingerprint (a filtering product, a generic word): only a block when
+    the page also differs from the control vantage's."""
+    page = ctx.vantage_page
+    kind = f"a broad fingerprint (scope {scope}) that ordinary pages can match too"
+    if page is None:
+        why = f"{kind}, and no control-vantage page to compare with"
+        return Finding("inconclusive", None, 0.5, (line, why))
+    diff = differences(response, page)
+    if not diff:
+        why = f"{kind}; the control vantage gets the same page"
+        return Finding("reachable", None, 0.7, (line, why))
+    return Finding("blocked", "http.blockpage", 0.9, (line, *diff))

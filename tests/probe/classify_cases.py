@@ -1431,6 +1431,24 @@ CASES: tuple[Case, ...] = (
         "http.blockpage",
     ),
     Case(
+        "http_broad_fingerprint_on_the_control_s_page_is_no_block",
+        X_HTTP,
+        _xh(
+            HTTPObservation(
+                url="http://x.com/",
+                ip=X_IP,
+                status=200,
+                title="X. It's what's happening / X",
+                body_length=2400,
+                blockpage="cp.a_prod_ddos_guard",
+                t0=0.03,
+                t=0.05,
+            )
+        ),
+        HTTP_VANTAGE,
+        canaries_ok(),
+    ),
+    Case(
         "http_redirect_to_a_regulator_without_control_page",
         X_HTTP,
         _xh(http("http://x.com/", 302, redirects=("http://internetpositif.uzone.id/?u=x.com",))),
