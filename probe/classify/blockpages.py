@@ -27,6 +27,7 @@ TITLE_WORD = 5  # title words shorter than this are ignored when comparing title
 DATA = Path(__file__).resolve().parent / "data" / "fingerprints.json"
 FALSE_POSITIVE = "fp"  # the scope OONI gives a pattern known to match ordinary pages
 SPECIFIC_SCOPES = frozenset({"lab", "nat", "isp"})  # pages only a censor serves
+BODY_SCAN = 64 * 1024  # bytes of a body searched for blockpage patterns
 
 Where = Literal["title", "server", "url", "body", "header"]
 PatternType = Literal["full", "prefix", "contains", "regexp"]
@@ -166,8 +167,12 @@ def fingerprint(response: HTTPObservation) -> Fingerprint | None:
 
 
 def body_fingerprint(body: bytes, headers: Mapping[str, str]) -> str | None:
-    """The name of the first signature a whole response (body and headers) matches, if any."""
-    text = body.decode("utf-8", errors="replace")
+    """The name of the first signature a response (body and headers) matches, if any.
+
+    Only the first ``BODY_SCAN`` bytes are searched: blockpages are small, and searching every
+    pattern through a half-megabyte page would hold the probe's event loop for most of a second.
+    """
+    text = body[:BODY_SCAN].decode("utf-8", errors="replace")
     for fp in _lists().http:
         if fp.where == "body":
             if fp.test(text):

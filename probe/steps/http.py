@@ -62,6 +62,9 @@ class _Page:
         self.truncated = truncated
 
 
+_Partial = tuple[str, httpx.Response, bytearray]  # a page whose body is still arriving
+
+
 async def fetch(
     url: str,
     *,
@@ -86,7 +89,7 @@ async def fetch(
     pins = {host: ip} if ip else {}
     transport = PinnedTransport(pins, ssl_context=client_context(ca_file))
     page: _Page | None = None
-    partial: list[_Page] = []
+    partial: list[_Partial] = []
     redirects: list[str] = []
     failure: Failure | None = None
     try:
@@ -113,7 +116,8 @@ async def fetch(
     except NETWORK_ERRORS as exc:
         failure = classify_exception(exc)
         if partial:  # the status line came, then the body broke off
-            page = partial[0]
+            at, response, body = partial[0]
+            page = _Page(at, response, bytes(body[:body_cap]), True)
     return HTTPObservation(
         url=url,
         ip=ip,
@@ -125,14 +129,16 @@ async def fetch(
         body_length=len(page.body) if page else None,
         body_sha256=hashlib.sha256(page.body).hexdigest() if page else None,
         body_truncated=page.truncated if page else False,
-        blockpage=body_fingerprint(page.body, page.headers) if page else None,
+        blockpage=await _blockpage(page),
         failure=failure,
         t0=t0,
         t=clock.now(),
     )
 
 
-async def _get(client: httpx.AsyncClient, url: str, body_cap: int, partial: list[_Page]) -> _Page:
+async def _get(
+    client: httpx.AsyncClient, url: str, body_cap: int, partial: list[_Partial]
+) -> _Page:
     """One GET, the body read up to ``body_cap`` bytes.
 
     Once the status line is in, ``partial`` holds the page as read so far: when the body then
@@ -140,16 +146,22 @@ async def _get(client: httpx.AsyncClient, url: str, body_cap: int, partial: list
     """
     async with client.stream("GET", url) as response:
         body = bytearray()
-        partial[:] = [_Page(url, response, b"", True)]
+        partial[:] = [(url, response, body)]
         truncated = False
         async for chunk in response.aiter_bytes():
             body.extend(chunk)
-            partial[:] = [_Page(url, response, bytes(body), True)]
             if len(body) > body_cap:
                 del body[body_cap:]
                 truncated = True
                 break
         return _Page(url, response, bytes(body), truncated)
+
+
+async def _blockpage(page: _Page | None) -> str | None:
+    """The blockpage fingerprint the page matches, searched off the event loop."""
+    if page is None or not page.body:
+        return None
+    return await asyncio.to_thread(body_fingerprint, page.body, page.headers)
 
 
 def _is_upgrade(current: str, target: str) -> bool:
