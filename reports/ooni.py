@@ -1,9 +1,10 @@
 """OONI-compatible JSONL: one line per stored measurement in OONI's base data format.
 
 The mapping is documented in docs/ooni-export.md. ``test_name`` is ``blockprobe_platform``;
-``test_keys`` carries OONI's ``accessible``/``blocking`` summary (Web Connectivity's values),
-OONI-shaped ``queries``/``tcp_connect``/``tls_handshakes``/``requests``, and our verdict, method,
-evidence and the raw observations under ``blockprobe``.
+``test_keys`` has every key of a Web Connectivity measurement (``accessible``/``blocking``,
+``queries``, ``tcp_connect``, ``tls_handshakes``, ``requests``, the test helper's ``control``, the
+comparison keys), ``x_blockprobe_*`` for what OONI has no field for, and our verdict, method,
+evidence and raw observations under ``blockprobe``. ``blockprobe ooni analyse`` reads it back.
 """
 
 from __future__ import annotations
@@ -12,19 +13,32 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, select
 
 from collectors.schema import bundles, measurements, probes
+from probe.ooni.summary import blocking_of
+from reports import ooni_keys
 from reports.model import ReportQuery
 
+__all__ = ["blocking_of", "export_lines", "report_id", "to_ooni"]
+
 TEST_NAME = "blockprobe_platform"
-TEST_VERSION = "0.1.0"
+TEST_VERSION = "0.2.0"
 DATA_FORMAT_VERSION = "0.2.0"
 SCRUBBED_IP = "127.0.0.1"  # what OONI writes in probe_ip when the address is not shared
-
-# OONI Web Connectivity's ``blocking`` values, by our method's stage.
-BLOCKING = {"dns": "dns", "tcp": "tcp_ip", "tls": "http-failure", "quic": "http-failure"}
+# The df-00x extensions our test_keys follow (OONI's numbering).
+EXTENSIONS = {"dnst": 0, "httpt": 0, "netevents": 0, "tcpconnect": 0, "tlshandshake": 0}
+# x_blocking_flags bits (Web Connectivity 0.5), by our method's stage.
+FLAGS = {"dns": 1, "tcp": 2, "tls": 4, "quic": 4, "http": 8}
+HTTP_DIFF, SUCCESS = 16, 32
+COMMON_HEADERS = frozenset(
+    "date content-type server cache-control vary set-cookie location expires x-powered-by "
+    "content-encoding last-modified accept-ranges pragma x-frame-options etag "
+    "x-content-type-options age via p3p x-xss-protection content-language cf-ray "
+    "strict-transport-security link x-varnish".split()
+)
 
 
 def ooni_time(moment: datetime) -> str:
@@ -33,112 +47,137 @@ def ooni_time(moment: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def blocking_of(verdict: str, method: str | None) -> tuple[bool | None, str | bool | None]:
-    """(accessible, blocking) as OONI Web Connectivity reports them."""
-    if verdict == "reachable" or verdict == "throttled":  # the page loads, slowly or not
-        return True, False
-    if verdict == "outage":  # down for everyone: OONI's accessible=false, blocking=false
-        return False, False
-    if verdict == "blocked":
-        stage = (method or "").split(".", 1)[0]
-        if stage == "http":
-            return False, "http-diff" if method in ("http.blockpage", "http.redirect") else (
-                "http-failure"
-            )
-        return False, BLOCKING.get(stage, "http-failure")
-    return None, None  # inconclusive
-
-
 def report_id(created: datetime, country: str, asn: int, digest: str) -> str:
-    """OONI's ``timestamp_testname_CC_ASN_n1_random`` shape, with the bundle digest as random."""
+    """OONI's ``timestamp_testname_CC_ASN_n1_random`` (six ``_`` fields: no ``_`` in the test
+    part, as OONI writes ``webconnectivity``), with the bundle digest as the random part."""
     stamp = created.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}_{TEST_NAME}_{country}_{asn}_n1_{digest[:16]}"
+    return f"{stamp}_{TEST_NAME.replace('_', '')}_{country}_{asn}_n1_{digest[:16]}"
 
 
-def _queries(obs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "hostname": q["domain"],
-            "query_type": q.get("qtype", "A"),
-            "engine": q["transport"],
-            "resolver_address": q["resolver"],
-            "failure": q.get("failure"),
-            "rcode": q.get("rcode"),
-            "answers": [
-                {"answer_type": a["rtype"], "ipv4" if a["rtype"] == "A" else "value": a["value"]}
-                for a in q.get("answers", [])
-            ],
-            "t0": q.get("t0"),
-            "t": q["t"],
-        }
-        for q in obs.get("dns", [])
-    ]
+def _flags(verdict: str, method: str | None) -> int:
+    if verdict in ("reachable", "throttled"):
+        return SUCCESS
+    if verdict != "blocked" or method is None:
+        return 0
+    if method in ("http.blockpage", "http.redirect"):
+        return HTTP_DIFF
+    return FLAGS.get(method.split(".", 1)[0], 0)
 
 
-def _tcp(obs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "ip": c["ip"],
-            "port": c["port"],
-            "status": {"success": c.get("failure") is None, "failure": c.get("failure")},
-            "t0": c.get("t0"),
-            "t": c["t"],
-        }
-        for c in obs.get("tcp", [])
-    ]
+def _title_words(title: str | None) -> set[str]:
+    return {w for w in (title or "").lower().split() if len(w) >= 5}
 
 
-def _tls(obs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "address": f"{h['ip']}:{h.get('port', 443)}",
-            "server_name": h["sni"],
-            "failure": h.get("failure"),
-            "tls_version": h.get("tls_version"),
-            "cipher_suite": h.get("cipher"),
-            "negotiated_protocol": h.get("alpn"),
-            "t0": h.get("t0"),
-            "t": h["t"],
-        }
-        for h in obs.get("tls", [])
-    ]
+def _page_keys(local: dict[str, Any], th: dict[str, Any]) -> dict[str, Any]:
+    """Web Connectivity's comparison of the final page with the test helper's."""
+    pages = [r for r in local.get("http", []) if r.get("failure") is None and r.get("status")]
+    th_page = th.get("http_request") or {}
+    keys: dict[str, Any] = {
+        "body_length_match": None,
+        "body_proportion": 0,
+        "headers_match": None,
+        "status_code_match": None,
+        "title_match": None,
+    }
+    if not pages or th_page.get("status_code", -1) <= 0:
+        return keys
+    page = pages[-1]
+    keys["status_code_match"] = page["status"] == th_page["status_code"]
+    ours, theirs = page.get("body_length") or 0, th_page.get("body_length") or 0
+    if ours > 0 and theirs > 0 and not page.get("body_truncated"):
+        keys["body_proportion"] = min(ours, theirs) / max(ours, theirs)
+        keys["body_length_match"] = keys["body_proportion"] > 0.7
+    uncommon = {h.lower() for h in page.get("headers", {})} - COMMON_HEADERS
+    th_uncommon = {h.lower() for h in th_page.get("headers", {})} - COMMON_HEADERS
+    keys["headers_match"] = bool(uncommon & th_uncommon)
+    keys["title_match"] = not (_title_words(page.get("title")) ^ _title_words(th_page["title"]))
+    return keys
 
 
-def _requests(obs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "request": {"url": r["url"], "method": r.get("method", "GET")},
-            "response": {
-                "code": r.get("status"),
-                "headers": r.get("headers", {}),
-                "body_length": r.get("body_length"),
+def _dns_keys(local: dict[str, Any], th: dict[str, Any], domain: str) -> dict[str, Any]:
+    system = [q for q in local.get("dns", []) if q["domain"] == domain and not q.get("control")]
+    addresses = {a["value"] for q in system for a in q.get("answers", []) if a["rtype"] != "CNAME"}
+    th_addrs = set((th.get("dns") or {}).get("addrs") or [])
+    failure = None if addresses else next((q.get("failure") for q in system), None)
+    consistency = None
+    if addresses and th_addrs:
+        consistency = "consistent" if addresses & th_addrs else "inconsistent"
+    elif failure is not None and th_addrs:
+        consistency = "inconsistent"
+    elif failure is not None and th and (th.get("dns") or {}).get("failure"):
+        consistency = "consistent"
+    return {"dns_experiment_failure": failure, "dns_consistency": consistency}
+
+
+def keys_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The measurement's ``test_keys`` in Web Connectivity's shape (docs/ooni-export.md)."""
+    verdict = body["verdict"]
+    local = body["local"]
+    target = body["target"]
+    parts = urlsplit(target)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    accessible, blocking = blocking_of(verdict["verdict"], verdict.get("method"))
+    found, duplicates = ooni_keys.queries(local)
+    ids: dict[tuple[str, int], int] = {}
+    tcp = ooni_keys.tcp_connect(local, ids)
+    tls, events, benign = ooni_keys.tls_handshakes(local, ids)
+    th = ooni_keys.control(body.get("control"), body["domain"], port)
+    fetches = local.get("http", [])
+    return {
+        "accessible": accessible,
+        "agent": "redirect",
+        "blocking": blocking,
+        "client_resolver": "",
+        "control": th,
+        "control_failure": None,
+        **_dns_keys(local, th, body["domain"]),
+        "http_experiment_failure": fetches[-1].get("failure") if fetches else None,
+        **_page_keys(local, th),
+        "network_events": events,
+        "queries": found,
+        "requests": ooni_keys.requests(local),
+        "retries": None,
+        "socksproxy": None,
+        "tcp_connect": tcp,
+        "tls_handshakes": tls,
+        "x_blocking_flags": _flags(verdict["verdict"], verdict.get("method")),
+        "x_dns_duplicate_responses": duplicates,
+        "x_null_null_flags": 0,
+        "x_blockprobe_benign_sni": benign,
+        "x_blockprobe_throughput": local.get("throughput", []),
+        "x_blockprobe_canaries": body.get("canaries", {}),
+        "blockprobe": {
+            "verdict": verdict["verdict"],
+            "method": verdict.get("method"),
+            "confidence": verdict.get("confidence"),
+            "evidence": verdict.get("evidence", []),
+            "throughput": verdict.get("throughput"),
+            "domain": body["domain"],
+            "observations": {
+                "local": local,
+                "control": body.get("control"),
+                "canaries": body.get("canaries", {}),
             },
-            "failure": r.get("failure"),
-            "t0": r.get("t0"),
-            "t": r["t"],
-        }
-        for r in obs.get("http", [])
-    ]
+        },
+    }
 
 
 def to_ooni(body: dict[str, Any], *, digest: str, created: datetime) -> dict[str, Any]:
     """One stored measurement (its JSON) as an OONI measurement."""
     vantage = body["vantage"]
-    verdict = body["verdict"]
     country = vantage.get("country") or "ZZ"
     asn = vantage.get("asn") or 0
-    accessible, blocking = blocking_of(verdict["verdict"], verdict.get("method"))
     started = datetime.fromisoformat(body["started_at"])
-    local = body["local"]
     software, _, version = vantage["software"].partition(" ")
     return {
         "annotations": {
-            "platform": body["platform"],
+            "blockprobe_platform": body["platform"],
             "blockprobe_bundle": digest,
             "blockprobe_measurement_id": body["measurement_id"],
-            "network": vantage.get("network") or "",
+            "blockprobe_network": vantage.get("network") or "",
         },
         "data_format_version": DATA_FORMAT_VERSION,
+        "extensions": dict(EXTENSIONS),
         "input": body["target"],
         "measurement_start_time": ooni_time(started),
         "probe_asn": f"AS{asn}",
@@ -146,33 +185,19 @@ def to_ooni(body: dict[str, Any], *, digest: str, created: datetime) -> dict[str
         "probe_ip": SCRUBBED_IP,
         "probe_network_name": vantage.get("network") or "",
         "report_id": report_id(created, country, asn, digest),
+        "resolver_asn": "AS0",  # the resolver's public address and network are not measured
+        "resolver_ip": "",
+        "resolver_network_name": "",
         "software_name": software or "blockprobe",
         "software_version": version or "unknown",
+        "test_helpers": {"backend": {"address": "", "type": "blockprobe"}}
+        if body.get("control") is not None
+        else {},
+        "test_keys": keys_of(body),
         "test_name": TEST_NAME,
         "test_runtime": body["runtime"],
         "test_start_time": ooni_time(started),
         "test_version": TEST_VERSION,
-        "test_keys": {
-            "accessible": accessible,
-            "blocking": blocking,
-            "queries": _queries(local),
-            "tcp_connect": _tcp(local),
-            "tls_handshakes": _tls(local),
-            "requests": _requests(local),
-            "blockprobe": {
-                "verdict": verdict["verdict"],
-                "method": verdict.get("method"),
-                "confidence": verdict.get("confidence"),
-                "evidence": verdict.get("evidence", []),
-                "throughput": verdict.get("throughput"),
-                "domain": body["domain"],
-                "observations": {
-                    "local": local,
-                    "control": body.get("control"),
-                    "canaries": body.get("canaries", {}),
-                },
-            },
-        },
     }
 
 

@@ -101,7 +101,7 @@ def imported(data: Json, source: str) -> Imported:
     control_failure = keys.get("control_failure")
     control = None if control_failure else _vantage(keys.get("control"), url, domain)
     canaries = {
-        name: observations(value, name)
+        name: Observations.model_validate(value)
         for name, value in (keys.get("x_blockprobe_canaries") or {}).items()
     }
     software = str(data.get("software_name") or "")
@@ -180,8 +180,7 @@ def observations(keys: Json, domain: str, url: str | None = None) -> Observation
     received = _received(keys.get("network_events") or [])
     duplicates = keys.get("x_dns_duplicate_responses") or []
     benign = [
-        _handshake(h, domain, received, control=True)
-        for h in keys.get("x_blockprobe_benign_sni") or []
+        TLSHandshakeObservation.model_validate(h) for h in keys.get("x_blockprobe_benign_sni") or []
     ]
     return Observations(
         dns=tuple(q for q in (_query(q, duplicates) for q in keys.get("queries") or []) if q),
@@ -421,6 +420,7 @@ def _fold(hops: list[Json]) -> HTTPObservation:
         failure = None  # a 3xx with a usable Location is an answer
     body = body_bytes(response.get("body")) if code else None
     headers = _headers(response.get("headers"))
+    kept = response.get("x_blockprobe_body") or {}  # our export keeps no body, only its facts
     ip = split_address(str(last["address"]))[0] if last.get("address") else None
     t0 = _times(first)[0]
     return HTTPObservation(
@@ -431,10 +431,11 @@ def _fold(hops: list[Json]) -> HTTPObservation:
         headers=headers,
         redirects=tuple(redirects),
         final_url=str((last.get("request") or {}).get("url") or "") or None,
-        title=title_of(body) if body else None,
-        body_length=len(body) if body is not None else None,
+        title=title_of(body) if body else kept.get("title"),
+        body_length=len(body) if body is not None else kept.get("length"),
+        body_sha256=kept.get("sha256"),
         body_truncated=bool(response.get("body_is_truncated")),
-        blockpage=body_fingerprint(body, headers) if body else None,
+        blockpage=body_fingerprint(body, headers) if body else kept.get("blockpage"),
         failure=failure,
         t0=t0,
         t=max(_times(last)[1], t0),
@@ -492,7 +493,13 @@ def _vantage(control: object, url: str, domain: str) -> Observations | None:
         if p == port
     ]
     http = _vantage_page(control.get("http_request"), url)
-    return Observations(dns=tuple(dns), tcp=tuple(tcp), tls=tuple(tls), http=http)
+    throughput = tuple(
+        ThroughputObservation.model_validate(t)
+        for t in control.get("x_blockprobe_throughput") or []
+    )
+    return Observations(
+        dns=tuple(dns), tcp=tuple(tcp), tls=tuple(tls), http=http, throughput=throughput
+    )
 
 
 def _endpoints(raw: object) -> list[tuple[str, int, Json]]:
@@ -528,6 +535,8 @@ def _vantage_page(raw: object, url: str) -> tuple[HTTPObservation, ...]:
             status=status if failure is None else None,
             headers=_headers(raw.get("headers")),
             title=(raw.get("title") or None) if failure is None else None,
+            redirects=tuple(raw.get("x_blockprobe_redirects") or ()),
+            final_url=raw.get("x_blockprobe_final_url"),
             body_length=int(length) if isinstance(length, int) and length >= 0 else None,
             failure=failure,
             t0=0.0,

@@ -108,7 +108,7 @@ async def test_ooni_jsonl(client: httpx.AsyncClient) -> None:
     assert blocked["measurement_start_time"].startswith("2024-02-17 1")
     assert blocked["test_keys"]["blocking"] == "http-failure"  # TLS: Web Connectivity's class
     assert blocked["test_keys"]["accessible"] is False
-    assert blocked["report_id"].split("_")[2:5] == ["platform", "PK", "64500"]
+    assert blocked["report_id"].split("_")[1:4] == ["blockprobeplatform", "PK", "64500"]
     assert blocked["software_name"] == "blockprobe" and blocked["software_version"] == "0.1.0"
 
 
