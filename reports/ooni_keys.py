@@ -180,6 +180,15 @@ def tls_handshakes(
     return found, events, benign
 
 
+def header_name(name: str) -> str:
+    """A header name as OONI (Go) writes it: ``content-type`` -> ``Content-Type``."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def _headers(headers: dict[str, str]) -> dict[str, str]:
+    return {header_name(k): v for k, v in headers.items()}
+
+
 def _hop(
     url: str,
     code: int,
@@ -234,7 +243,7 @@ def requests(obs: Json) -> list[Json]:
         hops = []
         for depth, url in enumerate(chain[: last + 1]):
             if depth < last:
-                location = {"location": chain[depth + 1]}
+                location = {"Location": chain[depth + 1]}
                 hops.append(
                     _hop(
                         url,
@@ -250,7 +259,7 @@ def requests(obs: Json) -> list[Json]:
             hop = _hop(
                 url,
                 r.get("status") or 0,
-                dict(r.get("headers", {})),
+                _headers(r.get("headers", {})),
                 fetch=fetch,
                 depth=depth,
                 fetched=r,
@@ -306,7 +315,7 @@ def control(obs: Json | None, domain: str, port: int) -> Json:
             "body_length": page.get("body_length") if answered and page.get("body_length") else -1,
             "failure": page.get("failure"),
             "title": page.get("title") or "",
-            "headers": dict(page.get("headers", {})),
+            "headers": _headers(page.get("headers", {})),
             "status_code": page.get("status") if answered else -1,
             "x_blockprobe_final_url": page.get("final_url"),
             "x_blockprobe_redirects": list(page.get("redirects", [])),

@@ -94,6 +94,8 @@ def _types(value: object, path: str) -> Iterator[tuple[str, str]]:
         for key, item in value.items():
             if path.endswith((".control.tcp_connect", ".control.tls_handshake", ".ip_info")):
                 key = "*"  # keyed by address
+            if path.endswith(".headers"):
+                key = "*"  # any header name
             yield from _types(item, f"{path}.{key}")
     elif isinstance(value, list):
         for item in value:
