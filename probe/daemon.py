@@ -43,6 +43,7 @@ from probe.upload import DrainReport, EnrollmentError, Uploader, enroll
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+JOB_GRACE = 5.0  # seconds a stop waits for the cancelled jobs to record how they ended
 
 
 class RunCheck(Protocol):
@@ -105,7 +106,6 @@ class Daemon:
         self._stop = asyncio.Event()
         self._drain_lock = asyncio.Lock()
         self._metrics: asyncio.Server | None = None
-        self._running: dict[str, asyncio.Task[object]] = {}
 
     @staticmethod
     def _platforms(loaded: LoadedConfig) -> dict[str, Platform]:
@@ -159,13 +159,10 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         t0 = time.monotonic()
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)  # cancels the jobs in flight
-        tasks = [t for t in self._running.values() if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=3.0)
+        # the scheduler owns the job tasks: it cancels the run in flight and waits for it to be
+        # recorded (an upload in flight first learns the collector's answer), so nothing touches
+        # the outbox or the state once they are closed below
+        await self.scheduler.stop(grace=JOB_GRACE)
         if self._metrics is not None:
             self._metrics.close()
             with contextlib.suppress(TimeoutError):
@@ -236,13 +233,7 @@ class Daemon:
 
     async def run_platform(self, name: str) -> RunRecord:
         """One scheduled run of ``name``: budget check, measure, seal, queue, record, upload."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._running[name] = task
-        try:
-            record = await self._run_platform(name)
-        finally:
-            self._running.pop(name, None)
+        record = await self._run_platform(name)
         if record.outcome == "measured" and self.loaded.daemon.collector_url:
             await self.drain()
         release_memory()

@@ -7,6 +7,10 @@ longer configured loses its job. Missed runs are coalesced into one and skipped 
 later than ``misfire_grace`` (after a suspend or a long stop), so there is never a burst of
 catch-up runs. Stored jobs refer to the module-level ``platform_job``/``upload_job``, which call
 the ``Runner`` bound with ``bind``.
+
+``ProbeScheduler`` stops for good when ``stop`` returns: APScheduler's own asyncio scheduler
+defers its shutdown to a later turn of the loop and keeps waking up after it, so a timer or a
+job could fire after the daemon had closed its stores (or after the loop was gone).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -72,11 +78,64 @@ async def upload_job() -> None:
         await _bound().drain()
 
 
-def make_scheduler(state_dir: Path, config: DaemonConfig) -> AsyncIOScheduler:
+class JobExecutor(AsyncIOExecutor):  # type: ignore[misc]  # APScheduler is untyped
+    """Runs the coroutine jobs as tasks on the loop and lets ``ProbeScheduler`` wait for them."""
+
+    def in_flight(self) -> list[asyncio.Future[object]]:
+        """The job tasks not finished yet."""
+        pending: set[asyncio.Future[object]] = getattr(self, "_pending_futures", set())
+        return [f for f in pending if not f.done()]
+
+
+class ProbeScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is untyped
+    """An asyncio scheduler whose ``stop`` is complete on return: no timer, no job, no wake-up.
+
+    Must be used from the loop it was started on (the daemon never calls it from a thread).
+    """
+
+    def _create_default_executor(self) -> JobExecutor:
+        return JobExecutor()
+
+    async def stop(self, grace: float) -> None:
+        """Stop scheduling, cancel the jobs in flight and wait up to ``grace`` s for them to end.
+
+        A cancelled job finishes what must not be cut in half (an upload whose answer is on the
+        way) before it ends; see ``probe.upload``.
+        """
+        if self.state == STATE_STOPPED:
+            return
+        executor = self._lookup_executor("default")
+        jobs = executor.in_flight() if isinstance(executor, JobExecutor) else []
+        BaseScheduler.shutdown(self, wait=False)  # cancels the jobs, closes the job store
+        self._stop_timer()
+        if jobs:
+            await asyncio.wait(jobs, timeout=grace)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop at once (jobs in flight are cancelled, not awaited; ``stop`` awaits them)."""
+        if self.state == STATE_STOPPED:
+            return
+        BaseScheduler.shutdown(self, wait=False)
+        self._stop_timer()
+
+    def wakeup(self) -> None:
+        """Look for due jobs on the next turn of the loop, unless stopped by then."""
+        loop = self._eventloop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if self.state == STATE_STOPPED:
+            return
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+
+def make_scheduler(state_dir: Path, config: DaemonConfig) -> ProbeScheduler:
     """A scheduler on the job store in ``state_dir``, with coalescing and a misfire grace."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = SQLAlchemyJobStore(url=f"sqlite:///{state_dir / JOBS_FILE}", tablename=JOBS_TABLE)
-    return AsyncIOScheduler(
+    return ProbeScheduler(
         jobstores={"default": store},
         job_defaults={
             "coalesce": True,

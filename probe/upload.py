@@ -4,10 +4,17 @@
 bundle; a 4xx other than 429 moves it to the dead-letter table with the collector's reason; 429,
 5xx and network errors defer it (Retry-After honoured) and end the round, since the collector is
 busy or away. The collector sees the probe's address on the wire; it must not store it.
+
+The outbox alone says whether a bundle is still to be sent, so a cancelled drain (the daemon
+stopping) does not cut an upload between the collector's answer and the outbox's update: the
+upload in flight gets ``ANSWER_GRACE`` seconds to finish, then the cancellation goes on. A bundle
+whose answer never came stays queued and is sent again; the collector then answers "already
+stored".
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from dataclasses import dataclass, field
@@ -21,6 +28,7 @@ from probe.signing import b64encode
 
 BUNDLES_PATH = "/api/v1/bundles"
 PROBES_PATH = "/api/v1/probes"
+ANSWER_GRACE = 3.0  # seconds a cancelled drain still waits for the upload in flight
 
 
 class EnrollmentError(RuntimeError):
@@ -85,12 +93,28 @@ class Uploader:
         try:
             while items := self.outbox.due(self.batch):
                 for item in items:
-                    if not await self._send(client, item.digest, item.envelope, report):
+                    if not await self._send_whole(client, item.digest, item.envelope, report):
                         return report
         finally:
             if self._client is None:
                 await client.aclose()
         return report
+
+    async def _send_whole(
+        self, client: httpx.AsyncClient, digest: str, envelope: bytes, report: DrainReport
+    ) -> bool:
+        """``_send``, which a cancellation interrupts only after the outbox has the answer."""
+        send = asyncio.ensure_future(self._send(client, digest, envelope, report))
+        try:
+            return await asyncio.shield(send)
+        except asyncio.CancelledError:
+            _, late = await asyncio.wait([send], timeout=ANSWER_GRACE)
+            if late:  # no answer in time: the bundle stays queued
+                send.cancel()
+                await asyncio.wait([send])
+            if not send.cancelled():
+                send.exception()  # retrieved: the stop goes on either way
+            raise
 
     async def _send(
         self, client: httpx.AsyncClient, digest: str, envelope: bytes, report: DrainReport

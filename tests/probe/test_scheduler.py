@@ -172,3 +172,55 @@ def test_a_bad_crontab_or_interval_is_refused():
 def test_next_runs_of_a_state_dir_without_jobs_is_empty(tmp_path):
     """status on a fresh state directory sees no jobs."""
     assert {} == scheduler.next_runs(tmp_path)
+
+
+class SlowRunner(Recorder):
+    """A runner whose runs last a minute and take a moment to record that they were stopped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.abandoned: list[str] = []
+
+    async def run_platform(self, name: str) -> None:
+        self.runs.append(name)
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.1)
+            self.abandoned.append(name)
+            raise
+
+
+@pytest.mark.anyio
+async def test_stop_waits_for_the_cancelled_run_to_record_its_end(tmp_path, monkeypatch):
+    """When stop returns, the run in flight was cancelled and has finished recording it."""
+    monkeypatch.setattr(scheduler, "FIRST_RUN_WITHIN", 0.0)
+    runner = SlowRunner()
+    scheduler.bind(runner)
+    try:
+        config = DaemonConfig(interval=60, jitter=0)
+        s = started(tmp_path, config)
+        scheduler.sync(s, ["alpha"], config)
+        s.resume()
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if runner.runs:
+                break
+        await s.stop(grace=5.0)
+        assert (["alpha"], ["alpha"]) == (runner.runs, runner.abandoned)
+    finally:
+        scheduler.bind(None)
+
+
+@pytest.mark.anyio
+async def test_a_stopped_scheduler_never_wakes_up_again(tmp_path, recorder, monkeypatch):
+    """A wake-up that arrives after stop runs no job and arms no timer."""
+    monkeypatch.setattr(scheduler, "FIRST_RUN_WITHIN", 0.0)
+    config = DaemonConfig(interval=60, jitter=0)
+    s = started(tmp_path, config)
+    scheduler.sync(s, ["alpha"], config)  # due now, but paused
+    await s.stop(grace=1.0)
+    s.wakeup()
+    await asyncio.sleep(0.2)
+    assert ([], 0) == (recorder.runs, recorder.drains)
+    assert s._timeout is None

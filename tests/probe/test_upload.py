@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,7 @@ from pydantic import SecretStr
 from collectors.app import create_app
 from collectors.config import CollectorSettings
 from probe.outbox import Outbox
-from probe.upload import EnrollmentError, Uploader, enroll, retry_after_seconds
+from probe.upload import BUNDLES_PATH, EnrollmentError, Uploader, enroll, retry_after_seconds
 from tests.collectors.factories import make_key, make_sealed
 
 pytestmark = pytest.mark.anyio
@@ -107,3 +108,61 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 60) == 60.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+class AnswerOnItsWay(httpx.AsyncBaseTransport):
+    """The collector stores the bundle at once; its answer takes ``delay`` s to come back."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.stored = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path == BUNDLES_PATH:
+            self.stored.set()
+            await asyncio.sleep(self.delay)
+        return response
+
+
+async def cancel_once_stored(tmp_path: Path, delay: float) -> tuple[int, set[str], list[str]]:
+    """Two bundles queued; the drain is cancelled while the first one's answer is on its way.
+
+    Returns (bundles the collector stored, digests still queued, digests in queue order).
+    """
+    app = create_app(CollectorSettings(data_dir=tmp_path / "collector"))
+    transport = AnswerOnItsWay(httpx.ASGITransport(app=app), delay)
+    async with httpx.AsyncClient(transport=transport, base_url="http://c") as client:
+        key = make_key()
+        await enroll("http://c", key, client=client)
+        sealed = [make_sealed(key, 2, start=i * 2) for i in range(2)]
+        with Outbox(tmp_path / "o.db") as box:
+            for s in sealed:
+                box.put(s.digest, s.to_bytes())
+            drain = asyncio.create_task(Uploader(box, "http://c", client=client).drain())
+            await transport.stored.wait()
+            drain.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await drain
+            queued = {s.digest for s in sealed if box.get(s.digest) is not None}
+        transport.delay = 0.0
+        stored = (await client.get("/healthz")).json()["log_size"]
+    return stored, queued, [s.digest for s in sealed]
+
+
+async def test_a_cancelled_drain_records_the_answer_on_its_way(tmp_path: Path) -> None:
+    """A stop mid-upload never leaves a bundle both stored at the collector and queued."""
+    stored, queued, order = await cancel_once_stored(tmp_path, delay=0.2)
+    assert 1 == stored
+    assert {order[1]} == queued  # the first left the outbox; the second was never sent
+
+
+async def test_an_answer_that_never_comes_leaves_the_bundle_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the grace the stop goes on; the bundle stays queued and is sent again later."""
+    monkeypatch.setattr("probe.upload.ANSWER_GRACE", 0.05)
+    stored, queued, order = await cancel_once_stored(tmp_path, delay=30.0)
+    assert 1 == stored
+    assert set(order) == queued
