@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from censornet.netns import LabError
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 BLOCKPROBE = [sys.executable, "-m", "probe"]
+NOBODY = 65534
 
 
 def _cli(
@@ -121,14 +124,14 @@ def _unprivileged_argv(argv: list[str]) -> list[str]:
         (p for p in reversed(base.parents) if p != Path("/") and not os.stat(p).st_mode & 0o001),
         None,
     )
-    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
     if closed is None:
         return [*drop, *argv]
     inner = base if base.parent == closed else next(p for p in base.parents if p.parent == closed)
     script = (
         'set -e; hold=$(mktemp -d); mount --bind "$1" "$hold"; '
         'mount -t tmpfs -o mode=0755 bp-root "$2"; mkdir -p "$1"; mount --move "$hold" "$1"; '
-        'shift 2; exec "$@"'
+        'rmdir "$hold"; shift 2; exec "$@"'
     )
     return [
         "unshare",
@@ -147,13 +150,31 @@ def _unprivileged_argv(argv: list[str]) -> list[str]:
     ]
 
 
-def test_rootless_lab_as_unprivileged_user() -> None:
+@pytest.fixture
+def unprivileged_home(tmp_path: Path) -> Iterator[Path]:
+    """A directory the unprivileged user owns and can reach, removed afterwards.
+
+    As root the test drops to `nobody`, who cannot enter pytest's per-user temporary directory:
+    the home is then made in the system's temporary directory (it must be reachable by others).
+    """
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    home = Path(tempfile.mkdtemp(prefix="blockprobe-rootless-"))
+    try:
+        os.chown(home, NOBODY, NOBODY)
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_rootless_lab_as_unprivileged_user(unprivileged_home: Path) -> None:
     """As an unprivileged user the same lab runs in user namespaces: up, reach X, down."""
     prefix = f"bptu{os.getpid()}"
     env = {
         "BLOCKPROBE_LAB_PREFIX": prefix,
-        "BLOCKPROBE_LAB_STATE": f"/tmp/blockprobe-lab-rootless-{os.getpid()}",
-        "HOME": "/tmp",
+        "BLOCKPROBE_LAB_STATE": str(unprivileged_home / "lab"),
+        "HOME": str(unprivileged_home),
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -117,4 +118,6 @@ def test_dashboard_in_chromium(collector: CollectorProcess, tmp_path: Path) -> N
     assert sum(link.startswith("/api/v1/bundles/") for link in page.links) >= 8 + 5
     assert "dns.nxdomain" in dom and "confirmed" in dom
     assert (tmp_path / "d.html").read_text().count("data-state=") == 8
-    shutil.copy(shot, Path("/tmp/blockprobe-dashboard.png"))
+    keep = os.environ.get("BLOCKPROBE_KEEP_SCREENSHOT")
+    if keep:  # to look at the rendering: BLOCKPROBE_KEEP_SCREENSHOT=/some/where.png
+        shutil.copy(shot, Path(keep))
