@@ -1,9 +1,13 @@
-"""Probe commands for bundles: ``upload`` (drain the outbox now), ``verify``, ``enroll``."""
+"""Probe commands for bundles: ``upload`` (drain the outbox now), ``verify``, ``enroll``.
+
+``upload`` and ``enroll`` read the same configuration file as the daemon (``--config``, else the
+one ``probe.daemon_config.choose_config`` picks) for the collector, the enrolment token and the
+state directory, so that they act on the daemon's outbox and keys; options override it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +18,8 @@ from pydantic import ValidationError
 from collectors import merkle
 from collectors.checkpoint import verify_checkpoint
 from probe.bundle import open_sealed, read_envelope
+from probe.configfile import ConfigError
+from probe.daemon_config import LoadedConfig, load_chosen
 from probe.keys import KeyStore
 from probe.outbox import Outbox
 from probe.signing import SignatureError, b64decode, load_public_key
@@ -22,28 +28,54 @@ from probe.upload import EnrollmentError, Uploader, enroll
 app = typer.Typer(help="Signed bundles: upload, verify, enrol.", add_completion=False)
 
 OUTBOX_FILE = "outbox.sqlite3"
-
-
-def default_state_dir() -> Path:
-    env = os.environ.get("BLOCKPROBE_STATE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "blockprobe"
-
+EXIT_CONFIG = 2
 
 StateDir = Annotated[
     Path | None,
-    typer.Option(help="Probe state directory (keys, outbox); default $BLOCKPROBE_STATE_DIR."),
+    typer.Option(
+        help="Probe state directory (keys, outbox); default: the daemon's, from the config."
+    ),
 ]
-Collector = Annotated[str, typer.Option(envvar="BLOCKPROBE_COLLECTOR", help="Collector base URL.")]
+Collector = Annotated[
+    str | None,
+    typer.Option(
+        envvar="BLOCKPROBE_COLLECTOR",
+        help="Collector base URL; default: [daemon] collector_url of the config.",
+    ),
+]
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="The probe config file; default: the one the daemon uses."),
+]
+
+
+def _config(command: str, config: Path | None) -> LoadedConfig:
+    try:
+        return load_chosen(config)
+    except ConfigError as exc:
+        typer.echo(f"blockprobe {command}: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _collector(command: str, collector: str | None, loaded: LoadedConfig) -> str:
+    url = collector or loaded.daemon.collector_url
+    if url is None:
+        typer.echo(
+            f"blockprobe {command}: no collector: pass --collector URL or set [daemon]"
+            f" collector_url in {loaded.path or 'a configuration file'}",
+            err=True,
+        )
+        raise typer.Exit(EXIT_CONFIG)
+    return str(url)
 
 
 @app.command()
-def upload(collector: Collector, state_dir: StateDir = None) -> None:
-    """Upload every due bundle in the outbox now."""
-    with Outbox((state_dir or default_state_dir()) / OUTBOX_FILE) as outbox:
-        report = asyncio.run(Uploader(outbox, collector).drain())
+def upload(collector: Collector = None, state_dir: StateDir = None, config: Config = None) -> None:
+    """Upload every due bundle in the outbox now (to the configured collector by default)."""
+    loaded = _config("upload", config)
+    url = _collector("upload", collector, loaded)
+    with Outbox(loaded.state_dir(state_dir)[0] / OUTBOX_FILE) as outbox:
+        report = asyncio.run(Uploader(outbox, url).drain())
         stats = outbox.stats()
     typer.echo(
         f"sent {report.sent}, already stored {report.already}, refused {report.dead},"
@@ -108,13 +140,17 @@ async def _check_inclusion(collector: str, digest: str, log_key: str | None) -> 
 
 @app.command("enroll")
 def enroll_command(
-    collector: Collector,
-    token: Annotated[str | None, typer.Option(help="Enrolment token, if required.")] = None,
+    collector: Collector = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Enrolment token, if required; default: [daemon] enroll_token."),
+    ] = None,
     asn: Annotated[int | None, typer.Option(help="Network whose key to enrol.")] = None,
     country: Annotated[
         str | None, typer.Option(help="Country of that network (ISO 3166 alpha-2, e.g. PK).")
     ] = None,
     state_dir: StateDir = None,
+    config: Config = None,
 ) -> None:
     """Enrol this probe's key for a network with the collector (the key is created if needed).
 
@@ -123,9 +159,13 @@ def enroll_command(
     """
     if country is not None and not (len(country) == 2 and country.isalpha() and country.isupper()):
         raise typer.BadParameter("an ISO 3166 alpha-2 code such as PK", param_hint="--country")
-    key = KeyStore(state_dir or default_state_dir()).for_network(asn)
+    loaded = _config("enroll", config)
+    url = _collector("enroll", collector, loaded)
+    secret = loaded.daemon.enroll_token
+    token = token or (secret.get_secret_value() if secret else None)
+    key = KeyStore(loaded.state_dir(state_dir)[0]).for_network(asn)
     try:
-        kid = asyncio.run(enroll(collector, key, token, country=country))
+        kid = asyncio.run(enroll(url, key, token, country=country))
     except EnrollmentError as exc:
         typer.echo(f"enrolment refused: {exc}", err=True)
         raise typer.Exit(1) from None

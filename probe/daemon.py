@@ -5,9 +5,11 @@ run checks the day's data counter, runs ``run_check`` for that platform with the
 throughput or upload transfers in metered mode), seals the measurements into a bundle with the
 key of the vantage's network, puts it in the outbox and records the run for ``status``; then the
 outbox is drained. SIGTERM/SIGINT cancel the run in flight (nothing half-written: the outbox and
-state commit each write whole) and return within seconds; SIGHUP reloads the configuration file,
-keeping the running one if the new one is refused. An optional ``/metrics`` page is served on
-127.0.0.1 only.
+state commit each write whole) and return within seconds; a run cut off so (or by a crash) is
+tried again within a minute or two of the next start, not a whole interval later. SIGHUP reloads
+the configuration file and applies every key but ``state_dir`` (logged as needing a restart),
+keeping the running configuration if the new one is refused. An optional ``/metrics`` page is
+served on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import logging
 import os
@@ -44,6 +47,27 @@ logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 JOB_GRACE = 5.0  # seconds a stop waits for the cancelled jobs to record how they ended
+
+
+RESTART_KEYS = frozenset({"daemon.state_dir"})  # what a reload cannot change under a running daemon
+
+
+def changed_keys(old: LoadedConfig, new: LoadedConfig) -> list[str]:
+    """The keys (dotted, as written in the file) whose values differ between two configurations."""
+    out = _diff(old.probe.model_dump(exclude={"daemon"}), new.probe.model_dump(exclude={"daemon"}))
+    out += _diff(old.daemon.model_dump(), new.daemon.model_dump(), "daemon.")
+    return out
+
+
+def _diff(old: dict[str, object], new: dict[str, object], prefix: str = "") -> list[str]:
+    out = []
+    for key in old.keys() | new.keys():
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key != "schedule":
+            out += _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(prefix + key)
+    return sorted(out)
 
 
 class RunCheck(Protocol):
@@ -89,12 +113,14 @@ class Daemon:
         state_dir: Path,
         *,
         reload: Callable[[], LoadedConfig] | None = None,
+        relog: Callable[[LoadedConfig], None] | None = None,
         run: RunCheck | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.loaded = loaded
         self.state_dir = state_dir
         self._reload = reload
+        self._relog = relog
         self._run = run or _default_run_check()
         self._client = client
         self.platforms = self._platforms(loaded)
@@ -106,6 +132,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._drain_lock = asyncio.Lock()
         self._metrics: asyncio.Server | None = None
+        self._metrics_restart: asyncio.Task[None] | None = None
 
     @staticmethod
     def _platforms(loaded: LoadedConfig) -> dict[str, Platform]:
@@ -135,6 +162,13 @@ class Daemon:
                 list(report.replaced),
                 list(report.removed),
             )
+            retried = scheduler.retry_soon(self.scheduler, self.state.interrupted())
+            for name, when in sorted(retried.items()):
+                logger.info(
+                    "%s: the last run was interrupted; trying again at %s",
+                    name,
+                    when.isoformat(timespec="seconds"),
+                )
             self.scheduler.resume()
             await self._start_metrics()
             self._record_daemon()
@@ -163,6 +197,8 @@ class Daemon:
         # recorded (an upload in flight first learns the collector's answer), so nothing touches
         # the outbox or the state once they are closed below
         await self.scheduler.stop(grace=JOB_GRACE)
+        if self._metrics_restart is not None:
+            await asyncio.wait([self._metrics_restart], timeout=2.0)
         if self._metrics is not None:
             self._metrics.close()
             with contextlib.suppress(TimeoutError):
@@ -196,14 +232,18 @@ class Daemon:
         )
 
     def reload(self) -> bool:
-        """Re-read the configuration; on a refused file keep the running one and log why."""
+        """Re-read the configuration and apply it; on a refused file keep the running one.
+
+        Every key takes effect now (the schedule, the collector, budgets, logging, the metrics
+        port, the probe's own keys from the next run on) except ``state_dir``, which is logged
+        as needing a restart.
+        """
         if self._reload is None:
             logger.warning("SIGHUP: no configuration file to reload")
             return False
         try:
             loaded = self._reload()
             platforms = self._platforms(loaded)
-            loaded.probe.to_settings()
         except (ConfigError, UnknownPlatformError) as exc:
             logger.error(
                 "configuration reload refused, keeping the running configuration: %s",
@@ -211,28 +251,45 @@ class Daemon:
             )
             return False
         old = self.loaded
-        if loaded.daemon.state_dir != old.daemon.state_dir:
-            logger.warning("state_dir changed in the configuration: takes effect on restart")
-        if loaded.daemon.metrics_port != old.daemon.metrics_port:
-            logger.warning("metrics_port changed in the configuration: takes effect on restart")
+        changed = changed_keys(old, loaded)
+        restart = [k for k in changed if k in RESTART_KEYS]
+        if restart:
+            loaded = dataclasses.replace(
+                loaded,
+                daemon=loaded.daemon.model_copy(update={"state_dir": old.daemon.state_dir}),
+            )
         self.loaded, self.platforms = loaded, platforms
         report = scheduler.sync(self.scheduler, list(platforms), loaded.daemon)
-        level = loaded.daemon.log_level.upper()
-        logging.getLogger().setLevel(level)
+        if self._relog is not None:
+            self._relog(loaded)
+        else:
+            logging.getLogger().setLevel(loaded.daemon.log_level.upper())
+        if "daemon.metrics_port" in changed:
+            self._metrics_restart = asyncio.get_running_loop().create_task(self._restart_metrics())
         self._record_daemon(reloaded=True)
+        applied = [k for k in changed if k not in restart]
         logger.info(
-            "configuration reloaded from %s: added %s, replaced %s, removed %s",
+            "configuration reloaded from %s: applied %s; schedule: added %s, replaced %s,"
+            " removed %s",
             loaded.probe.source,
+            ", ".join(applied) or "no change",
             list(report.added),
             list(report.replaced),
             list(report.removed),
         )
+        if restart:
+            logger.warning(
+                "%s changed in the configuration: needs a restart (still using %s)",
+                ", ".join(restart),
+                self.state_dir,
+            )
         return True
 
     # --- jobs ---------------------------------------------------------------------------------
 
     async def run_platform(self, name: str) -> RunRecord:
         """One scheduled run of ``name``: budget check, measure, seal, queue, record, upload."""
+        self.state.mark_started(name)
         record = await self._run_platform(name)
         if record.outcome == "measured" and self.loaded.daemon.collector_url:
             await self.drain()
@@ -399,6 +456,17 @@ class Daemon:
             self.outbox.requeue_dead(401)  # refused as unknown before the key was enrolled
 
     # --- /metrics -----------------------------------------------------------------------------
+
+    async def _restart_metrics(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._metrics.wait_closed(), 1.0)
+            self._metrics = None
+        try:
+            await self._start_metrics()
+        except OSError as exc:
+            logger.error("metrics: cannot listen on the new port: %s", exc)
 
     async def _start_metrics(self) -> None:
         port = self.loaded.daemon.metrics_port

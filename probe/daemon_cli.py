@@ -1,8 +1,9 @@
 """``blockprobe daemon``, ``blockprobe status`` and ``blockprobe config check``.
 
-``daemon`` finds the configuration (``--config``, ``$BLOCKPROBE_CONFIG``, the XDG path, then
-/etc/blockprobe/probe.toml), asks for informed consent once, sets up logging (text or JSON
-lines on stderr, optionally a rotated file in the state directory) and runs ``probe.daemon``.
+``daemon`` finds the configuration (``probe.daemon_config.choose_config``: ``--config``,
+``$BLOCKPROBE_CONFIG``, then the user's or the system's file, never both), asks for informed
+consent once, sets up logging (text or JSON lines on stderr, optionally a rotated file in the
+state directory), logs which file and state directory it uses and why, and runs ``probe.daemon``.
 Exit status: 0 after a clean stop, 2 for a refused configuration, 3 without consent.
 """
 
@@ -22,9 +23,10 @@ import typer
 
 from probe import consent, scheduler, status
 from probe.configfile import ConfigError
-from probe.daemon_config import LoadedConfig, config_path, load_files
+from probe.daemon_config import LoadedConfig, choose_config, load_chosen, load_files
 from probe.platforms import UnknownPlatformError
-from probe.state import default_state_dir
+
+logger = logging.getLogger("probe.daemon")
 
 EXIT_CONFIG = 2
 EXIT_CONSENT = 3
@@ -34,8 +36,8 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="The probe config file (TOML); default $BLOCKPROBE_CONFIG, then"
-        " $XDG_CONFIG_HOME/blockprobe/probe.toml, then /etc/blockprobe/probe.toml.",
+        help="The probe config file (TOML); default $BLOCKPROBE_CONFIG, else"
+        " $XDG_CONFIG_HOME/blockprobe/probe.toml or /etc/blockprobe/probe.toml (not both).",
     ),
 ]
 StateOption = Annotated[
@@ -90,11 +92,11 @@ def setup_logging(loaded: LoadedConfig, state_dir: Path) -> None:
 
 
 def _load(config: Path | None) -> LoadedConfig:
-    return load_files(config if config is not None else config_path())
+    return load_chosen(config)
 
 
 def _state_dir(loaded: LoadedConfig, state_dir: Path | None) -> Path:
-    return state_dir or loaded.daemon.state_dir or default_state_dir()
+    return loaded.state_dir(state_dir)[0]
 
 
 def daemon_command(
@@ -120,11 +122,10 @@ def daemon_command(
     try:
         loaded = _load(config)
         loaded.probe.chosen_platforms()
-        loaded.probe.to_settings()
     except (ConfigError, UnknownPlatformError) as exc:
         typer.echo(f"blockprobe daemon: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
-    where = _state_dir(loaded, state_dir)
+    where, where_why = loaded.state_dir(state_dir)
     how: consent.How | None = None
     if accept:
         how = "environment" if os.environ.get("BLOCKPROBE_ACCEPT_CONSENT") else "flag"
@@ -140,6 +141,8 @@ def daemon_command(
         typer.echo(f"blockprobe daemon: {exc}", err=True)
         raise typer.Exit(EXIT_CONSENT) from None
     setup_logging(loaded, where)
+    logger.info("configuration: %s (%s)", loaded.path or "built-in defaults", loaded.why)
+    logger.info("state directory: %s (%s)", where, where_why)
 
     from probe.daemon import Daemon
 
@@ -149,7 +152,12 @@ def daemon_command(
         return load_files(path)
 
     async def main() -> None:
-        await Daemon(loaded, where, reload=reload if path is not None else None).serve()
+        await Daemon(
+            loaded,
+            where,
+            reload=reload if path is not None else None,
+            relog=lambda new: setup_logging(new, where),
+        ).serve()
 
     asyncio.run(main())
 
@@ -199,13 +207,16 @@ config_app = typer.Typer(
 
 @config_app.command("check")
 def check_command(
-    file: Annotated[Path, typer.Argument(help="The TOML file to check.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="The TOML file to check; default: the one the daemon would use."),
+    ] = None,
 ) -> None:
-    """Validate a config file (environment overrides applied); name every bad key."""
+    """Validate a config file (environment overrides applied); name every problem at once."""
     try:
-        loaded = load_files(file)
+        choice = choose_config(file)
+        loaded = load_files(choice.path)
         platforms = loaded.probe.chosen_platforms()
-        loaded.probe.to_settings()
     except ConfigError as exc:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
@@ -214,7 +225,10 @@ def check_command(
         typer.echo(f"error: {file}: platforms: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG) from None
     d = loaded.daemon
-    typer.echo(f"{file}: ok")
+    if choice.path is None:
+        typer.echo(f"no configuration file: {choice.why}")
+    else:
+        typer.echo(f"{choice.path}: ok ({choice.why})")
     typer.echo(f"  platforms: {', '.join(p.name for p in platforms)}")
     for p in platforms:
         when = d.when(p.name)
@@ -224,6 +238,8 @@ def check_command(
         f"  budget: {loaded.probe.budget.run_bytes} bytes per run, {d.daily_bytes} per day,"
         f" metered {'yes' if d.metered else 'no'}"
     )
+    where, why = loaded.state_dir()
+    typer.echo(f"  state directory: {where} ({why})")
     if loaded.overrides:
         typer.echo(f"  set from the environment: {', '.join(loaded.overrides)}")
 

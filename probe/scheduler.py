@@ -41,6 +41,7 @@ JOBS_TABLE = "apscheduler_jobs"
 UPLOAD_JOB = "upload"
 PLATFORM_PREFIX = "platform:"
 FIRST_RUN_WITHIN = 60.0  # a new platform job first runs within this many seconds
+RETRY_AFTER = (20.0, 90.0)  # an interrupted run is tried again this many seconds later (random)
 
 
 class Runner(Protocol):
@@ -215,6 +216,8 @@ def sync(
     for job_id, (spec, trigger, func, args) in wanted.items():
         job = existing.get(job_id)
         if job is not None and job.name == spec and job.func_ref == func:
+            if job.misfire_grace_time != int(config.misfire_grace):
+                job.modify(misfire_grace_time=int(config.misfire_grace))
             kept.append(job_id)
             continue
         first = _first_run(now, trigger, rng, upload=job_id == UPLOAD_JOB)
@@ -235,6 +238,29 @@ def sync(
     for job_id in removed:
         scheduler.remove_job(job_id)
     return SyncReport(tuple(kept), tuple(added), tuple(replaced), tuple(removed))
+
+
+def retry_soon(
+    scheduler: AsyncIOScheduler, platforms: Iterable[str], *, rng: random.Random | None = None
+) -> dict[str, datetime]:
+    """Bring the next run of ``platforms`` forward to within ``RETRY_AFTER`` seconds, jittered.
+
+    For runs a stop or a crash interrupted: the stored job already points a whole interval on.
+    Returns the platforms moved and their new next run time.
+    """
+    rng = rng or random.Random()
+    now = datetime.now(UTC)
+    moved = {}
+    for name in platforms:
+        job = scheduler.get_job(PLATFORM_PREFIX + name)
+        if job is None:
+            continue
+        soon = now + timedelta(seconds=rng.uniform(*RETRY_AFTER))
+        current = job_next_run(job)
+        if current is None or current > soon:
+            job.modify(next_run_time=soon)
+            moved[name] = soon
+    return moved
 
 
 def _first_run(

@@ -3,8 +3,9 @@
 The state directory holds the keys, the outbox, the scheduler's job store and ``state.sqlite3``
 (this module): the last run of each platform, bytes used per local day, the last contact with
 the collector, the keys enrolled there, and the running daemon's own record (pid, the figures it
-uses). It is ``daemon.state_dir`` if set, else systemd's ``$STATE_DIRECTORY``, else
-``/var/lib/blockprobe`` for root, else ``$XDG_STATE_HOME/blockprobe``.
+uses). Every command finds it by one rule (``choose_state_dir``): ``--state-dir``, else
+``[daemon] state_dir`` (``$BLOCKPROBE_STATE_DIR`` sets it too), else systemd's
+``$STATE_DIRECTORY``, else ``/var/lib/blockprobe`` for root, else ``$XDG_STATE_HOME/blockprobe``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS usage (
     skipped INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS records (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS in_flight (platform TEXT PRIMARY KEY, started_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS enrolled (
     key_id TEXT NOT NULL, collector TEXT NOT NULL, enrolled_at TEXT NOT NULL,
     PRIMARY KEY (key_id, collector)
@@ -39,14 +41,34 @@ CREATE TABLE IF NOT EXISTS enrolled (
 
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Where state lives when the configuration does not say."""
-    env = os.environ if env is None else env
+    """Where state lives when neither an option nor the configuration says."""
+    return _default_state_dir(os.environ if env is None else env)[0]
+
+
+def _default_state_dir(env: Mapping[str, str]) -> tuple[Path, str]:
     if env.get("STATE_DIRECTORY"):  # systemd's StateDirectory=
-        return Path(env["STATE_DIRECTORY"].split(":")[0])
+        return Path(env["STATE_DIRECTORY"].split(":")[0]), "systemd's $STATE_DIRECTORY"
     if os.geteuid() == 0:
-        return SYSTEM_STATE
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "blockprobe"
+        return SYSTEM_STATE, "the system's default, running as root"
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local/state")
+    return Path(base) / "blockprobe", "the user's default"
+
+
+def choose_state_dir(
+    option: Path | None,
+    configured: Path | None,
+    *,
+    set_by: str | None = None,
+    source: str = "the configuration",
+    env: Mapping[str, str] | None = None,
+) -> tuple[Path, str]:
+    """The state directory and why: ``option``, else ``configured`` (from ``source``, or from
+    the variable ``set_by``), else the default for this user."""
+    if option is not None:
+        return option, "given with --state-dir"
+    if configured is not None:
+        return configured, f"set by ${set_by}" if set_by else f"[daemon] state_dir in {source}"
+    return _default_state_dir(os.environ if env is None else env)
 
 
 class _Record(BaseModel):
@@ -142,11 +164,27 @@ class State:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def record_run(self, record: RunRecord) -> None:
+    def mark_started(self, platform: str) -> None:
+        """A run of ``platform`` began; ``record_run`` ends it (left over: the run was cut off)."""
         self._db.execute(
-            "INSERT OR REPLACE INTO runs (platform, record) VALUES (?, ?)",
-            (record.platform, record.model_dump_json()),
+            "INSERT OR REPLACE INTO in_flight (platform, started_at) VALUES (?, ?)",
+            (platform, datetime.now(UTC).isoformat()),
         )
+
+    def record_run(self, record: RunRecord) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO runs (platform, record) VALUES (?, ?)",
+                (record.platform, record.model_dump_json()),
+            )
+            self._db.execute("DELETE FROM in_flight WHERE platform = ?", (record.platform,))
+
+    def interrupted(self) -> set[str]:
+        """Platforms whose last run did not end: abandoned at a stop, or cut off (a crash)."""
+        rows = self._db.execute("SELECT platform FROM in_flight").fetchall()
+        cut = {str(r[0]) for r in rows}
+        return cut | {p for p, r in self.last_runs().items() if r.outcome == "abandoned"}
 
     def last_runs(self) -> dict[str, RunRecord]:
         rows = self._db.execute("SELECT platform, record FROM runs ORDER BY platform").fetchall()

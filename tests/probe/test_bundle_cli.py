@@ -52,7 +52,11 @@ def test_enroll_upload_and_verify_inclusion(tmp_path: Path) -> None:
         with Outbox(state / OUTBOX_FILE) as box:
             for s in sealed[:2]:
                 box.put(s.digest, s.to_bytes())
-        r = runner.invoke(app, ["upload", "--collector", collector.url, "--state-dir", str(state)])
+        config = tmp_path / "probe.toml"  # upload takes the collector and state from the config
+        config.write_text(f'[daemon]\ncollector_url = "{collector.url}"\nstate_dir = "state"\n')
+        r = runner.invoke(
+            app, ["upload", "--config", str(config)], env={"BLOCKPROBE_COLLECTOR": ""}
+        )
         assert 0 == r.exit_code, r.output
         assert "sent 2" in r.output
         for i, s in enumerate(sealed):
@@ -66,3 +70,12 @@ def test_enroll_upload_and_verify_inclusion(tmp_path: Path) -> None:
                 assert 1 == r.exit_code  # signed, but never uploaded: not in the log
     finally:
         collector.stop()
+
+
+def test_upload_without_a_collector_says_where_to_set_one(tmp_path: Path) -> None:
+    """No --collector and none configured: a clear error naming the key and the file."""
+    config = tmp_path / "probe.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n')
+    r = runner.invoke(app, ["upload", "--config", str(config)], env={"BLOCKPROBE_COLLECTOR": ""})
+    assert 2 == r.exit_code
+    assert "collector_url" in r.output and str(config) in r.output

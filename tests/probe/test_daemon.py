@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +308,78 @@ def test_fake_platform_helper_is_valid():
     """The fixture platforms parse (a guard for the tests above)."""
     assert "alpha" == platform("alpha", "big").name
     assert ThroughputObservation and Observations  # the fakes' types are importable
+
+
+@pytest.mark.anyio
+async def test_reload_applies_every_key_it_can_and_names_the_rest(tmp_path, caplog):
+    """SIGHUP: logging, collector, budget and schedule take effect; state_dir needs a restart."""
+    path = tmp_path / "probe.toml"
+    pdir = tmp_path / "platforms"
+    pdir.mkdir()
+    (pdir / "alpha.toml").write_text(PLATFORMS_TOML.format(name="alpha"))
+    head = 'builtin_platforms = false\nplatform_dirs = ["platforms"]\n'
+    path.write_text(head + "[daemon]\ninterval = 600\n")
+    relogged = []
+    daemon = Daemon(
+        load_files(path, env={}),
+        tmp_path / "state",
+        reload=lambda: load_files(path, env={}),
+        relog=relogged.append,
+    )
+    daemon.scheduler.start(paused=True)
+    try:
+        from probe import scheduler
+
+        scheduler.sync(daemon.scheduler, list(daemon.platforms), daemon.loaded.daemon)
+        path.write_text(
+            head + 'retries = 3\n[daemon]\ninterval = 600\nlog_format = "json"\n'
+            'collector_url = "https://c.example"\ndaily_bytes = 1000\nmisfire_grace = 60\n'
+            'state_dir = "elsewhere"\n'
+        )
+        caplog.set_level("INFO")
+        assert daemon.reload() is True
+        assert ["json"] == [c.daemon.log_format for c in relogged]
+        d = daemon.loaded.daemon
+        assert ("https://c.example", 1000) == (d.collector_url, d.daily_bytes)
+        assert 3 == daemon.loaded.probe.retries
+        assert d.state_dir is None  # still the one the daemon runs on
+        job = daemon.scheduler.get_job(PLATFORM_PREFIX + "alpha")
+        assert 60 == job.misfire_grace_time
+        applied = next(r.message for r in caplog.records if "reloaded" in r.message)
+        for key in ("daemon.log_format", "daemon.collector_url", "retries", "daemon.misfire_grace"):
+            assert key in applied
+        assert "daemon.state_dir" not in applied
+        assert "daemon.state_dir changed in the configuration: needs a restart" in caplog.text
+    finally:
+        daemon.scheduler.shutdown()
+
+
+@pytest.mark.anyio
+async def test_an_interrupted_run_is_retried_soon_after_the_next_start(tmp_path, monkeypatch):
+    """A run cut off by a stop (or a crash) runs again within RETRY_AFTER, not an interval on."""
+    monkeypatch.setattr("probe.scheduler.FIRST_RUN_WITHIN", 0.1)
+    loaded = loaded_config(tmp_path, "alpha", "beta", interval=3600.0)
+    run = FakeRun(delay=30.0)
+    daemon = Daemon(loaded, tmp_path / "state", run=run)
+    task = asyncio.create_task(daemon.serve())
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if len(run.calls) == 2:
+            break
+    daemon.stop()
+    await asyncio.wait_for(task, 5.0)
+    with State(tmp_path / "state") as state:
+        state.record_run(state.last_runs()["beta"].model_copy(update={"outcome": "measured"}))
+        state.mark_started("beta")  # as if the process had been killed in beta's next run
+        state.record_run(state.last_runs()["alpha"])
+    from probe import scheduler
+
+    monkeypatch.setattr(scheduler, "RETRY_AFTER", (5.0, 6.0))
+    again = Daemon(loaded, tmp_path / "state", run=FakeRun())
+    task = asyncio.create_task(again.serve())
+    await asyncio.sleep(0.3)
+    soon = {job.id: job.next_run_time - datetime.now(UTC) for job in again.scheduler.get_jobs()}
+    again.stop()
+    await asyncio.wait_for(task, 5.0)
+    assert timedelta(seconds=4) < soon[PLATFORM_PREFIX + "alpha"] < timedelta(seconds=6)
+    assert timedelta(seconds=4) < soon[PLATFORM_PREFIX + "beta"] < timedelta(seconds=6)

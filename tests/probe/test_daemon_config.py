@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from probe.configfile import ConfigError
 from probe.daemon_cli import register
-from probe.daemon_config import config_path, load_files
+from probe.daemon_config import choose_config, load_files
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -83,23 +83,70 @@ def test_bad_keys_are_all_named_with_file_and_variable(tmp_path):
     assert all(p.file == str(path) for p in info.value.problems)
 
 
-def test_config_file_discovery_order(tmp_path, monkeypatch):
-    """$BLOCKPROBE_CONFIG, then $XDG_CONFIG_HOME/blockprobe/probe.toml (non-root), else None."""
-    assert Path("/x.toml") == config_path({"BLOCKPROBE_CONFIG": "/x.toml"})
-    user = tmp_path / "blockprobe" / "probe.toml"
-    user.parent.mkdir()
+def test_config_file_discovery_order_and_why(tmp_path, monkeypatch):
+    """--config, $BLOCKPROBE_CONFIG, then the user's or the system's file; each with its reason."""
+    system = tmp_path / "etc" / "probe.toml"
+    monkeypatch.setattr("probe.daemon_config.SYSTEM_CONFIG", system)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "home")}
+    user = tmp_path / "home" / "blockprobe" / "probe.toml"
+    assert "given with --config" == choose_config(Path("/a.toml"), env).why
+    named = choose_config(None, {**env, "BLOCKPROBE_CONFIG": "/x.toml"})
+    assert (Path("/x.toml"), "named by $BLOCKPROBE_CONFIG") == (named.path, named.why)
+    none = choose_config(None, env)
+    assert none.path is None and str(user) in none.why and str(system) in none.why
+    user.parent.mkdir(parents=True)
     user.write_text("")
-    monkeypatch.setattr("os.geteuid", lambda: 1000)
-    monkeypatch.setattr("probe.daemon_config.SYSTEM_CONFIG", tmp_path / "none.toml")
-    assert user == config_path({"XDG_CONFIG_HOME": str(tmp_path)})
-    assert config_path({"XDG_CONFIG_HOME": str(tmp_path / "empty")}) is None
-    monkeypatch.setattr("os.geteuid", lambda: 0)
-    assert config_path({"XDG_CONFIG_HOME": str(tmp_path)}) is None
+    for uid in (0, 1000):  # root's own ~/.config file is read like anyone's, never skipped
+        monkeypatch.setattr("os.geteuid", lambda uid=uid: uid)
+        mine = choose_config(None, env)
+        assert user == mine.path and "user's file" in mine.why
+    system.parent.mkdir()
+    system.write_text("")
+    with pytest.raises(ConfigError) as refused:
+        choose_config(None, env)
+    assert str(user) in refused.value.reason and str(system) in refused.value.reason
+    assert "--config" in refused.value.reason
+    user.unlink()
+    assert system == choose_config(None, env).path
+
+
+def test_unknown_platforms_are_named_with_every_other_problem(tmp_path):
+    """Unknown names in platforms and [daemon.schedule] come with the other problems, in the
+    file's own key paths and words (no validator internals), with the closest known name."""
+    path = write(
+        tmp_path,
+        'platforms = ["x", "youtub"]\nretries = 9\n[daemon]\ninterval = 0\n'
+        '[daemon.schedule]\ntwiter = 600\nx = -5\nyoutube = "bad cron"\nfacebook = true\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_files(path, env={})
+    reasons = {p.key: p.reason for p in info.value.problems}
+    assert {
+        "retries",
+        "daemon.interval",
+        "platforms[1]",
+        "daemon.schedule.twiter",
+        "daemon.schedule.x",
+        "daemon.schedule.youtube",
+        "daemon.schedule.facebook",
+    } == set(reasons)
+    assert (
+        "unknown platform 'twiter' (did you mean 'x', X (Twitter)?)"
+        in reasons["daemon.schedule.twiter"]
+    )
+    assert "did you mean 'youtube'" in reasons["platforms[1]"]
+    assert "1 to 604800 seconds" in reasons["daemon.schedule.x"]
+    assert "not a crontab expression" in reasons["daemon.schedule.youtube"]
+    text = str(info.value)
+    for internal in ("constrained-float", "function-after", "Value error", "[type="):
+        assert internal not in text
+    assert all(p.file == str(path) for p in info.value.problems)
 
 
 def test_state_dir_discovery(tmp_path, monkeypatch):
-    """$STATE_DIRECTORY (systemd), /var/lib/blockprobe for root, $XDG_STATE_HOME for a user."""
-    from probe.state import SYSTEM_STATE, default_state_dir
+    """One rule for every command: --state-dir, [daemon] state_dir ($BLOCKPROBE_STATE_DIR),
+    $STATE_DIRECTORY (systemd), /var/lib/blockprobe for root, $XDG_STATE_HOME for a user."""
+    from probe.state import SYSTEM_STATE, choose_state_dir, default_state_dir
 
     assert Path("/var/lib/blockprobe") == default_state_dir(
         {"STATE_DIRECTORY": "/var/lib/blockprobe"}
@@ -108,6 +155,12 @@ def test_state_dir_discovery(tmp_path, monkeypatch):
     assert SYSTEM_STATE == default_state_dir({})
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert tmp_path / "blockprobe" == default_state_dir({"XDG_STATE_HOME": str(tmp_path)})
+    assert (Path("/o"), "given with --state-dir") == choose_state_dir(Path("/o"), Path("/c"))
+    loaded = load_files(None, env={"BLOCKPROBE_STATE_DIR": str(tmp_path / "env")})
+    assert (tmp_path / "env", "set by $BLOCKPROBE_STATE_DIR") == loaded.state_dir()
+    path = write(tmp_path, '[daemon]\nstate_dir = "st"\n')
+    where, why = load_files(path, env={}).state_dir()
+    assert tmp_path / "st" == where and str(path) in why
 
 
 def test_config_check_command(tmp_path, monkeypatch):
@@ -130,3 +183,25 @@ def test_config_check_command(tmp_path, monkeypatch):
     assert 2 == result.exit_code and "unknown platform 'nope'" in result.output
     result = runner.invoke(app, ["config", "check", str(tmp_path / "missing.toml")])
     assert 2 == result.exit_code and "no such file" in result.output
+
+
+def test_config_check_without_a_file_checks_the_daemons_choice(tmp_path, monkeypatch):
+    """`config check` alone names the file the daemon would use and why, or refuses to guess."""
+    monkeypatch.delenv("BLOCKPROBE_CONFIG", raising=False)
+    monkeypatch.delenv("CONFIGURATION_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
+    system = tmp_path / "etc" / "probe.toml"
+    monkeypatch.setattr("probe.daemon_config.SYSTEM_CONFIG", system)
+    app = typer.Typer()
+    register(app)
+    user = tmp_path / "home" / "blockprobe" / "probe.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text('platforms = ["x"]\n')
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert 0 == result.exit_code, result.output
+    assert f"{user}: ok (the user's file ({system} does not exist))" in result.output
+    system.parent.mkdir()
+    system.write_text("")
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert 2 == result.exit_code
+    assert "both" in result.output and "--config" in result.output

@@ -211,6 +211,8 @@ def test_sigterm_stops_within_seconds_and_leaves_the_outbox_intact(tmp_path, web
     assert 0 == code, text
     assert took < 5.0, text
     assert "stopping (SIGTERM)" in text
+    assert f"configuration: {config} (given with --config)" in text
+    assert f"state directory: {tmp_path / 'state'} ([daemon] state_dir in {config})" in text
     state = tmp_path / "state"
     db = sqlite3.connect(state / "outbox.sqlite3")
     assert [("ok",)] == db.execute("PRAGMA integrity_check").fetchall()
