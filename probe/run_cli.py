@@ -16,6 +16,7 @@ stay queued (exit status still 0): ``blockprobe upload`` or the daemon sends the
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +32,7 @@ from probe.daemon_config import DaemonConfig
 from probe.model import EndpointResult, RunDocument, ThroughputSummary
 from probe.platforms import Platform, UnknownPlatformError
 from probe.run import run_check
-from probe.state import default_state_dir
+from probe.state import choose_state_dir
 from probe.submit import submit
 
 EXIT_USAGE = 2
@@ -162,6 +163,9 @@ def _labelled(
     return updated
 
 
+STATE_DIR_VARIABLES = ("BLOCKPROBE_DAEMON_STATE_DIR", "BLOCKPROBE_STATE_DIR")  # as the daemon reads
+
+
 def _upload_target(
     config: ProbeConfig, collector: str | None, state_dir: Path | None, token: str | None
 ) -> UploadTarget:
@@ -179,13 +183,16 @@ def _upload_target(
             "daemon.collector_url",
             "--upload needs a collector: pass --collector URL or set [daemon] collector_url",
         )
-    if state_dir is None:
-        state_dir = daemon.state_dir
-        if state_dir is not None and not state_dir.is_absolute() and config.source != "(defaults)":
-            state_dir = Path(config.source).resolve().parent / state_dir.expanduser()
+    configured = daemon.state_dir
+    if configured is not None and not configured.is_absolute() and config.source != "(defaults)":
+        configured = Path(config.source).resolve().parent / configured.expanduser()
+    variable = next((v for v in STATE_DIR_VARIABLES if os.environ.get(v)), None)
+    if variable is not None:
+        configured = Path(os.environ[variable])
+    where, _ = choose_state_dir(state_dir, configured, set_by=variable, source=config.source)
     if token is None and daemon.enroll_token is not None:
         token = daemon.enroll_token.get_secret_value()
-    return UploadTarget(url, state_dir or default_state_dir(), token)
+    return UploadTarget(url, where, token)
 
 
 def _configure(config: Path | None, ca_file: Path | None) -> ProbeConfig:
