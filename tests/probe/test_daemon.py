@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -82,11 +82,18 @@ def collector_client(tmp_path: Path) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://collector")
 
 
-async def serve_for(daemon: Daemon, seconds: float) -> None:
+async def serve_until(daemon: Daemon, condition: Callable[[], bool]) -> None:
+    """Serve until ``condition`` holds (up to a minute, however loaded the machine), then stop."""
     task = asyncio.create_task(daemon.serve())
-    await asyncio.sleep(seconds)
-    daemon.stop()
-    await asyncio.wait_for(task, 5.0)
+    try:
+        for _ in range(1200):
+            await asyncio.sleep(0.05)
+            if condition():
+                break
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10.0)
+    assert condition()
 
 
 @pytest.mark.anyio
@@ -98,10 +105,9 @@ async def test_scheduled_runs_are_sealed_queued_and_uploaded(tmp_path, monkeypat
     run = FakeRun()
     async with collector_client(tmp_path) as client:
         daemon = Daemon(loaded, tmp_path / "state", run=run, client=client)
-        await serve_for(daemon, 3.5)
+        await serve_until(daemon, lambda: len(run.calls) >= 6)  # each platform about every second
         ran = [name for name, _, _ in run.calls]
         assert {"alpha", "beta"} == set(ran)
-        assert len(ran) >= 4  # each platform about every second
         with State(tmp_path / "state") as state:
             last = state.last_runs()
             usage = state.usage()
@@ -117,7 +123,8 @@ async def test_scheduled_runs_are_sealed_queued_and_uploaded(tmp_path, monkeypat
             pending = box.stats().pending
         stored = (await client.get("/healthz")).json()["log_size"]
         assert usage.runs == stored + pending  # one bundle per measured run, none lost
-        assert stored >= 3 and pending <= 1
+        # at the stop, only the runs in flight (one per platform) can have a bundle not sent yet
+        assert stored >= 3 and pending <= 2
         for record in last.values():
             if record.outcome != "measured" or record.bundle_digest is None:
                 continue
