@@ -129,16 +129,35 @@ def withdraw(state_dir: Path) -> bool:
     return True
 
 
+TRUE_WORDS = frozenset({"true", "t", "yes", "y"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n"})
+
+
+def parse_answer(text: str) -> bool:
+    """``true``/``false`` (or ``yes``/``no``, ``t``/``f``, ``y``/``n``, any case) as a bool."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"{text.strip()!r}: please answer true or false (yes or no)")
+
+
 def interview(echo: Callable[[str], None], confirm: Callable[[str], bool]) -> bool:
-    """Show the text and the quiz; True if every answer is right and the volunteer agrees."""
+    """Show the text and the quiz; True if every answer is right and the volunteer agrees.
+
+    ``confirm`` asks one question and returns the answer (see ``parse_answer``).
+    """
     echo(TEXT)
     for i, q in enumerate(QUIZ, 1):
-        said = confirm(f"Question {i}: true or false? {q.statement} (y = true, n = false)")
+        said = confirm(f"Question {i}: true or false? {q.statement}")
         if said != q.answer:
             echo(f"Not quite: {q.why} Please read the text again before running blockprobe.")
             return False
         echo(f"Right: {q.why}")
-    return confirm("Do you understand the risks and want this machine to run blockprobe?")
+    return confirm(
+        "Do you understand the risks and want this machine to run blockprobe? (yes or no)"
+    )
 
 
 def ensure(

@@ -91,6 +91,19 @@ def setup_logging(loaded: LoadedConfig, state_dir: Path) -> None:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
+def ask(question: str) -> bool:
+    """Ask on the terminal until the answer is true/false or yes/no (``consent.parse_answer``)."""
+
+    def answer(text: str) -> bool:
+        try:
+            return consent.parse_answer(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    said: bool = typer.prompt(question, value_proc=answer)
+    return said
+
+
 def _load(config: Path | None) -> LoadedConfig:
     return load_chosen(config)
 
@@ -135,7 +148,7 @@ def daemon_command(
             accept=how,
             interactive=sys.stdin.isatty() and sys.stdout.isatty(),
             echo=typer.echo,
-            confirm=lambda q: typer.confirm(q, default=None),
+            confirm=ask,
         )
     except consent.ConsentRequired as exc:
         typer.echo(f"blockprobe daemon: {exc}", err=True)

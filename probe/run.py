@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from probe import __version__
 from probe.budget import DataBudget, bytes_transferred
@@ -180,21 +181,49 @@ def endpoint_result(measurement: Measurement) -> EndpointResult:
     )
 
 
-def platform_summary(platform: str, endpoints: Sequence[EndpointResult]) -> EndpointResult:
+def only_upgrades(target: str, local: Observations) -> bool:
+    """Whether an ``http://`` endpoint answered only by redirecting to ``https://``.
+
+    Such an answer carries none of the platform: it says that port 80 works, not that the
+    platform can be used (the https:// address it sends the browser to is measured on its own).
+    """
+    if urlsplit(target).scheme != "http":
+        return False
+    pages = [r for r in local.http if r.failure is None]
+    return bool(pages) and all(
+        r.status is not None
+        and 300 <= r.status < 400
+        and bool(r.redirects)
+        and urlsplit(r.redirects[-1]).scheme == "https"
+        for r in pages
+    )
+
+
+def platform_summary(
+    platform: str, endpoints: Sequence[EndpointResult], upgrades: frozenset[str] = frozenset()
+) -> EndpointResult:
     """The platform's summary row: the worst endpoint verdict, ``partial`` when mixed.
 
     The method and confidence are those of the first endpoint with the worst verdict; the evidence
-    lists every endpoint that is not reachable.
+    lists every endpoint that is not reachable. Endpoints in ``upgrades`` (reachable only as a
+    redirect to https://, see ``only_upgrades``) do not make a blocked platform ``partial``.
     """
     kinds: list[VerdictKind] = [e.verdict for e in endpoints]
     verdict = worst(kinds)
     first = next((e for e in endpoints if e.verdict == verdict), None)
+    working = [e for e in endpoints if e.verdict == "reachable" and e.target not in upgrades]
     reachable = sum(1 for k in kinds if k == "reachable")
     evidence = tuple(
         f"{e.target}: {e.verdict}" + (f" ({e.method})" if e.method else "")
         for e in endpoints
         if e.verdict != "reachable"
     )
+    if evidence and not working and reachable:
+        evidence += tuple(
+            f"{e.target}: reachable, but it only redirects to https:// (not counted as working)"
+            for e in endpoints
+            if e.verdict == "reachable"
+        )
     return EndpointResult(
         platform=platform,
         target=None,
@@ -205,7 +234,7 @@ def platform_summary(platform: str, endpoints: Sequence[EndpointResult]) -> Endp
         evidence=evidence or (f"{reachable} of {len(endpoints)} endpoints reachable",),
         throughput=None,
         measurement_id=None,
-        partial=0 < reachable < len(kinds),
+        partial=bool(working) and reachable < len(kinds),
     )
 
 
@@ -299,8 +328,10 @@ async def run_check(
     measurements = [by_url[(p.platform, p.url)] for p in plans]
     results: list[EndpointResult] = []
     for platform in chosen:
-        rows = [endpoint_result(m) for m in measurements if m.platform == platform.name]
-        results.append(platform_summary(platform.name, rows))
+        mine = [m for m in measurements if m.platform == platform.name]
+        upgrades = frozenset(m.target for m in mine if only_upgrades(m.target, m.local))
+        rows = [endpoint_result(m) for m in mine]
+        results.append(platform_summary(platform.name, rows, upgrades))
         results.extend(rows)
     report(f"done: {budget.used} bytes transferred (budget {budget.limit})")
     document = RunDocument(probe=probe_info(config), started_at=started_at, results=tuple(results))

@@ -1,9 +1,10 @@
 """``blockprobe run``: measure the chosen platforms once and print the verdicts.
 
-The human form is one table per platform on stdout; ``--json`` prints only the run document of
-the verdict contract (shared/spec/verdicts.md) on stdout. Progress always goes to stderr. Exit
-status 0 when the run completed (whatever the verdicts), 2 for a bad configuration or an unknown
-platform.
+The human form is one table per platform on stdout, narrow enough for 80 columns (endpoint,
+verdict, method, throughput); ``--verbose`` adds each endpoint's evidence below its table.
+``--json`` prints only the run document of the verdict contract (docs/verdicts.md) on stdout.
+Progress always goes to stderr. Exit status 0 when the run completed (whatever the verdicts), 2
+for a bad configuration or an unknown platform.
 
 ``--upload`` then seals the measurements into bundles, one per network, in the outbox of the
 state directory, enrols the key with the collector if needed and drains the outbox
@@ -66,6 +67,9 @@ def run_command(
     json_output: bool = typer.Option(
         False, "--json", help="Print only the run document (JSON) on stdout."
     ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Also print the evidence behind each verdict."
+    ),
     upload: bool = typer.Option(
         False,
         "--upload",
@@ -122,7 +126,7 @@ def run_command(
         sys.stdout.write(document.model_dump_json() + "\n")
         sys.stdout.flush()
     else:
-        render(document, chosen, Console(highlight=False))
+        render(document, chosen, Console(highlight=False), evidence=verbose)
     if target is not None:
         report = asyncio.run(
             submit(
@@ -214,41 +218,61 @@ def format_throughput(throughput: ThroughputSummary | None) -> str:
     return text
 
 
+OFFLINE = "this network seems offline"  # outage.local: nothing works from here, not the platform
+
+
 def _verdict_text(result: EndpointResult) -> str:
     style = _STYLES.get(result.verdict, "")
     return f"[{style}]{result.verdict}[/{style}]" if style else result.verdict
 
 
-def render(document: RunDocument, platforms: list[Platform], console: Console) -> None:
-    """One table per platform: its summary in the title, one row per endpoint."""
+def summary_title(title: str, summary: EndpointResult) -> str:
+    """``X (Twitter): blocked (tls.reset), partial``; an offline vantage says so in words."""
+    if summary.method == "outage.local":
+        style = _STYLES["outage"]
+        return f"{title}: [{style}]{OFFLINE}[/{style}] (outage.local)"
+    text = f"{title}: {_verdict_text(summary)}"
+    if summary.method:
+        text += f" ({summary.method})"
+    if summary.partial:
+        text += ", partial"
+    return text
+
+
+def render(
+    document: RunDocument, platforms: list[Platform], console: Console, *, evidence: bool = False
+) -> None:
+    """One table per platform: its summary in the title, one row per endpoint.
+
+    The table fits 80 columns (long URLs fold); ``evidence`` lists each endpoint's evidence
+    under the table, one indented line each.
+    """
     titles = {p.name: p.title for p in platforms}
     for name in dict.fromkeys(r.platform for r in document.results):
         rows = [r for r in document.results if r.platform == name]
         summary = next((r for r in rows if r.target is None), None)
         title = titles.get(name, name)
         if summary is not None:
-            title += f": {_verdict_text(summary)}"
-            if summary.method:
-                title += f" ({summary.method})"
-            if summary.partial:
-                title += ", partial"
+            title = summary_title(title, summary)
         table = Table(title=title, title_justify="left", expand=False)
-        table.add_column("endpoint", no_wrap=True)
+        table.add_column("endpoint", overflow="fold", ratio=3)
         table.add_column("verdict", no_wrap=True)
-        table.add_column("method", no_wrap=True)
-        table.add_column("evidence", overflow="fold")
-        table.add_column("throughput")
-        for row in rows:
-            if row.target is None:
-                continue
+        table.add_column("method", overflow="fold", ratio=2)
+        table.add_column("throughput", ratio=1)
+        endpoints = [row for row in rows if row.target is not None]
+        for row in endpoints:
             table.add_row(
-                row.target,
-                _verdict_text(row),
-                row.method or "",
-                "\n".join(row.evidence),
-                format_throughput(row.throughput),
+                row.target, _verdict_text(row), row.method or "", format_throughput(row.throughput)
             )
         console.print(table)
+        if evidence:
+            for row in ([summary] if summary is not None else []) + endpoints:
+                if row.evidence:
+                    console.print(row.target or "summary", style="bold", markup=False)
+                    for line in row.evidence:
+                        console.print(f"  - {line}", markup=False)
+        elif any(row.evidence for row in endpoints):
+            console.print("(evidence: blockprobe run --verbose)", style="dim")
 
 
 def register(app: typer.Typer) -> None:

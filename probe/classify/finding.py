@@ -20,8 +20,10 @@ _WORDS: dict[Failure, str] = {
     Failure.DNS_NO_ANSWER: "no address (NODATA)",
     Failure.CONNECTION_REFUSED: "refused",
     Failure.CONNECTION_RESET: "reset by peer",
-    Failure.HOST_UNREACHABLE: "host unreachable (ICMP)",
-    Failure.NETWORK_UNREACHABLE: "network unreachable (ICMP)",
+    # the same error comes from a router's ICMP message or from this machine's own routing
+    # table (no route, no network): the words claim neither
+    Failure.HOST_UNREACHABLE: "host unreachable",
+    Failure.NETWORK_UNREACHABLE: "network unreachable (no route)",
     Failure.TIMEOUT: "timed out",
     Failure.EOF: "closed by the peer (EOF)",
     Failure.SSL_INVALID_HOSTNAME: "certificate for another name",

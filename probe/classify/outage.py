@@ -45,12 +45,20 @@ def local(ctx: Context) -> Finding | None:
     evidence = [f"{ctx.plan.domain}: {endpoint[0]}"]
     evidence += [f"canary {name}: {lines[0]}" for name, lines in canaries.items()]
     if controls:
-        evidence.append(
-            f"every local control failed ({len(controls)} measured: control resolver, "
-            "benign SNI, control transfer)"
-        )
+        evidence.append(f"every local control failed ({_controls_measured(ctx)})")
     confidence = 0.9 if canaries and controls else 0.75
     return Finding("outage", "outage.local", confidence, tuple(evidence))
+
+
+def _controls_measured(ctx: Context) -> str:
+    """``4 measured: 2 control resolver queries, 1 benign-SNI handshake, 1 control transfer``."""
+    kinds = (
+        (sum(1 for q in ctx.local.dns if q.control), "control resolver quer", "y", "ies"),
+        (sum(1 for h in ctx.local.tls if h.control), "benign-SNI handshake", "", "s"),
+        (sum(1 for t in ctx.local.throughput if t.control), "control transfer", "", "s"),
+    )
+    parts = [f"{n} {word}{one if n == 1 else many}" for n, word, one, many in kinds if n]
+    return f"{sum(n for n, *_ in kinds)} measured: {', '.join(parts)}"
 
 
 def _vantage_results(control: Observations, stage: Stage) -> list[tuple[str, str | None]]:

@@ -23,3 +23,14 @@ def test_every_contract_method_but_quic_has_a_case() -> None:
     """The table covers every method of the contract (quic.timeout has no observation yet)."""
     covered = {c.method for c in CASES}
     assert set(METHODS) - {"quic.timeout"} == covered - {None}
+
+
+def test_an_offline_vantage_is_described_in_plain_words() -> None:
+    """No route here is not called ICMP; 'N measured' lists N controls."""
+    case = next(c for c in CASES if c.name == "outage_local_no_route")
+    verdict = classify(case.plan, case.local, case.control, case.canaries)
+    text = "\n".join(verdict.evidence)
+    assert "ICMP" not in text and "network unreachable (no route)" in text
+    line = next(e for e in verdict.evidence if "measured:" in e)
+    count, listed = line.split("(", 1)[1].rstrip(")").split(" measured: ")
+    assert int(count) == sum(int(part.split()[0]) for part in listed.split(", "))

@@ -70,3 +70,17 @@ def test_withdraw_forgets_consent(tmp_path):
     assert consent.withdraw(tmp_path) is True
     assert consent.load(tmp_path) is None
     assert consent.withdraw(tmp_path) is False
+
+
+def test_the_quiz_accepts_the_answers_it_asks_for():
+    """'true or false?' takes true/false (and yes/no), in any case; anything else is asked again."""
+    from click.testing import CliRunner
+
+    from probe.daemon_cli import ask
+
+    for typed, expected in [("true", True), ("False", False), ("yes", True), ("n", False)]:
+        with CliRunner().isolation(input=f"{typed}\n"):
+            assert expected is ask("Question 1: true or false? ...")
+    with CliRunner().isolation(input="maybe\nTRUE\n") as (out, *_):
+        assert ask("Question 2: true or false? ...") is True
+        assert b"please answer true or false" in out.getvalue()

@@ -553,3 +553,38 @@ def test_budget_reservations():
     assert -10 == budget.remaining
     with pytest.raises(ValueError):
         DataBudget(-1)
+
+
+def test_http_endpoints_that_only_redirect_to_https_do_not_make_a_block_partial():
+    """Every https endpoint blocked, the http ones answering 301 to https: blocked, not partial."""
+    from probe.model import EndpointResult
+    from probe.run import only_upgrades, platform_summary
+    from tests.probe.observation_builders import http, obs
+
+    upgrade = obs(http("http://x.com/", 301, redirects=("https://x.com/",)))
+    assert only_upgrades("http://x.com/", upgrade)
+    assert not only_upgrades("http://x.com/", obs(http("http://x.com/", 200)))
+    assert not only_upgrades("https://x.com/", upgrade)
+
+    def row(target: str, verdict: str) -> EndpointResult:
+        return EndpointResult(
+            platform="x",
+            target=target,
+            domain="x.com",
+            verdict=verdict,  # type: ignore[arg-type]
+            method="tls.reset" if verdict == "blocked" else None,
+            confidence=0.9,
+            evidence=(),
+            throughput=None,
+            measurement_id="m",
+        )
+
+    rows = [row("https://x.com/", "blocked"), row("http://x.com/", "reachable")]
+    summary = platform_summary("x", rows, frozenset({"http://x.com/"}))
+    assert ("blocked", False) == (summary.verdict, summary.partial)
+    assert any("only redirects to https" in line for line in summary.evidence)
+    assert platform_summary("x", rows).partial  # a real page on http:// is a working endpoint
+    both = [*rows, row("https://t.co/", "reachable")]
+    assert platform_summary("x", both, frozenset({"http://x.com/"})).partial
+    fine = [row("https://x.com/", "reachable"), row("http://x.com/", "reachable")]
+    assert not platform_summary("x", fine, frozenset({"http://x.com/"})).partial

@@ -83,6 +83,20 @@ def test_human_output_is_a_table_per_platform(app, fakes, tmp_path):
     assert "[1/" not in out  # progress stays on stderr
 
 
+def test_the_table_fits_80_columns_and_evidence_comes_on_request(app, fakes, tmp_path):
+    """At 80 columns no line is wider; --verbose adds each endpoint's evidence below its table."""
+    config = str(fake_config(tmp_path))
+    plain = invoke(app, "-p", "x", "--config", config, env={"COLUMNS": "80"})
+    assert 0 == plain.exit_code, plain.stderr
+    assert max(len(line) for line in plain.stdout.splitlines()) <= 80
+    assert "ClientHello reset at" not in plain.stdout  # the fake reset's evidence
+    assert "--verbose" in plain.stdout
+    verbose = invoke(app, "-p", "x", "--verbose", "--config", config, env={"COLUMNS": "80"})
+    assert 0 == verbose.exit_code, verbose.stderr
+    assert max(len(line) for line in verbose.stdout.splitlines()) <= 80
+    assert "  - ClientHello reset at" in verbose.stdout
+
+
 def test_unknown_platform_exits_2_naming_the_known_ones(app, fakes, tmp_path):
     """An unknown --platform is refused before anything is measured."""
     result = invoke(app, "--platform", "myspace", "--config", str(fake_config(tmp_path)))
