@@ -131,11 +131,11 @@ async def cancel_once_stored(tmp_path: Path, delay: float) -> tuple[int, set[str
 
     Returns (bundles the collector stored, digests still queued, digests in queue order).
     """
-    app = create_app(CollectorSettings(data_dir=tmp_path / "collector"))
+    app = create_app(CollectorSettings(data_dir=tmp_path / "collector", enroll_policy="open"))
     transport = AnswerOnItsWay(httpx.ASGITransport(app=app), delay)
     async with httpx.AsyncClient(transport=transport, base_url="http://c") as client:
         key = make_key()
-        await enroll("http://c", key, client=client)
+        await enroll("http://c", key, country="PK", client=client)
         sealed = [make_sealed(key, 2, start=i * 2) for i in range(2)]
         with Outbox(tmp_path / "o.db") as box:
             for s in sealed:
