@@ -128,6 +128,8 @@ def collector(tmp_path: Path) -> Iterator[str]:
             str(port),
             "--data-dir",
             str(tmp_path / "collector"),
+            "--enroll-policy",
+            "open",  # no administrator to approve the probe's key here
         ],
         cwd=ROOT,
         env=clean_env(),
