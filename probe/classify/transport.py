@@ -259,7 +259,7 @@ def _benign_answered(
     certificate for that name. Two answers prove less: an alert for the benign name next to an
     alert for the platform's (the server may refuse both), and a lone small alert next to a
     platform handshake that timed out (a path that loses only large packets passes the alert), so
-    then the control vantage or a canary's completed handshake must back the call.
+    then the control vantage, or a canary's completed handshake through this path, must back it.
     """
     answered = [h for h in benign if h.server_answered]
     ok = next((h for h in answered if h.failure is None), answered[0])
@@ -279,20 +279,18 @@ def _benign_answered(
     confidence = 0.95 if vantage_ok else 0.9
     extra: list[str] = []
     if method == "tls.timeout" and only_alerts:
-        canary_tls = [h.sni for c in ctx.canaries.values() for h in c.tls if tls_failure(h) is None]
-        if not canary_tls and not vantage_ok:
+        canary_tls = sorted(
+            {h.sni for c in ctx.canaries.values() for h in c.tls if tls_failure(h) is None}
+        )
+        if not canary_tls:
             why = (
                 f"{control_line}, a small answer: a path losing large packets would pass it too, "
-                "and no canary handshake or control vantage shows otherwise"
+                "and no canary handshake through this path shows otherwise"
             )
             return Finding("inconclusive", None, 0.5, (*lines, why))
         extra.append(
-            "large TLS answers cross this path: "
-            + (
-                f"canary handshakes completed ({', '.join(sorted(set(canary_tls)))})"
-                if canary_tls
-                else "the control vantage completes the handshake"
-            )
+            f"large TLS answers cross this path: canary handshakes completed "
+            f"({', '.join(canary_tls)})"
         )
         confidence -= 0.1
     slowed = _slowed(platform, split.failed) if method == "tls.timeout" else 0

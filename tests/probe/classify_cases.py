@@ -1354,6 +1354,15 @@ CASES: tuple[Case, ...] = (
         "inconclusive",
     ),
     Case(
+        # The control vantage's path is another path: it cannot show large packets cross this one.
+        "fp_tls_timeout_benign_alert_vantage_is_not_this_path",
+        TWITTER,
+        _tls_against(F.TIMEOUT, "alert:unrecognized_name"),
+        vantage_ok(),
+        {"example.org": obs(dns("example.org", CANARY_IP), tcp(CANARY_IP))},
+        "inconclusive",
+    ),
+    Case(
         "fp_benign_non_tls_reply_is_a_failed_control",
         TWITTER,
         _x(
