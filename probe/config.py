@@ -34,7 +34,7 @@ from probe.platforms import (
     load_platforms,
     select,
 )
-from probe.steps import dns
+from probe.steps import resolvers
 
 DEFAULT_CONTROL_RESOLVERS = ("https://dns.google/dns-query", "https://cloudflare-dns.com/dns-query")
 DEFAULT_CANARIES = ("https://example.org/", "https://example.com/")
@@ -59,7 +59,7 @@ def _resolver_address(value: str) -> str:
     if "/" in value:
         return value
     try:
-        dns.system_resolver(value)
+        resolvers.system_resolver(value)
     except ValueError as exc:
         raise ValueError(
             f"{value!r} is neither IP[:PORT] nor a path to a resolv.conf file ({exc})"
@@ -68,11 +68,11 @@ def _resolver_address(value: str) -> str:
 
 
 def _control_resolver(value: str) -> str:
-    """Accept what ``probe.steps.dns.parse_resolver`` accepts (DoH URL, udp:/tcp:/tls:IP)."""
+    """Accept what ``probe.steps.resolvers.parse_resolver`` accepts (DoH URL, udp:/tcp:/tls:IP)."""
     if value.startswith("https://"):
         check_url(value.partition("#")[0])
     try:
-        dns.parse_resolver(value)
+        resolvers.parse_resolver(value)
     except ValueError as exc:
         raise ValueError(str(exc)) from None
     return value

@@ -115,20 +115,29 @@ class _Flow:
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
 
-        lookups = await self._resolve(host)
-        addresses = _addresses(host, lookups)
+        answered: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        resolving = asyncio.ensure_future(self._resolve(host, answered))
+        try:
+            await asyncio.wait((answered, resolving), return_when=asyncio.FIRST_COMPLETED)
+            if answered.done():
+                addresses = answered.result()
+            else:
+                addresses = _addresses(host, resolving.result())
 
-        connects, handshakes = await self._connect(addresses, host, port, https, controls)
-        if https:
-            working = [h.ip for h in handshakes if not h.control and h.failure is None]
-        else:
-            working = [c.ip for c in connects if c.failure is None]
-        ip = next((a for a in addresses if a in working), None)
+            connects, handshakes = await self._connect(addresses, host, port, https, controls)
+            if https:
+                working = [h.ip for h in handshakes if not h.control and h.failure is None]
+            else:
+                working = [c.ip for c in connects if c.failure is None]
+            ip = next((a for a in addresses if a in working), None)
 
-        fetches: list[HTTPObservation] = []
-        transfers: list[TransferObs] = []
-        if ip is not None:
-            fetches, transfers = await self._use(plan, ip, with_throughput, controls)
+            fetches: list[HTTPObservation] = []
+            transfers: list[TransferObs] = []
+            if ip is not None:
+                fetches, transfers = await self._use(plan, ip, with_throughput, controls)
+            lookups = await resolving  # the UDP late windows, open meanwhile, are closed now
+        finally:
+            resolving.cancel()
         evidence = await packets.collect(
             plan,
             self.settings,
@@ -147,30 +156,57 @@ class _Flow:
             packets=evidence,
         )
 
-    async def _resolve(self, host: str) -> list[DNSObservation]:
-        """Every try of every resolver, system first (nothing for an IP-literal host)."""
+    async def _resolve(
+        self, host: str, answered: asyncio.Future[list[str]]
+    ) -> list[DNSObservation]:
+        """Every try of every resolver, system first (nothing for an IP-literal host).
+
+        ``answered`` gets the addresses to test as soon as every resolver has either answered or
+        given up, before the UDP late windows close: the connections need not wait for them.
+        """
         if _is_ip(host):
             return []
         resolvers = [dns.system_resolver(self.settings.system_resolver)]
         resolvers += [dns.parse_resolver(spec) for spec in self.settings.control_resolvers]
+        settled: dict[int, list[DNSObservation]] = {}
+        done: list[list[DNSObservation]] = [[] for _ in resolvers]
 
-        def lookup(resolver: dns.Resolver) -> Callable[[float], Awaitable[DNSObservation]]:
-            return lambda deadline: dns.resolve(
-                host,
-                resolver,
-                deadline=deadline,
-                clock=self.clock,
-                ca_file=self.settings.ca_file,
-            )
+        def settle(i: int, observations: list[DNSObservation]) -> None:
+            settled.setdefault(i, observations)
+            if len(settled) == len(resolvers) and not answered.done():
+                ordered = [obs for j in range(len(resolvers)) for obs in settled[j]]
+                answered.set_result(_addresses(host, ordered))
 
-        tries = await asyncio.gather(
-            *(self._retry(lookup(r), self.settings.timeouts.dns) for r in resolvers)
-        )
-        observations = [obs for one in tries for obs in one]
-        system = tries[0]
-        if system and all(q.failure is Failure.TIMEOUT for q in system):
-            observations += await self._paired_recheck(host, resolvers[0])
-        return observations
+        def lookup(i: int, resolver: dns.Resolver) -> Callable[[float], Awaitable[DNSObservation]]:
+            def early(obs: DNSObservation) -> None:
+                if obs.failure is None:  # no retry follows: its addresses are final
+                    settle(i, [*done[i], obs])
+
+            async def one(deadline: float) -> DNSObservation:
+                obs = await dns.resolve(
+                    host,
+                    resolver,
+                    deadline=deadline,
+                    clock=self.clock,
+                    ca_file=self.settings.ca_file,
+                    early=early,
+                )
+                done[i].append(obs)
+                return obs
+
+            return one
+
+        rechecks: list[DNSObservation] = []
+
+        async def chain(i: int, resolver: dns.Resolver) -> list[DNSObservation]:
+            tries = await self._retry(lookup(i, resolver), self.settings.timeouts.dns)
+            if i == 0 and tries and all(q.failure is Failure.TIMEOUT for q in tries):
+                rechecks.extend(await self._paired_recheck(host, resolver))
+            settle(i, tries + rechecks if i == 0 else tries)
+            return tries
+
+        chains = await asyncio.gather(*(chain(i, r) for i, r in enumerate(resolvers)))
+        return [obs for tries in chains for obs in tries] + rechecks
 
     async def _paired_recheck(self, host: str, resolver: dns.Resolver) -> list[DNSObservation]:
         """After the name timed out: more queries for it, interleaved with a canary's name.

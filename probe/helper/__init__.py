@@ -1,6 +1,10 @@
-"""The control vantage ("test helper"): measures an allowed endpoint from its own network."""
+"""The control vantage ("test helper"): measures an allowed endpoint from its own network.
 
-from probe.helper.app import ControlRequest, create_app
+The server side (``probe.helper.app``, FastAPI) is imported only by ``blockprobe helper``: a probe
+asking the helper needs the client and the request model alone.
+"""
+
 from probe.helper.client import ask_control
+from probe.helper.request import ControlRequest
 
-__all__ = ["ControlRequest", "ask_control", "create_app"]
+__all__ = ["ControlRequest", "ask_control"]

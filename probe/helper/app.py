@@ -7,43 +7,16 @@ The helper's own address never appears in what it returns (observations hold rem
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable
 
 from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
 
-from probe.flows.plan import EndpointPlan, MeasureSettings
+from probe.flows.plan import MeasureSettings
 from probe.flows.web import measure_endpoint
+from probe.helper.request import CONTROL_PATH, ControlRequest
 from probe.model.measurement import Observations
 
-CONTROL_PATH = "/api/v1/control"
-_URL = r"^https?://[^/\s]+"
-
-
-class ControlRequest(BaseModel):
-    """What a probe asks the helper to measure."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    url: str = Field(pattern=_URL)
-    platform: str = Field(min_length=1)
-    with_throughput: bool = False
-    throughput_url: str | None = Field(default=None, pattern=_URL)
-    upload_url: str | None = Field(default=None, pattern=_URL)
-    platform_domains: tuple[str, ...] = ()
-
-    def plan(self) -> EndpointPlan:
-        """The endpoint plan the helper follows for this request."""
-        domain = urllib.parse.urlsplit(self.url).hostname or ""
-        return EndpointPlan(
-            platform=self.platform,
-            url=self.url,
-            domain=domain,
-            platform_domains=self.platform_domains or (domain,),
-            throughput_url=self.throughput_url,
-            upload_url=self.upload_url,
-        )
+__all__ = ["CONTROL_PATH", "ControlRequest", "create_app"]
 
 
 def create_app(settings: MeasureSettings, allowed: Callable[[str], bool]) -> FastAPI:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 from pathlib import Path
 
 import httpx
 import pydantic
 
 from probe.flows.plan import EndpointPlan
-from probe.helper.app import CONTROL_PATH, ControlRequest
+from probe.helper.request import CONTROL_PATH, ControlRequest
 from probe.model.measurement import Observations
+from probe.steps._pinning import client_context
 
 
 async def ask_control(
@@ -38,7 +38,7 @@ async def ask_control(
         platform_domains=plan.platform_domains,
     )
     try:
-        verify = ssl.create_default_context(cafile=ca_file)
+        verify = client_context(ca_file)
         async with (
             asyncio.timeout(timeout),
             httpx.AsyncClient(verify=verify, timeout=timeout, transport=transport) as client,

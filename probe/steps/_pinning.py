@@ -7,6 +7,7 @@ the probe measured. Hosts without a pin are resolved the usual way (the system r
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -76,11 +77,40 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-def client_context(ca_file: Path | None, *, verify: bool = True) -> ssl.SSLContext:
-    """A TLS client context trusting ``ca_file`` (or the system store); no checks if not verify."""
-    if not verify:
-        context = ssl.create_default_context()
+HTTP_ALPN = ("http/1.1",)  # what httpcore offers (it sets this on the context for each connect)
+
+
+def client_context(
+    ca_file: Path | None, *, verify: bool = True, alpn: tuple[str, ...] = HTTP_ALPN
+) -> ssl.SSLContext:
+    """A TLS client context trusting ``ca_file`` (or the system store); no checks if not verify.
+
+    Contexts are shared (loading a trust store costs tens of milliseconds): one per trust store,
+    verification and ALPN offer, which is set here so that users never change a shared context.
+    A changed ``ca_file`` (another modification time) gets a new context.
+    """
+    stamp = None
+    if verify and ca_file is not None:
+        try:
+            stamp = ca_file.stat().st_mtime_ns
+        except OSError:
+            stamp = None  # the load below raises the error a caller expects
+    return _context(ca_file if verify else None, stamp, verify, alpn)
+
+
+@functools.lru_cache(maxsize=16)
+def _context(
+    ca_file: Path | None, stamp: int | None, verify: bool, alpn: tuple[str, ...]
+) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # what create_default_context starts from
+    if verify:
+        if ca_file is None:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        else:
+            context.load_verify_locations(cafile=ca_file)
+    else:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        return context
-    return ssl.create_default_context(cafile=ca_file)
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context

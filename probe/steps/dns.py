@@ -20,9 +20,8 @@ lookup shows two answers. DoH is RFC 8484 POST over httpx, written here rather t
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -34,79 +33,32 @@ import dns.rdatatype
 import httpx
 
 from probe.model.failures import Failure
-from probe.model.observations import DNSAnswer, DNSObservation, DnsTransport
+from probe.model.observations import DNSAnswer, DNSObservation
 from probe.steps._clock import Clock
 from probe.steps._errors import NETWORK_ERRORS, classify_exception
 from probe.steps._pinning import PinnedTransport, client_context
+from probe.steps.resolvers import Resolver, parse_resolver, system_resolver
 
-RESOLV_CONF = Path("/etc/resolv.conf")
+__all__ = [
+    "DEFAULT_LATE_WINDOW",
+    "EarlyAnswer",
+    "Resolver",
+    "parse_resolver",
+    "resolve",
+    "system_resolver",
+]
+
 DEFAULT_LATE_WINDOW = 0.5  # seconds to wait for duplicate UDP responses (OONI waits 500 ms)
 
 QType = Literal["A", "AAAA"]
 
-_DEFAULT_PORTS: dict[DnsTransport, int] = {"system": 53, "udp": 53, "tcp": 53, "dot": 853}
-_SPEC_TRANSPORTS: dict[str, DnsTransport] = {"udp": "udp", "tcp": "tcp", "tls": "dot"}
 _RCODE_FAILURES = {
     dns.rcode.NXDOMAIN: Failure.DNS_NXDOMAIN,
     dns.rcode.SERVFAIL: Failure.DNS_SERVFAIL,
     dns.rcode.REFUSED: Failure.DNS_REFUSED,
 }
 
-
-@dataclass(frozen=True)
-class Resolver:
-    """Where and how to send a query. ``ip`` is None only for DoH resolved by the system."""
-
-    transport: DnsTransport
-    ip: str | None
-    port: int
-    url: str | None = None  # DoH: the URL without its fragment
-    server_name: str | None = None  # DoT: the name the certificate must carry
-    control: bool = False
-
-    @property
-    def label(self) -> str:
-        """The ``DNSObservation.resolver`` string: ``udp:198.18.103.53``, ``doh:https://...``."""
-        if self.transport == "doh":
-            return f"doh:{self.url}"
-        prefix = "tls" if self.transport == "dot" else self.transport
-        return f"{prefix}:{_join(self.ip or '', self.port, _DEFAULT_PORTS[self.transport])}"
-
-
-def parse_resolver(spec: str, *, control: bool = True) -> Resolver:
-    """A ``Resolver`` from a control-resolver string; ValueError when it is malformed."""
-    if spec.startswith("https://"):
-        url, _, bootstrap = spec.partition("#")
-        parsed = urllib.parse.urlsplit(url)
-        if not parsed.hostname:
-            raise ValueError(f"no host in DoH URL {spec!r}")
-        ip = bootstrap or (parsed.hostname if _is_ip(parsed.hostname) else None)
-        if ip is not None and not _is_ip(ip):
-            raise ValueError(f"bootstrap address {ip!r} is not an IP address")
-        return Resolver("doh", ip, parsed.port or 443, url=url, control=control)
-    scheme, sep, rest = spec.partition(":")
-    if not sep or scheme not in _SPEC_TRANSPORTS:
-        raise ValueError(f"resolver {spec!r} is not udp:IP, tcp:IP, tls:IP or a DoH URL")
-    transport = _SPEC_TRANSPORTS[scheme]
-    address, _, name = rest.partition("#")
-    ip, port = _split(address, _DEFAULT_PORTS[transport])
-    return Resolver(transport, ip, port, server_name=name or None, control=control)
-
-
-def system_resolver(setting: str | None = None, *, resolv_conf: Path = RESOLV_CONF) -> Resolver:
-    """The system resolver: ``setting`` (``IP``, ``IP:PORT``, or a path to a resolv.conf file) or
-    the first nameserver of ``resolv_conf``.
-
-    Raises ValueError when neither names one (a configuration error, not a network failure).
-    """
-    if setting is not None and "/" in setting:
-        resolv_conf, setting = Path(setting), None
-    if setting is None:
-        setting = _first_nameserver(resolv_conf)
-        if setting is None:
-            raise ValueError(f"no nameserver in {resolv_conf}")
-    ip, port = _split(setting, 53)
-    return Resolver("system", ip, port)
+EarlyAnswer = Callable[[DNSObservation], None]
 
 
 async def resolve(
@@ -118,22 +70,45 @@ async def resolve(
     clock: Clock,
     ca_file: Path | None = None,
     late_window: float = DEFAULT_LATE_WINDOW,
+    early: EarlyAnswer | None = None,
 ) -> DNSObservation:
-    """Ask ``resolver`` for ``qtype`` records of ``domain`` before ``deadline`` (loop time)."""
+    """Ask ``resolver`` for ``qtype`` records of ``domain`` before ``deadline`` (loop time).
+
+    Over UDP, ``early`` (if given) is called with the first response's observation as soon as it
+    arrives, while the late window is still open: the caller may go on with its addresses. The
+    observation returned at the end also holds the late answers.
+    """
     query = dns.message.make_query(domain, qtype)
     t0 = clock.now()
     response: dns.message.Message | None = None
     late: list[dns.message.Message] = []
     failure: Failure | None = None
+
+    def first(message: dns.message.Message) -> None:
+        if early is not None:
+            early(_observation(domain, qtype, resolver, message, [], None, t0, clock.now()))
+
     try:
         if resolver.transport in ("system", "udp"):
-            response = await _udp(query, resolver, deadline, late_window, late)
+            response = await _udp(query, resolver, deadline, late_window, late, first)
         else:
             async with asyncio.timeout_at(deadline):
                 response = await _stream(query, resolver, ca_file)
     except NETWORK_ERRORS as exc:
         failure = classify_exception(exc)
-    t = clock.now()
+    return _observation(domain, qtype, resolver, response, late, failure, t0, clock.now())
+
+
+def _observation(
+    domain: str,
+    qtype: QType,
+    resolver: Resolver,
+    response: dns.message.Message | None,
+    late: list[dns.message.Message],
+    failure: Failure | None,
+    t0: float,
+    t: float,
+) -> DNSObservation:
     answers: tuple[DNSAnswer, ...] = ()
     rcode: str | None = None
     if response is not None:
@@ -175,8 +150,12 @@ async def _udp(
     deadline: float,
     late_window: float,
     late: list[dns.message.Message],
+    first_arrived: Callable[[dns.message.Message], None],
 ) -> dns.message.Message:
-    """Send ``query`` once over UDP; return the first response, appending later ones to ``late``."""
+    """Send ``query`` once over UDP; return the first response, appending later ones to ``late``.
+
+    ``first_arrived`` hears of the first response before the late window opens.
+    """
     loop = asyncio.get_running_loop()
     assert resolver.ip is not None  # parse_resolver always sets it for UDP
     transport, protocol = await loop.create_datagram_endpoint(
@@ -186,6 +165,7 @@ async def _udp(
         async with asyncio.timeout_at(deadline):
             transport.sendto(query.to_wire())
             first = await _next_response(protocol, query)
+        first_arrived(first)
         try:
             async with asyncio.timeout_at(min(deadline, loop.time() + late_window)):
                 while True:
@@ -276,45 +256,3 @@ def _rcode_failure(
     if not any(a.rtype == qtype for a in answers):
         return Failure.DNS_NO_ANSWER
     return None
-
-
-def _first_nameserver(resolv_conf: Path) -> str | None:
-    """The first ``nameserver`` address of a resolv.conf file (None when there is none)."""
-    try:
-        text = resolv_conf.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        fields = line.split("#", 1)[0].split(";", 1)[0].split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            return fields[1].split("%", 1)[0]  # drop an IPv6 zone index
-    return None
-
-
-def _split(address: str, default_port: int) -> tuple[str, int]:
-    """``IP``, ``IPv4:PORT``, ``[IPv6]:PORT`` or a bare IPv6 address -> (ip, port)."""
-    if address.startswith("["):
-        host, _, port = address[1:].partition("]")
-        port = port.removeprefix(":")
-    elif address.count(":") == 1:
-        host, _, port = address.partition(":")
-    else:
-        host, port = address, ""
-    if not _is_ip(host):
-        raise ValueError(f"{host!r} is not an IP address")
-    return host, int(port) if port else default_port
-
-
-def _join(ip: str, port: int, default_port: int) -> str:
-    """The inverse of ``_split``: the port only when it is not the default."""
-    if port == default_port:
-        return ip
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -52,13 +52,15 @@ async def handshake(
     try:
         async with asyncio.timeout_at(deadline):
             try:
-                session = await _handshake(ip, port, sni, client_context(ca_file), alpn, received)
+                session = await _handshake(
+                    ip, port, sni, client_context(ca_file, alpn=alpn), received
+                )
                 cert_valid = True
             except ssl.SSLCertVerificationError as exc:
                 failure = classify_exception(exc)
                 cert_valid = False
                 session = await _handshake(
-                    ip, port, sni, client_context(None, verify=False), alpn, [0]
+                    ip, port, sni, client_context(None, verify=False, alpn=alpn), [0]
                 )
     except NETWORK_ERRORS as exc:
         if failure is None:  # a failure of the verifying handshake wins over the second one's
@@ -98,7 +100,6 @@ async def _handshake(
     port: int,
     sni: str,
     context: ssl.SSLContext,
-    alpn: tuple[str, ...],
     received: list[int],
 ) -> _Session:
     """One TCP connection and TLS handshake, driven through memory BIOs; closes the connection.
@@ -108,8 +109,6 @@ async def _handshake(
     Driving the handshake ourselves (rather than asyncio's SSL transport, which reports a peer's
     FIN during the handshake as a connection reset) keeps EOF, reset and alert apart.
     """
-    if alpn:
-        context.set_alpn_protocols(list(alpn))
     reader, writer = await asyncio.open_connection(ip, port)
     try:
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()

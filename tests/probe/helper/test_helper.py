@@ -11,7 +11,8 @@ import pytest
 import trustme
 
 from probe.flows.plan import EndpointPlan, MeasureSettings, Timeouts
-from probe.helper import ask_control, create_app
+from probe.helper import ask_control
+from probe.helper.app import create_app
 from probe.helper.cli import make_cli
 from tests.probe.steps.servers import (
     DNSServer,
