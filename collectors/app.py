@@ -25,6 +25,7 @@ from collectors.body_limit import BodyLimit
 from collectors.bounds import TimeWindow
 from collectors.checkpoint import Checkpoint, sign_checkpoint
 from collectors.config import CollectorSettings
+from collectors.content_encoding import BadEncoding, TooLarge, UnsupportedEncoding, decoded
 from collectors.db import make_engine
 from collectors.enrolment import (
     CHALLENGE_TTL,
@@ -232,7 +233,19 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     )
     async def submit_bundle(request: Request) -> JSONResponse:
         """Submit a DSSE envelope whose payload is a bundle (application/json body)."""
-        body = await request.body()  # at most max_bundle_bytes: BodyLimit read it
+        limit = settings.max_bundle_bytes
+        sent = await request.body()  # at most max_bundle_bytes: BodyLimit read it
+        try:
+            body = decoded(sent, limit, request.headers.get("content-encoding"))
+        except TooLarge:
+            metrics.reject("too_large")
+            return _json(refusal(413, "too_large", f"bundles are limited to {limit} bytes"))
+        except UnsupportedEncoding as exc:
+            metrics.reject("encoding")
+            return _json(refusal(415, "encoding", f"content encoding {exc} (use gzip or none)"))
+        except BadEncoding as exc:
+            metrics.reject("malformed")
+            return _json(refusal(400, "malformed", f"the gzip body does not decompress: {exc}"))
         return _json(await run_in_threadpool(ingestor.submit, body))
 
     @app.get("/api/v1/bundles/{digest}", tags=["bundles"])

@@ -56,10 +56,12 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def measurement_rows(bundle: Bundle, started: list[datetime] | None = None) -> list[dict[str, Any]]:
-    """One row per measurement, as the ``measurements`` table holds it (times in UTC)."""
+    """One row per measurement, as the ``measurements`` table holds it (times in UTC): whole,
+    with the canaries and certificates the bundle stores once put back (reports and exports read
+    rows alone)."""
     rows = []
     times = started or [to_utc(m.started_at) for m in bundle.measurements]
-    for m, started_at in zip(bundle.measurements, times, strict=True):
+    for m, started_at in zip(bundle.full_measurements(), times, strict=True):
         rows.append(
             {
                 "measurement_id": m.measurement_id,

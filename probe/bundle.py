@@ -1,7 +1,8 @@
 """Making, sealing and opening bundles.
 
-``build`` groups measurements from one network into a ``Bundle``; ``seal`` serialises it once to
-canonical JSON and signs those bytes into a DSSE envelope; the sha256 of the payload bytes is the
+``build`` groups measurements from one network into a ``Bundle``, each shared fact once (a run's
+canaries, certificates); ``seal`` serialises it once to canonical JSON, leaving out fields that hold
+their default, and signs those bytes into a DSSE envelope; the sha256 of the payload bytes is the
 bundle's digest. ``open_sealed`` checks an envelope against the key its manifest names.
 """
 
@@ -16,6 +17,7 @@ from probe import __version__
 from probe.keys import ProbeKey
 from probe.model.bundle import PAYLOAD_TYPE, Bundle, Envelope, Manifest
 from probe.model.measurement import Measurement
+from probe.model.sharing import pack
 from probe.signing import (
     SignatureError,
     b64decode,
@@ -44,6 +46,13 @@ class SealedBundle:
 
 def envelope_bytes(envelope: Envelope) -> bytes:
     return canonical_json(envelope.model_dump(mode="json"))
+
+
+def payload_document(bundle: Bundle) -> dict[str, object]:
+    """The JSON document signed: fields at their default left out, the manifest whole."""
+    document = bundle.model_dump(mode="json", exclude_defaults=True)
+    document["manifest"] = bundle.manifest.model_dump(mode="json")
+    return document
 
 
 def payload_digest(payload: bytes) -> str:
@@ -75,14 +84,17 @@ def build(
         software=SOFTWARE,
         measurement_count=len(measurements),
     )
-    return Bundle(manifest=manifest, measurements=tuple(measurements))
+    packed, canaries, certificates = pack(measurements)
+    return Bundle(
+        manifest=manifest, measurements=packed, canaries=canaries, certificates=certificates
+    )
 
 
 def seal(bundle: Bundle, key: ProbeKey) -> SealedBundle:
     """Serialise ``bundle`` once and sign the bytes."""
     if bundle.manifest.key_id != key.key_id:
         raise ValueError("the manifest names another key")
-    payload = canonical_json(bundle.model_dump(mode="json"))
+    payload = canonical_json(payload_document(bundle))
     envelope = sign_envelope(payload, PAYLOAD_TYPE, key.private_key)
     return SealedBundle(payload_digest(payload), envelope)
 

@@ -334,7 +334,7 @@ class Daemon:
                 name, started, "failed", reason=f"{type(exc).__name__}: {exc}", budget=budget
             )
         digest, size = self._queue(measurements)
-        self.state.add_usage(measured=budget.used, upload=size, runs=1)
+        self.state.add_usage(measured=budget.used, runs=1)  # uploads count when they happen
         summary = next((r for r in document.results if r.target is None), None)
         record = self._finish(
             name,
@@ -420,6 +420,7 @@ class Daemon:
             if not self.outbox.due(1):
                 return DrainReport()
             report = await Uploader(self.outbox, url, client=self._client).drain()
+        self.state.add_usage(upload=report.bytes_sent)
         failed = report.deferred > 0
         detail = (
             f"sent {report.sent}, already stored {report.already}, refused {report.dead},"

@@ -1,9 +1,11 @@
 """Uploading: drain the outbox to the collector, and enrol a key with it.
 
-``POST {collector}/api/v1/bundles`` with the envelope JSON. 201 or 200 (already stored) removes the
-bundle; a 4xx other than 429 moves it to the dead-letter table with the collector's reason; 429,
-5xx and network errors defer it (Retry-After honoured) and end the round, since the collector is
-busy or away. The collector sees the probe's address on the wire; it must not store it.
+``POST {collector}/api/v1/bundles`` with the envelope JSON, gzip-compressed on the wire
+(``Content-Encoding: gzip``; a collector that answers 415 gets plain JSON from then on). 201 or 200
+(already stored) removes the bundle; a 4xx other than 429 moves it to the dead-letter table with
+the collector's reason; 429, 5xx and network errors defer it (Retry-After honoured) and end the
+round, since the collector is busy or away. The collector sees the probe's address on the wire; it
+must not store it.
 
 The outbox alone says whether a bundle is still to be sent, so a cancelled drain (the daemon
 stopping) does not cut an upload between the collector's answer and the outbox's update: the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip
 import time
 from dataclasses import dataclass, field
 
@@ -44,6 +47,7 @@ class DrainReport:
     dead: int = 0
     deferred: int = 0
     errors: list[str] = field(default_factory=list)
+    bytes_sent: int = 0  # request bodies that reached the collector (as sent, compressed)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -85,6 +89,7 @@ class Uploader:
         self.url = collector_url.rstrip("/") + BUNDLES_PATH
         self._client = client
         self.batch = batch
+        self.compress = True  # until the collector says it cannot read gzip
 
     async def drain(self) -> DrainReport:
         """Upload every due bundle until the outbox has none due or the collector pushes back."""
@@ -121,9 +126,10 @@ class Uploader:
     ) -> bool:
         """Upload one bundle; False when the round should stop."""
         try:
-            response = await client.post(
-                self.url, content=envelope, headers={"content-type": "application/json"}
-            )
+            response = await self._post(client, envelope, report)
+            if response.status_code == 415 and self.compress:
+                self.compress = False
+                response = await self._post(client, envelope, report)
         except httpx.HTTPError as exc:
             self.outbox.defer(digest, f"{type(exc).__name__}: {exc}")
             report.deferred += 1
@@ -148,6 +154,18 @@ class Uploader:
         report.dead += 1
         report.errors.append(f"{digest[:12]}: {reason}")
         return True
+
+    async def _post(
+        self, client: httpx.AsyncClient, envelope: bytes, report: DrainReport
+    ) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        body = envelope
+        if self.compress:
+            body = gzip.compress(envelope, compresslevel=6, mtime=0)
+            headers["content-encoding"] = "gzip"
+        response = await client.post(self.url, content=body, headers=headers)
+        report.bytes_sent += len(body)  # an answer came: the body went out
+        return response
 
 
 async def enroll(

@@ -57,4 +57,6 @@ class Measurement(_Wire):
     local: Observations
     control: Observations | None = None  # from the control vantage (helper), when asked
     canaries: dict[str, Observations] = Field(default_factory=dict)  # by canary domain
+    # In a bundle a run's canaries are stored once, in ``Bundle.canaries``: this names them.
+    canaries_ref: str | None = None
     verdict: Verdict

@@ -99,6 +99,8 @@ class TLSHandshakeObservation(_Wire):
     certificate: Certificate | None = None
     received: int | None = None  # bytes the server sent during the handshake (a stall keeps them)
     alert: str | None = None  # the TLS alert the server answered with, e.g. "unrecognized_name"
+    # In a bundle each certificate is stored once, in ``Bundle.certificates``: this names it.
+    certificate_ref: str | None = None
     t0: float
     t: float
 

@@ -18,8 +18,8 @@ class Clock:
         self._zero = monotonic()
 
     def now(self) -> float:
-        """Seconds since the zero time."""
-        return self._monotonic() - self._zero
+        """Seconds since the zero time, to the microsecond (finer digits only fill bundles)."""
+        return round(self._monotonic() - self._zero, 6)
 
 
 def deadline_in(seconds: float) -> float:
