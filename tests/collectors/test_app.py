@@ -192,6 +192,26 @@ async def test_too_large_is_413_before_reading_the_body(tmp_path: Any) -> None:
     assert chunks_sent < 100  # refused while streaming, not after reading everything
 
 
+async def test_the_limit_applies_to_the_decompressed_body_too(tmp_path: Any) -> None:
+    """A small gzip body that inflates past the limit is 413; a bad one 400; brotli 415."""
+    import gzip
+
+    app = create_app(CollectorSettings(data_dir=tmp_path, max_bundle_bytes=1000))
+    transport = httpx.ASGITransport(app=app)
+    gz = {"content-encoding": "gzip"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://c") as c:
+        bomb = await c.post("/api/v1/bundles", content=gzip.compress(b"{" * 100_000), headers=gz)
+        small = await c.post("/api/v1/bundles", content=gzip.compress(b"{}"), headers=gz)
+        broken = await c.post("/api/v1/bundles", content=b"not gzip", headers=gz)
+        cut = await c.post("/api/v1/bundles", content=gzip.compress(b"{}" * 50)[:-9], headers=gz)
+        other = await c.post("/api/v1/bundles", content=b"{}", headers={"content-encoding": "br"})
+    assert 413 == bomb.status_code
+    assert (400, "malformed") == (small.status_code, small.json()["error"])  # read, then judged
+    assert (400, 400) == (broken.status_code, cut.status_code)
+    assert "decompress" in broken.json()["detail"]
+    assert 415 == other.status_code
+
+
 async def test_rate_limit_is_429_with_retry_after(tmp_path: Any) -> None:
     """Beyond the per-key burst, bundles get 429 and a Retry-After; replays still get 200."""
     settings = CollectorSettings(

@@ -146,10 +146,22 @@ async def test_a_run_is_budgeted_by_the_run_cap_and_whats_left_of_the_day(tmp_pa
     first = await daemon.run_platform("alpha")
     assert 700_000 == first.budget_bytes
     assert min(1024 * 1024, 700_000) == run.calls[0][2].limit
-    used = first.bytes_used + first.bundle_bytes
+    assert first.bundle_bytes > 0 and 0 == daemon.state.usage().upload_bytes  # nothing sent
     second = await daemon.run_platform("alpha")
-    assert 700_000 - used == run.calls[1][2].limit
+    assert 700_000 - first.bytes_used == run.calls[1][2].limit
     assert second.outcome == "measured"
+
+
+@pytest.mark.anyio
+async def test_uploads_count_the_bytes_sent(tmp_path):
+    """With a collector, the day counts the (compressed) bytes of each upload that went out."""
+    loaded = loaded_config(tmp_path, "alpha", collector_url="http://collector")
+    async with collector_client(tmp_path) as client:
+        daemon = Daemon(loaded, tmp_path / "state", run=FakeRun(), client=client)
+        record = await daemon.run_platform("alpha")
+        assert 1 == (await client.get("/healthz")).json()["log_size"]
+    sent = daemon.state.usage().upload_bytes
+    assert 0 < sent < record.bundle_bytes  # gzip'd on the wire
 
 
 @pytest.mark.anyio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 from pathlib import Path
 
 import httpx
@@ -47,6 +48,41 @@ async def test_drain_uploads_everything_once(tmp_path: Path) -> None:
             again = await Uploader(box, "http://c", client=client).drain()
             assert (0, 5) == (again.sent, again.already)
         assert 5 == (await client.get("/healthz")).json()["log_size"]
+
+
+async def test_bundles_travel_gzip_compressed_and_count_what_was_sent(tmp_path: Path) -> None:
+    """The collector takes a gzip body; the report counts the compressed bytes that went out."""
+    async with collector_client(tmp_path) as client:
+        key = make_key()
+        await enroll("http://c", key, client=client)
+        sealed = make_sealed(key, 20)
+        with Outbox(tmp_path / "o.db") as box:
+            box.put(sealed.digest, sealed.to_bytes())
+            report = await Uploader(box, "http://c", client=client).drain()
+        assert 1 == report.sent
+        assert len(gzip.compress(sealed.to_bytes(), compresslevel=6, mtime=0)) == report.bytes_sent
+        assert report.bytes_sent < len(sealed.to_bytes()) / 3
+        stored = await client.get(f"/api/v1/bundles/{sealed.digest}")
+        assert sealed.to_bytes() == stored.content  # stored as signed, not as sent
+
+
+async def test_a_collector_without_gzip_gets_plain_json(tmp_path: Path) -> None:
+    """A 415 to the compressed body: the same bundle again, uncompressed, and so on after."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("content-encoding"))
+        if request.headers.get("content-encoding") == "gzip":
+            return httpx.Response(415, json={"error": "encoding"})
+        return httpx.Response(201, json={"status": "stored"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with Outbox(tmp_path / "o.db") as box:
+            for i in range(2):
+                box.put(f"{i:064x}", b"{}")
+            report = await Uploader(box, "http://c", client=client).drain()
+    assert 2 == report.sent
+    assert ["gzip", None, None] == seen
 
 
 async def test_refused_bundles_go_to_dead_letters(tmp_path: Path) -> None:

@@ -106,6 +106,22 @@ async def test_reachable_https_endpoint(world: World) -> None:
     assert 100_000 <= moved[("down", False)].bytes
 
 
+async def test_connections_start_on_the_first_answer_and_late_answers_are_kept(
+    world: World,
+) -> None:
+    """An injected answer and the real one: the connect starts once the first has come, while
+    the late window is open, and the observation still holds the late answer."""
+    world.system.zone.injected["x.test"] = ["127.0.0.1"]  # forged first, the real one late
+    world.system.zone.addresses["x.test"] = ["127.0.0.3"]
+    obs = await measure_endpoint(_plan(world.https.port), world.settings, with_throughput=False)
+    system = next(o for o in obs.dns if not o.control)
+    assert ("127.0.0.1",) == system.addresses
+    assert (("127.0.0.3",),) == system.late_answers
+    first_connect = min(c.t0 for c in obs.tcp)
+    assert first_connect < system.t  # the late window was still open
+    assert 200 == obs.http[0].status
+
+
 async def test_without_throughput(world: World) -> None:
     """with_throughput=False skips the transfers."""
     obs = await measure_endpoint(_plan(world.https.port), world.settings, with_throughput=False)

@@ -89,6 +89,28 @@ async def test_injected_response_keeps_the_late_answer(server: DNSServer) -> Non
     assert (("198.18.2.12",),) == obs.late_answers
 
 
+async def test_the_first_answer_is_heard_before_the_late_window_closes(server: DNSServer) -> None:
+    """``early`` gets the first response while the late window is still open; the final
+    observation adds the late answer, the first one unchanged."""
+    heard: list[DNSObservation] = []
+    first = asyncio.Event()
+
+    def early(obs: DNSObservation) -> None:
+        heard.append(obs)
+        first.set()
+
+    task = asyncio.ensure_future(
+        _resolve("inject.test", f"udp:127.0.0.1:{server.port}", early=early)
+    )
+    await first.wait()
+    assert not task.done()  # still listening for late answers
+    assert ("10.10.34.34",) == heard[0].addresses
+    assert () == heard[0].late_answers
+    obs = await task
+    assert (("198.18.2.12",),) == obs.late_answers
+    assert heard[0].answers == obs.answers
+
+
 async def test_refused_port_over_udp() -> None:
     """ICMP port unreachable on a UDP query is connection_refused."""
     from tests.probe.steps.servers import free_port
