@@ -1,15 +1,20 @@
 """Benchmark the probe daemon as a real process: startup time, idle RSS and CPU, data per run.
 
-The daemon measures a platform served by a local HTTP server (one endpoint with a throughput
+Idle figures come from the daemon with the default configuration (every built-in platform, the
+default resolvers and canaries; only the state directory set), started in a network namespace of
+its own with no route anywhere, so its runs stay on this machine and end as ``outage.local``.
+Data figures come from a platform served by a local HTTP server (one endpoint with a throughput
 object, one canary), as in tests/probe/test_daemon_process.py. Figures printed:
 
 - startup: from process start to "daemon started" in its log (imports, config, scheduler);
-- data per scheduled run: bytes the run counted (HTTP bodies and throughput transfers) plus the
-  sealed bundle it queued for upload, normal and metered;
-- idle: RSS (VmRSS) and CPU time used over a window with no run due (target: under 80 MiB,
-  near-zero CPU).
+- idle RSS (VmRSS) at start, and after every platform has run once, then CPU over an idle window
+  (target: under 50 MiB, near-zero CPU);
+- data per scheduled run: bytes the run counted (HTTP bodies and throughput transfers) and the
+  sealed bundle it queued, normal and metered.
 
     .venv/bin/python bench/bench_daemon.py [--idle 20]
+
+Needs root or unprivileged user namespaces (``unshare``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from probe.config import ProbeConfig  # noqa: E402
 from probe.state import State  # noqa: E402
 from tests.local_site import start_local_site  # noqa: E402
 
@@ -71,6 +77,57 @@ def wait_for(log: Path, text: str, count: int, timeout: float) -> float:
     raise SystemExit(f"timed out waiting for {text!r}:\n{log.read_text()}")
 
 
+def isolated(argv: list[str]) -> list[str]:
+    """``argv`` in a new network namespace with no interface up: nothing leaves this machine."""
+    userns = [] if os.geteuid() == 0 else ["--map-root-user"]
+    return ["unshare", "--net", *userns, *argv]
+
+
+def run_default_daemon(tmp: Path, idle: float) -> dict[str, float]:
+    """The daemon on the default configuration: RSS at start and after every platform ran once."""
+    config = tmp / "probe.toml"
+    config.write_text('[daemon]\nstate_dir = "state"\n')
+    log = tmp / "daemon.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPROBE_")}
+    argv = [sys.executable, "-m", "probe", "daemon", "-c", str(config), "--accept"]
+    t0 = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            isolated(argv), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+    try:
+        started = wait_for(log, "daemon started", 1, 60) - t0
+        time.sleep(1.0)
+        rss_start = rss_mib(proc.pid)
+        runs_at_start = log.read_text(errors="replace").count(" endpoints, ")
+        platforms = len(ProbeConfig().chosen_platforms())  # the default: every built-in one
+        wait_for(log, " endpoints, ", platforms, 150)  # every platform's first run
+        time.sleep(2.0)
+        rss_after_runs = rss_mib(proc.pid)
+        cpu0, w0 = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(idle)
+        cpu1, w1 = cpu_seconds(proc.pid), time.monotonic()
+        rss_idle = rss_mib(proc.pid)
+        t_stop = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        stop = time.monotonic() - t_stop
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return {
+        "startup_s": started,
+        "stop_s": stop,
+        "platforms": platforms,
+        "rss_start_mib": rss_start,
+        "runs_at_start": runs_at_start,
+        "rss_after_runs_mib": rss_after_runs,
+        "rss_idle_mib": rss_idle,
+        "idle_cpu_s": cpu1 - cpu0,
+        "idle_window_s": w1 - w0,
+    }
+
+
 def run_daemon(tmp: Path, port: int, extra: str, runs: int, idle: float) -> dict[str, float]:
     config = write_config(tmp, port, extra)
     log = tmp / "daemon.log"
@@ -113,7 +170,8 @@ def run_daemon(tmp: Path, port: int, extra: str, runs: int, idle: float) -> dict
         "idle_window_s": w1 - w0,
         "runs": usage.runs,
         "bytes_per_run": usage.measured_bytes / max(1, usage.runs),
-        "bundle_bytes_per_run": usage.upload_bytes / max(1, usage.runs),
+        "bundle_bytes": record.bundle_bytes,
+        "upload_bytes": usage.upload_bytes,
         "last_run_cap": record.budget_bytes,
     }
 
@@ -124,26 +182,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs before the idle window")
     args = parser.parse_args()
     page = b"<html><title>bench</title>" + b"hello " * 2000 + b"</html>"
+    with tempfile.TemporaryDirectory() as d0:
+        idle = run_default_daemon(Path(d0), args.idle)
     server = start_local_site(big_bytes=8 * 1024 * 1024, page=page)
     port = server.server_address[1]
-    interval = args.idle + 30  # the idle window falls between two runs
     try:
         with tempfile.TemporaryDirectory() as d1:
-            # runs come every 3 s until `runs` are done, then the schedule is stretched by a
-            # reload-free trick: a 3 s interval for the runs, then the idle window is measured
-            # in a second daemon whose next run is `interval` away.
             normal = run_daemon(Path(d1), port, "interval = 3", args.runs, 0.1)
         with tempfile.TemporaryDirectory() as d2:
             metered = run_daemon(Path(d2), port, "interval = 3\nmetered = true", args.runs, 0.1)
-        with tempfile.TemporaryDirectory() as d3:
-            idle = run_daemon(Path(d3), port, f"interval = {interval:g}", 1, args.idle)
     finally:
         server.shutdown()
     print(f"startup (process start -> scheduler running): {idle['startup_s']:.2f} s")
     print(f"stop on SIGTERM: {idle['stop_s']:.2f} s")
     print(
-        f"idle RSS: {idle['rss_idle_mib']:.1f} MiB (after {args.runs} runs in another daemon:"
-        f" {normal['rss_after_runs_mib']:.1f} MiB; target < 80 MiB)"
+        f"RSS, default config ({idle['platforms']:.0f} platforms): {idle['rss_start_mib']:.1f} MiB"
+        f" at start ({idle['runs_at_start']:.0f} runs done), {idle['rss_after_runs_mib']:.1f} MiB"
+        f" once every platform ran, {idle['rss_idle_mib']:.1f} MiB after {args.idle:g} s idle"
+        " (target < 50 MiB)"
     )
     print(
         f"idle CPU: {idle['idle_cpu_s']:.3f} s over {idle['idle_window_s']:.1f} s"
@@ -152,8 +208,8 @@ def main() -> None:
     for name, r in (("normal", normal), ("metered", metered)):
         print(
             f"data per scheduled run ({name}, {r['runs']:.0f} runs, cap {r['last_run_cap']:.0f} B):"
-            f" measured {r['bytes_per_run'] / 1024:.1f} KiB + bundle"
-            f" {r['bundle_bytes_per_run'] / 1024:.1f} KiB"
+            f" measured {r['bytes_per_run'] / 1024:.1f} KiB; bundle {r['bundle_bytes'] / 1024:.1f}"
+            f" KiB sealed, {r['upload_bytes']:.0f} B uploaded (no collector configured)"
         )
 
 

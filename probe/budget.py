@@ -8,7 +8,10 @@ still measured, without it).
 
 from __future__ import annotations
 
-from probe.model import Observations
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from probe.model import Observations
 
 
 def bytes_transferred(observations: Observations) -> int:

@@ -26,9 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Protocol
 
 from probe import __version__, scheduler, status
 from probe.budget import DataBudget
@@ -36,12 +34,15 @@ from probe.config import ProbeConfig
 from probe.configfile import ConfigError
 from probe.daemon_config import LoadedConfig
 from probe.keys import KeyStore
-from probe.model import Measurement, RunDocument
 from probe.outbox import Outbox
 from probe.platforms import Platform, UnknownPlatformError
 from probe.state import DaemonRecord, EndpointVerdict, RunRecord, State
-from probe.submit import seal_into_outbox
-from probe.upload import DrainReport, EnrollmentError, Uploader, enroll
+
+if TYPE_CHECKING:  # what a run or an upload needs is imported when one comes (idle RSS)
+    import httpx
+
+    from probe.model import Measurement, RunDocument
+    from probe.upload import DrainReport
 
 logger = logging.getLogger(__name__)
 
@@ -367,6 +368,8 @@ class Daemon:
 
     def _queue(self, measurements: list[Measurement]) -> tuple[str | None, int]:
         """Seal the measurements (one bundle per network) into the outbox: (digest, bytes)."""
+        from probe.submit import seal_into_outbox
+
         queued = seal_into_outbox(
             self.outbox, self.keys, measurements, country=self.loaded.probe.vantage.country
         )
@@ -412,6 +415,8 @@ class Daemon:
 
     async def drain(self) -> DrainReport | None:
         """Enrol new keys, then upload every due bundle; records the contact for ``status``."""
+        from probe.upload import DrainReport, Uploader
+
         url = self.loaded.daemon.collector_url
         if url is None:
             return None
@@ -433,6 +438,8 @@ class Daemon:
         return report
 
     async def _enroll_keys(self, url: str) -> None:
+        from probe.upload import EnrollmentError, enroll
+
         token = self.loaded.daemon.enroll_token
         newly = False
         for key in self.keys.all():

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-from probe.signing import b64encode, key_id, load_or_create_private_key, raw_public_key
+if TYPE_CHECKING:  # the cryptography library is loaded when a key is first used (idle RSS)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,15 @@ class ProbeKey:
     @property
     def key_id(self) -> str:
         """Hex sha256 of the raw public key."""
+        from probe.signing import key_id
+
         return key_id(self.public_key)
 
     @property
     def public_key_b64(self) -> str:
         """The raw public key in base64, as enrolment and manifests carry it."""
+        from probe.signing import b64encode, raw_public_key
+
         return b64encode(raw_public_key(self.public_key))
 
 
@@ -49,11 +56,15 @@ class KeyStore:
 
     def for_network(self, asn: int | None) -> ProbeKey:
         """The key for ``asn``, created on first use."""
+        from probe.signing import load_or_create_private_key
+
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         return ProbeKey(load_or_create_private_key(self.path_for(asn)), asn)
 
     def all(self) -> list[ProbeKey]:
         """Every key this probe holds."""
+        from probe.signing import load_or_create_private_key
+
         keys = []
         for path in sorted(self.directory.glob("*.pem")):
             stem = path.stem

@@ -1,6 +1,6 @@
 """APScheduler wiring: one job per platform, one job draining the outbox, persisted in SQLite.
 
-Jobs live in ``<state>/schedule.sqlite3`` (APScheduler's SQLAlchemy job store), so a restart
+Jobs live in ``<state>/schedule.sqlite3`` (``probe.jobstore``), so a restart
 keeps each platform's next run time. ``sync`` reconciles the stored jobs with the configuration:
 a job whose schedule is unchanged is kept as stored, a changed one is replaced, a platform no
 longer configured loses its job. Missed runs are coalesced into one and skipped altogether when
@@ -27,7 +27,6 @@ from typing import Protocol
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.job import Job
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -35,6 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from probe.daemon_config import DaemonConfig
+from probe.jobstore import SQLiteJobStore
 
 JOBS_FILE = "schedule.sqlite3"
 JOBS_TABLE = "apscheduler_jobs"
@@ -135,7 +135,7 @@ class ProbeScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is 
 def make_scheduler(state_dir: Path, config: DaemonConfig) -> ProbeScheduler:
     """A scheduler on the job store in ``state_dir``, with coalescing and a misfire grace."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = SQLAlchemyJobStore(url=f"sqlite:///{state_dir / JOBS_FILE}", tablename=JOBS_TABLE)
+    store = SQLiteJobStore(state_dir / JOBS_FILE, JOBS_TABLE)
     return ProbeScheduler(
         jobstores={"default": store},
         job_defaults={

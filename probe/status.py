@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from probe import __version__, consent
@@ -119,6 +118,8 @@ def alive(pid: int) -> bool:
 
 async def check_collector(url: str) -> tuple[bool, str]:
     """GET the collector's ``/healthz`` within 3 seconds: (reachable, detail)."""
+    import httpx
+
     try:
         async with httpx.AsyncClient(timeout=3.0) as client:
             response = await client.get(url.rstrip("/") + "/healthz")
