@@ -54,7 +54,7 @@ async def test_bundles_travel_gzip_compressed_and_count_what_was_sent(tmp_path: 
     """The collector takes a gzip body; the report counts the compressed bytes that went out."""
     async with collector_client(tmp_path) as client:
         key = make_key()
-        await enroll("http://c", key, client=client)
+        await enroll("http://c", key, country="PK", client=client)
         sealed = make_sealed(key, 20)
         with Outbox(tmp_path / "o.db") as box:
             box.put(sealed.digest, sealed.to_bytes())
