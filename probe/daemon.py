@@ -415,11 +415,11 @@ class Daemon:
 
     async def drain(self) -> DrainReport | None:
         """Enrol new keys, then upload every due bundle; records the contact for ``status``."""
-        from probe.upload import DrainReport, Uploader
-
         url = self.loaded.daemon.collector_url
         if url is None:
             return None
+        from probe.upload import DrainReport, Uploader
+
         async with self._drain_lock:
             await self._enroll_keys(url)
             if not self.outbox.due(1):
