@@ -20,6 +20,7 @@ from pathlib import Path
 
 from censornet import topology
 from censornet.netns import LabError, Mode, Shell, choose_mode, start_holder
+from censornet.origins import OriginServer, OriginSettings, read_state, write_state
 from censornet.processes import Tracked
 
 SERVER_ROLES: tuple[str, ...] = (topology.INET, *(i.name for i in topology.ISPS))
@@ -137,9 +138,14 @@ class Lab:
     # --- life cycle -------------------------------------------------------------------------
 
     @classmethod
-    def up(cls, prefix: str | None = None) -> Lab:
-        """Build a fresh lab (removing a leftover of the same prefix) and start its servers."""
+    def up(cls, prefix: str | None = None, origins: OriginSettings | None = None) -> Lab:
+        """Build a fresh lab (removing a leftover of the same prefix) and start its servers.
+
+        ``origins`` says how the web origins answer names they do not host (default: from
+        ``BLOCKPROBE_LAB_UNKNOWN_SNI``, else nginx's default server with its own certificate).
+        """
         prefix = prefix or topology.lab_prefix()
+        origins = origins or OriginSettings.from_env()
         mode = choose_mode()
         stale = state_root() / prefix
         _teardown(prefix, stale, mode)
@@ -158,6 +164,7 @@ class Lab:
             from censornet.pki import ensure_pki
 
             ensure_pki(state_dir)
+            write_state(state_dir, origins)
             lab._start_servers()
             lab._save()
         except BaseException:
@@ -168,6 +175,28 @@ class Lab:
     def down(self) -> None:
         """Stop every process the lab started and delete its namespaces and state."""
         _teardown(self.prefix, self.state_dir, self.mode)
+
+    @property
+    def origins(self) -> OriginSettings:
+        """How the web origins answer names they do not host."""
+        return read_state(self.state_dir)
+
+    def set_origins(self, settings: OriginSettings) -> None:
+        """Switch the origins' unknown-SNI behaviour (nginx reloads; waits until it has)."""
+        from censornet.policy import PolicyWatcher
+
+        write_state(self.state_dir, settings)
+        self.reload_origins(PolicyWatcher(self.state_dir, topology.INET).current())
+
+    def reload_origins(self, policy: object) -> None:
+        """Render the origins for the inet ``policy`` (a censornet.policy.Policy) and reload."""
+        from censornet.policy import Policy
+
+        assert isinstance(policy, Policy)
+        master = next((s for s in self.servers if s.name == "nginx"), None)
+        if master is None or not master.alive():
+            raise LabError(f"lab {self.prefix!r} has no running nginx: run `blockprobe lab up`")
+        OriginServer(self.state_dir, self.mode).reload(master.pid, self.origins, policy)
 
     def status(self) -> dict[str, object]:
         """What is up: mode, namespaces, servers alive, scenario per ISP."""
@@ -182,6 +211,7 @@ class Lab:
             "namespaces": [self.ns(role) for role in topology.ROLES],
             "servers": {s.name: s.alive() for s in self.servers},
             "scenario": scenarios,
+            "origins": self.origins.to_json(),
         }
 
     # --- internals --------------------------------------------------------------------------
@@ -221,10 +251,17 @@ class Lab:
             )
             log.close()
             self.servers.append(Tracked.of(role, proc.pid))
+        origin = self._start_origins()
         self._start_helper()
         deadline = time.monotonic() + READY_TIMEOUT
+        nginx = next(s for s in self.servers if s.name == "nginx")
+        try:
+            origin.wait_ready(deadline, nginx.alive)
+        except LabError as exc:
+            log_tail = (self.state_dir / "logs" / "nginx.log").read_text()[-1500:]
+            raise LabError(f"{exc}:\n{log_tail}") from None
         for server in self.servers:
-            if server.name == "helper":
+            if server.name in ("helper", "nginx"):
                 continue
             while not (ready_dir / server.name).exists():
                 if not server.alive():
@@ -234,6 +271,24 @@ class Lab:
                     raise LabError(f"lab server {server.name} not ready in {READY_TIMEOUT:.0f} s")
                 time.sleep(0.05)
         self._wait_for_helper(deadline)
+
+    def _start_origins(self) -> OriginServer:
+        """Start nginx, the platform and canary web origins, in inet (not yet waited for)."""
+        from censornet.policy import Policy
+
+        origin = OriginServer(self.state_dir, self.mode)
+        argv = origin.prepare(self.origins, Policy())
+        log = (self.state_dir / "logs" / "nginx.log").open("ab")
+        proc = subprocess.Popen(
+            self.command(topology.INET, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+        self.servers.append(Tracked.of("nginx", proc.pid))
+        return origin
 
     @property
     def helper_url(self) -> str:

@@ -28,6 +28,9 @@ MITM_CA_NAME = "blockprobe interception CA"
 CONTROL_LABEL = "control"
 BLOCKPAGE_LABEL = "blockpage"
 SELF_SIGNED_LABEL = "blockpage-selfsigned"
+# The certificate of the origins' default server: valid (lab CA) but for a name no site hosts.
+ORIGIN_DEFAULT_LABEL = "origin-default"
+ORIGIN_DEFAULT_NAME = "origin-default.hosting.lab"
 _VALIDITY = datetime.timedelta(days=3650)
 _BACKDATE = datetime.timedelta(days=1)
 
@@ -82,6 +85,7 @@ def leaf_names() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     }
     leaves[CONTROL_LABEL] = ((topology.CONTROL_RESOLVER_NAME,), (topology.CONTROL_RESOLVER_IP,))
     leaves[BLOCKPAGE_LABEL] = ((topology.BLOCKPAGE_NAME,), (topology.BLOCKPAGE_IP,))
+    leaves[ORIGIN_DEFAULT_LABEL] = ((ORIGIN_DEFAULT_NAME,), ())
     return leaves
 
 

@@ -131,12 +131,17 @@ def reset_script(
 
 def _install(lab: Lab, scenario: Scenario | None, targets: Sequence[str]) -> None:
     injector_moves = False
+    origins_move: Policy | None = None
     for role in CENSOR_ROLES:
         applied = scenario if scenario is not None and role in targets else None
         policy = applied.policy_for(role) if applied else Policy()
         before = _current_policy(lab.state_dir, role)
         injector_moves |= (before.inject, before.rst_inject) != (policy.inject, policy.rst_inject)
+        if role == topology.INET and before.web != policy.web:
+            origins_move = policy
         write_policy(lab.state_dir, role, policy)
+    if origins_move is not None:
+        lab.reload_origins(origins_move)  # nginx renders the web rules; waits for the reload
     generation = _next_generation(lab.state_dir)
     lab.shell.script(reset_script(lab, scenario, targets, generation), timeout=SCRIPT_TIMEOUT)
     if injector_moves:

@@ -39,6 +39,14 @@ CHUNK = 64 * 1024
 MAX_PAGE = 256 * 1024
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
+# OpenSSL reasons for alerts received whose names lack "ALERT" (unrecognized_name is alert 112).
+_ALERT_REASONS = {
+    "TLSV1_UNRECOGNIZED_NAME",
+    "TLSV1_UNSUPPORTED_EXTENSION",
+    "TLSV1_CERTIFICATE_UNOBTAINABLE",
+    "TLSV1_BAD_CERTIFICATE_STATUS_RESPONSE",
+    "TLSV1_BAD_CERTIFICATE_HASH_VALUE",
+}
 
 
 def failure(exc: BaseException) -> str:
@@ -52,7 +60,8 @@ def failure(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
         return "eof"
     if isinstance(exc, ssl.SSLError):
-        return "alert" if "ALERT" in (exc.reason or "").upper() else "tls_error"
+        reason = (exc.reason or "").upper()
+        return "alert" if "ALERT" in reason or reason in _ALERT_REASONS else "tls_error"
     if isinstance(exc, OSError) and exc.errno in _UNREACHABLE:
         return "unreachable"
     return "error"
@@ -314,10 +323,12 @@ def rate(
     timeout: float = DEFAULT_TIMEOUT,
     max_seconds: float = 5.0,
     idle: float = 2.0,
+    sni: str | None = None,
 ) -> RateSymptom:
     """Download (GET) or upload (POST) ``nbytes`` through one connection, for at most
-    ``max_seconds``; no data for ``idle`` seconds in the middle of a download is a stall."""
-    target = _Target.of(url, ip)
+    ``max_seconds``; no data for ``idle`` seconds in the middle of a download is a stall.
+    ``sni`` replaces the URL's host in the TLS handshake only (the Host header keeps it)."""
+    target = _Target.of(url, ip, sni)
     direction = "up" if upload else "down"
     result = RateSymptom("rate", url, target.ip, direction, "complete", 0, 0.0, 0.0)
     try:
@@ -409,16 +420,18 @@ def _unacknowledged(sock: socket.socket) -> int:
 
 @dataclass(frozen=True)
 class _Target:
-    """Where a URL's request goes: scheme, host (Host header and SNI), address, port, path."""
+    """Where a URL's request goes: scheme, host (Host header and SNI), address, port, path, and
+    an SNI other than the host when given (a benign-SNI control with the platform's Host)."""
 
     https: bool
     host: str
     ip: str
     port: int
     path: str
+    sni: str | None = None
 
     @classmethod
-    def of(cls, url: str, ip: str | None) -> _Target:
+    def of(cls, url: str, ip: str | None, sni: str | None = None) -> _Target:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -427,7 +440,7 @@ class _Target:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return cls(https, parts.hostname, ip or parts.hostname, port, path)
+        return cls(https, parts.hostname, ip or parts.hostname, port, path, sni)
 
     def open(self, timeout: float) -> socket.socket:
         return self.secure(socket.create_connection((self.ip, self.port), timeout=timeout))
@@ -437,7 +450,7 @@ class _Target:
         if not self.https:
             return sock
         try:
-            return _insecure_context().wrap_socket(sock, server_hostname=self.host)
+            return _insecure_context().wrap_socket(sock, server_hostname=self.sni or self.host)
         except OSError:
             sock.close()
             raise
@@ -526,6 +539,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     p.add_argument("--max-seconds", type=float, default=5.0)
     p.add_argument("--idle", type=float, default=2.0)
+    p.add_argument("--sni", help="TLS SNI instead of the URL's host (Host header unchanged)")
     return parser
 
 
@@ -564,6 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             max_seconds=args.max_seconds,
             idle=args.idle,
+            sni=args.sni,
         )
     print(json.dumps(asdict(result)), flush=True)
     return 0

@@ -18,7 +18,6 @@ from censornet.policy import PolicyWatcher
 from censornet.servers.authoritative import Authoritative
 from censornet.servers.certificates import (
     InterceptionCertificates,
-    SiteCertificates,
     server_context,
 )
 from censornet.servers.dnsserver import DnsServer
@@ -59,16 +58,12 @@ def inet_services(state_dir: Path) -> list[Service]:
     pki = ensure_pki(state_dir)
     watcher = PolicyWatcher(state_dir, topology.INET)
     sites = SiteApp(watcher.current)
-    site_certificates = SiteCertificates(pki)
     self_signed = server_context(pki.self_signed_cert, pki.key("blockpage-selfsigned"))
     control_tls = server_context(pki.control_cert, pki.key("control"))
     dot_tls = server_context(pki.control_cert, pki.key("control"), alpn=("dot",))
     control = ForwardingResolver(topology.AUTH_DNS_IP, lambda: watcher.current().control_resolver)
     authoritative = Authoritative(topology.ZONE, lambda: watcher.current().authoritative)
-    hosts = site_addresses()
     return [
-        WebServer(hosts, 80, sites),
-        WebServer(hosts, 443, sites, certificates=site_certificates, refuse=sites.refuses),
         WebServer([topology.BLOCKPAGE_IP], 80, blockpage_app),
         WebServer([topology.BLOCKPAGE_IP], 443, blockpage_app, certificates=lambda _: self_signed),
         WebServer([topology.MITM_IP], 443, sites, certificates=InterceptionCertificates(pki)),

@@ -16,6 +16,9 @@ import pytest
 from censornet.lab import Lab, state_root
 from censornet.netns import LabError
 
+# What a lab runs: the Python servers per namespace, nginx (the web origins), the control helper.
+LAB_SERVERS = ("inet", "isp1", "isp2", "nginx", "helper")
+
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 BLOCKPROBE = [sys.executable, "-m", "probe"]
@@ -51,7 +54,9 @@ def test_up_env_exec_status_down(prefix: str) -> None:
     done = _cli(prefix, "up")
     assert 0 == done.returncode, done.stderr
     status = json.loads(_cli(prefix, "status", "--json").stdout)
-    assert {"inet": True, "isp1": True, "isp2": True, "helper": True} == status["servers"]
+    assert {"inet": True, "isp1": True, "isp2": True, "nginx": True, "helper": True} == status[
+        "servers"
+    ]
     assert {"isp1": "clean", "isp2": "clean"} == status["scenario"]
 
     facts = dict(
@@ -198,5 +203,7 @@ def test_rootless_lab_as_unprivileged_user(unprivileged_home: Path) -> None:
     assert 0 == done.returncode, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert "userns" == report["mode"]
-    assert {"inet": True, "isp1": True, "isp2": True, "helper": True} == report["servers"]
+    assert {"inet": True, "isp1": True, "isp2": True, "nginx": True, "helper": True} == report[
+        "servers"
+    ]
     assert [] == _namespaces(prefix)

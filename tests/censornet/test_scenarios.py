@@ -20,6 +20,7 @@ import pytest
 from censornet import topology
 from censornet.catalogue import scenario_ids
 from censornet.lab import Lab, state_root
+from censornet.origins import UNKNOWN_SNI_BEHAVIOURS, OriginSettings, UnknownSni
 from censornet.scenario import apply_scenario, restore_input, target_roles
 from censornet.servers.pages import BLOCKPAGE_TITLE, TITLES
 
@@ -77,6 +78,24 @@ def rate(lab: Lab, url: str, ip: str, *extra: str, at: str = "v1a") -> Result:
 
 def x_title() -> str:
     return TITLES["x"]
+
+
+def answered(result: Result) -> bool:
+    """The server answered the ClientHello: a certificate for any name, or a TLS alert."""
+    return result["outcome"] in ("ok", "alert")
+
+
+def unknown_sni(lab: Lab, ip: str) -> UnknownSni:
+    """What the origin at ``ip`` answers to a name it does not host (a lab setting)."""
+    return lab.origins.for_site("twimg" if ip in topology.X_MEDIA_IPS else "x")
+
+
+def benign_rate(lab: Lab, url: str, ip: str, *extra: str) -> Result:
+    """The same-path control transfer: ``url`` on ``ip`` with the benign SNI (Host unchanged),
+    or the canary's object where that origin rejects unknown names with an alert."""
+    if unknown_sni(lab, ip) == "alert":
+        return rate(lab, "https://example.org/big", CANARY_IP, *extra)
+    return rate(lab, url, ip, "--sni", "example.org", *extra)
 
 
 # --- one check per scenario -------------------------------------------------------------------
@@ -161,14 +180,14 @@ def check_sni_reset(lab: Lab) -> None:
         assert tls(lab, ip, sni)["outcome"] == "reset", sni
     assert tls(lab, MEDIA_IP, "video.twimg.com")["outcome"] == "reset"
     benign = tls(lab, X_IP, "example.org")
-    assert benign["outcome"] == "ok" and benign["valid"] is True
+    assert answered(benign) and benign["valid"] is not True
     assert http(lab, "http://x.com/", X_IP)["status"] == 301
 
 
 def check_sni_reset_injected(lab: Lab) -> None:
     for ip, sni in ((X_IP, "twitter.com"), (X_IP2, "x.com"), (MEDIA_IP, "pbs.twimg.com")):
         assert tls(lab, ip, sni)["outcome"] == "reset", sni
-    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"
+    assert answered(tls(lab, X_IP, "example.org"))
     # At the packet level the reset is a forgery: IP TTL 37, not the server's.
     code = (
         "import asyncio, json\n"
@@ -186,28 +205,28 @@ def check_sni_reset_injected(lab: Lab) -> None:
 def check_sni_drop(lab: Lab) -> None:
     frozen = tls(lab, X_IP, "x.com")
     assert (frozen["outcome"], frozen["stage"]) == ("timeout", "handshake")
-    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"
+    assert answered(tls(lab, X_IP, "example.org"))
 
 
 def check_sni_fin(lab: Lab) -> None:
     assert tls(lab, X_IP, "x.com")["outcome"] == "eof"
     assert tls(lab, MEDIA_IP, "pbs.twimg.com")["outcome"] == "eof"
     spliced = tls(lab, X_IP, "example.org")
-    assert spliced["outcome"] == "ok" and spliced["valid"] is True
+    assert answered(spliced) and spliced["valid"] is not True
 
 
 def check_sni_alert(lab: Lab) -> None:
     assert tls(lab, X_IP, "twitter.com")["outcome"] == "alert"
-    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"
+    assert answered(tls(lab, X_IP, "example.org"))
 
 
 def check_sni_residual(lab: Lab) -> None:
-    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"  # before any trigger
+    assert answered(tls(lab, X_IP, "example.org"))  # before any trigger
     assert tls(lab, X_IP, "x.com")["outcome"] == "reset"  # the trigger
     after = tls(lab, X_IP, "example.org")  # same client, server and port, benign SNI
     assert (after["outcome"], after["stage"]) == ("timeout", "handshake")
-    assert tls(lab, X_IP2, "example.org")["outcome"] == "ok"  # another server
-    assert tls(lab, X_IP, "example.org", at="v1b")["outcome"] == "ok"  # another client
+    assert answered(tls(lab, X_IP2, "example.org"))  # another server
+    assert answered(tls(lab, X_IP, "example.org", at="v1b"))  # another client
     assert http(lab, "http://x.com/", X_IP)["status"] == 301  # another port
 
 
@@ -243,7 +262,7 @@ def check_http_redirect(lab: Lab) -> None:
 def check_sni_throttle_police(lab: Lab) -> None:
     down = rate(lab, "https://x.com/big", X_IP, *POLICED)
     up = rate(lab, "https://twitter.com/upload", X_IP, "--upload", *POLICED)
-    control = rate(lab, "https://example.org/big", X_IP)
+    control = benign_rate(lab, "https://x.com/big", X_IP)
     assert down["kbps"] < 256 and up["kbps"] < 256, (down, up)
     assert control["outcome"] == "complete" and control["kbps"] > 20_000
     assert http(lab, "https://x.com/", X_IP)["status"] == 200  # small objects still load
@@ -259,13 +278,15 @@ def check_sni_throttle_upload(lab: Lab) -> None:
 def check_sni_throttle_stall(lab: Lab) -> None:
     assert http(lab, "https://x.com/", X_IP)["status"] == 200  # a small page fits in 16 KB
     stalled = rate(lab, "https://x.com/big", X_IP)
-    assert stalled["outcome"] == "stall" and stalled["bytes"] < 64 * 1024, stalled
-    assert rate(lab, "https://example.org/big", X_IP)["outcome"] == "complete"
+    # nginx writes 16 KB TLS records: the first one may not fit under the cut, and then not even
+    # the response head can be decrypted (a timeout), as with a real origin.
+    assert stalled["outcome"] in ("stall", "timeout") and stalled["bytes"] < 64 * 1024, stalled
+    assert benign_rate(lab, "https://x.com/big", X_IP)["outcome"] == "complete"
 
 
 def check_sni_throttle_shape(lab: Lab) -> None:
     shaped = rate(lab, "https://video.twimg.com/big", MEDIA_IP)
-    control = rate(lab, "https://example.org/big", MEDIA_IP)
+    control = benign_rate(lab, "https://video.twimg.com/big", MEDIA_IP)
     assert shaped["kbps"] < 200, shaped  # HTB class of 128 kbit/s
     assert control["outcome"] == "complete" and control["kbps"] > 20_000
 
@@ -292,14 +313,14 @@ def check_dns_outage(lab: Lab) -> None:
 
 def check_noise_loss(lab: Lab) -> None:
     assert rate(lab, "https://x.com/big", X_IP)["outcome"] == "complete"  # TCP recovers
-    assert rate(lab, "https://example.org/big", X_IP)["outcome"] == "complete"
+    assert benign_rate(lab, "https://x.com/big", X_IP)["outcome"] == "complete"
     dropped = _counter(lab, "isp1", "statistic")
     assert dropped > 0  # and yet packets were lost
 
 
 def check_noise_slow_network(lab: Lab) -> None:
     x = rate(lab, "https://x.com/big", X_IP)
-    control = rate(lab, "https://example.org/big", X_IP)
+    control = benign_rate(lab, "https://x.com/big", X_IP)
     assert x["kbps"] < 2500 and control["kbps"] < 2500, (x, control)
     assert 0.5 < x["kbps"] / control["kbps"] < 2.0  # equally slow: not throttling
 
@@ -341,6 +362,10 @@ def check_noise_cdn_answer(lab: Lab) -> None:
 def check_noise_pmtu_blackhole(lab: Lab) -> None:
     for ip, sni in ((X_IP, "x.com"), (X_IP, "example.org"), (CANARY_IP, "example.org")):
         stuck = tls(lab, ip, sni)
+        if sni not in topology.SITES["x"] and ip == X_IP and unknown_sni(lab, ip) == "alert":
+            # An alert fits in one small segment: the real origin's refusal gets through.
+            assert stuck["outcome"] == "alert", stuck
+            continue
         assert (stuck["outcome"], stuck["stage"]) == ("timeout", "handshake"), sni
     assert http(lab, "http://x.com/", X_IP)["status"] == 301  # small answers pass
     assert dns(lab, "x.com")["rcode"] == "NOERROR"
@@ -373,10 +398,19 @@ def test_every_scenario_has_a_symptom_check() -> None:
     assert sorted(CHECKS) == sorted(scenario_ids())
 
 
+@pytest.fixture(scope="module", params=UNKNOWN_SNI_BEHAVIOURS)
+def origins(request: pytest.FixtureRequest, lab: Lab) -> Iterator[UnknownSni]:
+    """Each way a real origin answers a name it does not host, in turn (see censornet.origins)."""
+    behaviour: UnknownSni = request.param
+    lab.set_origins(OriginSettings(unknown_sni=behaviour))
+    yield behaviour
+    lab.set_origins(OriginSettings())
+
+
 @pytest.mark.parametrize("scenario_id", scenario_ids())
 @pytest.mark.lab
 @pytest.mark.slow
-def test_scenario_produces_its_symptom(lab: Lab, scenario_id: str) -> None:
+def test_scenario_produces_its_symptom(lab: Lab, origins: UnknownSni, scenario_id: str) -> None:
     apply_scenario(lab, scenario_id)
     CHECKS[scenario_id](lab)
 
@@ -393,7 +427,7 @@ def test_switching_scenarios_leaves_no_state(lab: Lab) -> None:
     assert tls(lab, X_IP, "x.com")["outcome"] == "reset"
     assert tls(lab, X_IP, "example.org")["outcome"] == "timeout"
     apply_scenario(lab, "sni-residual")  # re-applying empties the residual list
-    assert tls(lab, X_IP, "example.org")["outcome"] == "ok"
+    assert answered(tls(lab, X_IP, "example.org"))
     apply_scenario(lab, "sni-throttle-shape")
     apply_scenario(lab, "clean")
     assert "htb" not in lab.run("isp1", ["tc", "qdisc", "show", "dev", "to-v1a"]).stdout

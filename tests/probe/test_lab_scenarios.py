@@ -2,13 +2,16 @@
 
 Each scenario is applied to isp1 (or globally), the probe runs at v1a with the lab's config, and
 every endpoint's verdict AND method must be one the scenario expects. Noise scenarios must never
-end `blocked`. The control helper in the ctrl namespace answers the probe's comparisons.
+end `blocked`. The control helper in the ctrl namespace answers the probe's comparisons. The whole
+catalogue runs once per way the lab's origins answer a name they do not host (their default
+certificate, their own certificate, a TLS alert): the verdicts must not depend on it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import pytest
 
 from censornet.catalogue import Scenario, load_catalogue
 from censornet.lab import Lab
+from censornet.origins import UNKNOWN_SNI_BEHAVIOURS, OriginSettings, UnknownSni
 from censornet.scenario import apply_scenario
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -56,8 +60,19 @@ def mismatches(scenario: Scenario, document: dict[str, Any]) -> list[str]:
     return wrong
 
 
+@pytest.fixture(scope="module", params=UNKNOWN_SNI_BEHAVIOURS)
+def origins(request: pytest.FixtureRequest, session_lab: Lab) -> Iterator[UnknownSni]:
+    """Each way a real origin answers a name it does not host, in turn (see censornet.origins)."""
+    behaviour: UnknownSni = request.param
+    session_lab.set_origins(OriginSettings(unknown_sni=behaviour))
+    yield behaviour
+    session_lab.set_origins(OriginSettings())
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
-def test_probe_verdicts_match_the_scenario(session_lab: Lab, scenario: Scenario) -> None:
+def test_probe_verdicts_match_the_scenario(
+    session_lab: Lab, origins: UnknownSni, scenario: Scenario
+) -> None:
     """The probe's verdict and method for every X endpoint are what the scenario models."""
     apply_scenario(session_lab, scenario.id, isp="isp1" if scenario.scope == "isp" else None)
     document = run_probe(session_lab)
