@@ -14,6 +14,7 @@ import typer
 from censornet import topology
 from censornet.lab import Lab
 from censornet.netns import LabError
+from censornet.origins import OriginSettings
 
 app = typer.Typer(help="The mock censor network (network namespaces + netfilter + real servers).")
 
@@ -23,13 +24,33 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+UNKNOWN_SNI_HELP = (
+    "how the web origins answer a name they do not host: default-cert (nginx's default server, "
+    "a certificate for another name), own-cert (the site's certificate for any name) or alert "
+    "(unrecognized_name); one for all, or e.g. 'default-cert,twimg=alert' "
+    "(default: $BLOCKPROBE_LAB_UNKNOWN_SNI, else default-cert)"
+)
+
+
+def _origin_settings(spec: str | None) -> OriginSettings | None:
+    if spec is None:
+        return None
+    try:
+        return OriginSettings.parse(spec)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
-def up() -> None:
+def up(
+    unknown_sni: Annotated[str | None, typer.Option(help=UNKNOWN_SNI_HELP)] = None,
+) -> None:
     """Build the lab (removing a leftover of a crashed run first) and start its servers."""
     started = time.monotonic()
+    settings = _origin_settings(unknown_sni)
     try:
-        lab = Lab.up()
-    except LabError as exc:
+        lab = Lab.up(origins=settings)
+    except (LabError, ValueError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(
         f"lab {lab.prefix!r} up in {time.monotonic() - started:.2f} s ({lab.mode} mode); "
@@ -76,6 +97,27 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     assert isinstance(scenarios, dict)
     for isp, scenario in scenarios.items():
         typer.echo(f"  {isp}: scenario {scenario}")
+    typer.echo(f"  origins: unknown SNI answered with {json.dumps(info['origins'])}")
+
+
+@app.command()
+def origins(
+    unknown_sni: Annotated[str, typer.Option(help=UNKNOWN_SNI_HELP)],
+) -> None:
+    """Switch how the running lab's web origins answer names they do not host."""
+    settings = _origin_settings(unknown_sni)
+    assert settings is not None
+    try:
+        lab = Lab.locate()
+        started = time.monotonic()
+        lab.set_origins(settings)
+    except LabError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"origins answer unknown names with {unknown_sni} "
+        f"(nginx reloaded in {time.monotonic() - started:.2f} s)",
+        err=True,
+    )
 
 
 @app.command("list")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from censornet import topology
+from censornet.nameservers import NameServers, resolvers
 from censornet.netns import LabError, Mode, Shell, choose_mode, start_holder
 from censornet.origins import OriginServer, OriginSettings, read_state, write_state
 from censornet.processes import Tracked
@@ -31,6 +32,8 @@ CENSOR_CHAINS: dict[str, tuple[tuple[str, str], ...]] = {
     "nat": (("BP_NAT_PRE", "PREROUTING"),),
 }
 READY_TIMEOUT = 30.0
+# The real DNS servers a lab runs: nsd (authoritative) and one unbound per resolver.
+DNS_SERVER_NAMES: tuple[str, ...] = ("nsd", *(f"unbound-{r.name}" for r in resolvers()))
 # The probe config the control vantage's helper uses (the lab's resolvers, canaries, platforms).
 LAB_PROBE_CONFIG = Path(__file__).resolve().parent.parent / "config" / "lab" / "probe-lab.toml"
 
@@ -236,22 +239,29 @@ class Lab:
             path.write_text(f"# blockprobe lab: {vantage.name}\nnameserver {resolver}\n")
             path.chmod(0o644)
 
+    def _spawn(self, name: str, role: str, argv: Sequence[str]) -> Tracked:
+        """Start ``argv`` in ``role``'s namespace, logging to logs/NAME.log; track it."""
+        log = (self.state_dir / "logs" / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            self.command(role, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+        tracked = Tracked.of(name, proc.pid)
+        self.servers = [s for s in self.servers if s.name != name] + [tracked]
+        return tracked
+
     def _start_servers(self) -> None:
         ready_dir = self.state_dir / "ready"
         for role in SERVER_ROLES:
             (ready_dir / role).unlink(missing_ok=True)
-            log = (self.state_dir / "logs" / f"{role}.log").open("ab")
             argv = [sys.executable, "-m", "censornet.servers", role, "--state", str(self.state_dir)]
-            proc = subprocess.Popen(
-                self.command(role, argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-            log.close()
-            self.servers.append(Tracked.of(role, proc.pid))
+            self._spawn(role, role, argv)
         origin = self._start_origins()
+        names = self._start_name_servers()
         self._start_helper()
         deadline = time.monotonic() + READY_TIMEOUT
         nginx = next(s for s in self.servers if s.name == "nginx")
@@ -260,8 +270,11 @@ class Lab:
         except LabError as exc:
             log_tail = (self.state_dir / "logs" / "nginx.log").read_text()[-1500:]
             raise LabError(f"{exc}:\n{log_tail}") from None
+        names.wait_ready(
+            deadline, {s.name: s.alive for s in self.servers if s.name in DNS_SERVER_NAMES}
+        )
         for server in self.servers:
-            if server.name in ("helper", "nginx"):
+            if server.name not in SERVER_ROLES:
                 continue
             while not (ready_dir / server.name).exists():
                 if not server.alive():
@@ -277,18 +290,34 @@ class Lab:
         from censornet.policy import Policy
 
         origin = OriginServer(self.state_dir, self.mode)
-        argv = origin.prepare(self.origins, Policy())
-        log = (self.state_dir / "logs" / "nginx.log").open("ab")
-        proc = subprocess.Popen(
-            self.command(topology.INET, argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        log.close()
-        self.servers.append(Tracked.of("nginx", proc.pid))
+        self._spawn("nginx", topology.INET, origin.prepare(self.origins, Policy()))
         return origin
+
+    def _start_name_servers(self) -> NameServers:
+        """Start nsd (authoritative) and the unbound resolvers (not yet waited for)."""
+        names = NameServers(self.state_dir)
+        names.prepare({})
+        self._spawn("nsd", topology.INET, names.nsd_argv())
+        for site in resolvers():
+            self._spawn(f"unbound-{site.name}", site.role, names.unbound_argv(site.name))
+        return names
+
+    def restart_nsd(self) -> None:
+        """Restart nsd with its current configuration (its zone list changed) and wait for it."""
+        current = next((s for s in self.servers if s.name == "nsd"), None)
+        if current is not None:
+            current.stop()
+        log = self.state_dir / "logs" / "nsd.log"
+        log.unlink(missing_ok=True)
+        names = NameServers(self.state_dir)
+        started = self._spawn("nsd", topology.INET, names.nsd_argv())
+        self._save()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not (log.exists() and "nsd started" in log.read_text(errors="replace")):
+            if not started.alive() or time.monotonic() > deadline:
+                tail = log.read_text()[-800:] if log.exists() else ""
+                raise LabError(f"nsd did not restart: {tail}")
+            time.sleep(0.02)
 
     @property
     def helper_url(self) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from censornet import topology
 from censornet.catalogue import CHAINS, Scenario, get_scenario
 from censornet.lab import Lab
+from censornet.nameservers import CONTROL_RESOLVER, NameServers, resolvers
 from censornet.netns import LabError
 from censornet.policy import Policy, policy_path, write_policy
 from censornet.servers.injector import POLL_INTERVAL as INJECTOR_POLL_INTERVAL
@@ -132,6 +133,7 @@ def reset_script(
 def _install(lab: Lab, scenario: Scenario | None, targets: Sequence[str]) -> None:
     injector_moves = False
     origins_move: Policy | None = None
+    policies: dict[str, Policy] = {}
     for role in CENSOR_ROLES:
         applied = scenario if scenario is not None and role in targets else None
         policy = applied.policy_for(role) if applied else Policy()
@@ -140,8 +142,10 @@ def _install(lab: Lab, scenario: Scenario | None, targets: Sequence[str]) -> Non
         if role == topology.INET and before.web != policy.web:
             origins_move = policy
         write_policy(lab.state_dir, role, policy)
+        policies[role] = policy
     if origins_move is not None:
         lab.reload_origins(origins_move)  # nginx renders the web rules; waits for the reload
+    _switch_name_servers(lab, policies)
     generation = _next_generation(lab.state_dir)
     lab.shell.script(reset_script(lab, scenario, targets, generation), timeout=SCRIPT_TIMEOUT)
     if injector_moves:
@@ -152,6 +156,22 @@ def _install(lab: Lab, scenario: Scenario | None, targets: Sequence[str]) -> Non
         if scenario is not None and (isp.name in targets or topology.INET in targets):
             record = {"id": scenario.id, "scope": scenario.scope}
         _write_json(lab.state_dir / "scenario" / f"{isp.name}.json", record)
+
+
+def _switch_name_servers(lab: Lab, policies: dict[str, Policy]) -> None:
+    """Render nsd's zone list and every unbound's censoring; reload what changed and empty every
+    resolver's cache (nothing a previous scenario resolved is remembered)."""
+    names = NameServers(lab.state_dir)
+    inet = policies.get(topology.INET, Policy())
+    if names.write_nsd(inet.authoritative):
+        lab.restart_nsd()
+    for site in resolvers():
+        policy = policies.get(site.role, Policy())
+        rules = policy.control_resolver if site.name == CONTROL_RESOLVER else policy.resolver
+        if names.write_unbound(site, rules):
+            names.reload_resolver(site.name)
+        else:
+            names.flush_resolver(site.name)
 
 
 def _current_policy(state_dir: Path, role: str) -> Policy:

@@ -34,9 +34,11 @@ class ForwardingResolver:
         *,
         port: int = 53,
         timeout: float = UPSTREAM_TIMEOUT,
+        recursive: bool = False,
     ) -> None:
         self.upstream = upstream
         self.port = port
+        self.recursive = recursive  # ask with RD (the upstream is a resolver, not authoritative)
         self.timeout = timeout
         self._rules = rules
 
@@ -57,7 +59,8 @@ class ForwardingResolver:
         """The upstream's answer to ``query``'s question, as a response to ``query``."""
         question = query.question[0]
         upstream_query = dns.message.make_query(question.name, question.rdtype, question.rdclass)
-        upstream_query.flags &= ~dns.flags.RD
+        if not self.recursive:
+            upstream_query.flags &= ~dns.flags.RD
         try:
             upstream = await dns.asyncquery.udp(
                 upstream_query, self.upstream, timeout=self.timeout, port=self.port

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Protocol
 
 from censornet import topology
+from censornet.nameservers import DELAY_FORWARDER_PORT
 from censornet.pki import ensure_pki
 from censornet.policy import PolicyWatcher
-from censornet.servers.authoritative import Authoritative
 from censornet.servers.certificates import (
     InterceptionCertificates,
     server_context,
@@ -48,11 +48,6 @@ class Service(Protocol):
     async def close(self) -> None: ...
 
 
-def site_addresses() -> tuple[str, ...]:
-    """The addresses of the platform and canary web servers (X_CDN_ALT_IP included)."""
-    return tuple(ip for ip in topology.server_ips() if ip not in INFRASTRUCTURE_IPS)
-
-
 def inet_services(state_dir: Path) -> list[Service]:
     """The servers of the ``inet`` namespace."""
     pki = ensure_pki(state_dir)
@@ -60,32 +55,30 @@ def inet_services(state_dir: Path) -> list[Service]:
     sites = SiteApp(watcher.current)
     self_signed = server_context(pki.self_signed_cert, pki.key("blockpage-selfsigned"))
     control_tls = server_context(pki.control_cert, pki.key("control"))
-    dot_tls = server_context(pki.control_cert, pki.key("control"), alpn=("dot",))
-    control = ForwardingResolver(topology.AUTH_DNS_IP, lambda: watcher.current().control_resolver)
-    authoritative = Authoritative(topology.ZONE, lambda: watcher.current().authoritative)
+    # The control resolver is unbound (censornet.nameservers), on ports 53 and 853. Its DoH
+    # front stays here: unbound's DoH speaks HTTP/2 only, public DoH services HTTP/1.1 as well.
+    unbound = ForwardingResolver(topology.CONTROL_RESOLVER_IP, lambda: (), recursive=True)
     return [
         WebServer([topology.BLOCKPAGE_IP], 80, blockpage_app),
         WebServer([topology.BLOCKPAGE_IP], 443, blockpage_app, certificates=lambda _: self_signed),
         WebServer([topology.MITM_IP], 443, sites, certificates=InterceptionCertificates(pki)),
-        DnsServer(topology.AUTH_DNS_IP, 53, authoritative),
-        DnsServer(topology.CONTROL_RESOLVER_IP, 53, control),
         WebServer(
             [topology.CONTROL_RESOLVER_IP],
             443,
-            doh_app(control),
+            doh_app(unbound),
             certificates=lambda _: control_tls,
         ),
-        DnsServer(topology.CONTROL_RESOLVER_IP, 853, control, tls=dot_tls),
     ]
 
 
 def isp_services(state_dir: Path, name: str) -> list[Service]:
     """The servers of ISP ``name``'s censor/router namespace."""
-    isp = topology.isp(name)
     watcher = PolicyWatcher(state_dir, name)
-    resolver = ForwardingResolver(topology.AUTH_DNS_IP, lambda: watcher.current().resolver)
+    # The ISP resolver is unbound (censornet.nameservers); names it must answer late go through
+    # this forwarder on the namespace's loopback, which adds the delay (a distant upstream).
+    distant = ForwardingResolver(topology.AUTH_DNS_IP, lambda: watcher.current().resolver)
     return [
-        DnsServer(isp.resolver, 53, resolver),
+        DnsServer("127.0.0.1", DELAY_FORWARDER_PORT, distant),
         TransparentProxy(watcher.current),
         DnsInjector(watcher.current),
         RstInjector(lambda: watcher.current().rst_inject),
