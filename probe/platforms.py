@@ -140,6 +140,10 @@ class Platform(_Frozen):
                 throughput_url=e.throughput_url if self.throughput else None,
                 upload_url=e.upload_url if self.upload else None,
                 cert_names=self.cert_names,
+                no_large_object=self.throughput
+                and e.throughput_url is None
+                and e.upload_url is None
+                and e.url.startswith("https://"),
             )
             for e in self.endpoints
         )

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from probe import __version__
 from probe.budget import DataBudget, bytes_transferred
 from probe.config import ProbeConfig
-from probe.flows.plan import EndpointPlan, MeasureSettings
+from probe.flows.plan import NO_LARGE_OBJECT_NOTE, EndpointPlan, MeasureSettings
 from probe.model import (
     EndpointResult,
     Measurement,
@@ -395,6 +395,9 @@ async def _measure_one(
         local = Observations()
     else:
         verdict = classify(plan, local, control, canaries)
+        if plan.no_large_object and verdict.verdict in ("reachable", "throttled"):
+            evidence = (*verdict.evidence, NO_LARGE_OBJECT_NOTE)
+            verdict = verdict.model_copy(update={"evidence": evidence})
     measurement = Measurement(
         measurement_id=str(uuid.uuid4()),
         platform=plan.platform,

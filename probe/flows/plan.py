@@ -32,6 +32,15 @@ class EndpointPlan:
     throughput_url: str | None = None  # a large object on this endpoint's host to stream
     upload_url: str | None = None  # where a budgeted POST body may be sent
     cert_names: tuple[str, ...] = ()  # names the platform's certificates are expected to carry
+    # The platform measures throughput but this https host has no large object to stream: its
+    # verdict can show a throttle only through the platform's other endpoints.
+    no_large_object: bool = False
+
+
+NO_LARGE_OBJECT_NOTE = (
+    "this host has no large object to stream, so a throttle cannot show here: "
+    "the platform's throughput verdict rests on its endpoints that have one"
+)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ CANARY_IP = topology.CANARY_IPS[0]
 RESOLVER1 = topology.isp("isp1").resolver
 CONTROL_RESOLVER = topology.CONTROL_RESOLVER_IP
 FORGED = "198.18.104.66"
+AVATAR = "https://pbs.twimg.com/profile_images/1683325380441128960/yRsRRjGO_normal.jpg"
 SHORT = "1.5"  # seconds: the timeout of probes expected to time out
 Result = dict[str, Any]
 # A policer of 16 kB/s (128 kbit/s) with a 32 kB burst: over 4 s at most (32 + 64) kB + one
@@ -265,7 +266,7 @@ def check_sni_throttle_police(lab: Lab) -> None:
     control = benign_rate(lab, "https://x.com/big", X_IP)
     assert down["kbps"] < 256 and up["kbps"] < 256, (down, up)
     assert control["outcome"] == "complete" and control["kbps"] > 20_000
-    assert http(lab, "https://x.com/", X_IP)["status"] == 200  # small objects still load
+    assert http(lab, AVATAR, MEDIA_IP)["status"] == 200  # small objects still load
 
 
 def check_sni_throttle_upload(lab: Lab) -> None:
@@ -276,7 +277,8 @@ def check_sni_throttle_upload(lab: Lab) -> None:
 
 
 def check_sni_throttle_stall(lab: Lab) -> None:
-    assert http(lab, "https://x.com/", X_IP)["status"] == 200  # a small page fits in 16 KB
+    assert http(lab, AVATAR, MEDIA_IP)["status"] == 200  # a 2.6 KB avatar fits in 16 KB
+    assert http(lab, "https://x.com/", X_IP)["outcome"] == "timeout"  # the 240 KB page does not
     stalled = rate(lab, "https://x.com/big", X_IP)
     # nginx writes 16 KB TLS records: the first one may not fit under the cut, and then not even
     # the response head can be decrypted (a timeout), as with a real origin.
