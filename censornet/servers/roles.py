@@ -1,5 +1,7 @@
-"""What each lab namespace runs: ``inet`` (sites, blockpage, MITM, DNS) or an ISP (resolver,
-transparent proxy, DNS injector), from start to the ready file to a clean SIGTERM exit.
+"""The Python servers of each lab namespace: ``inet`` (the MITM server, the control resolver's DoH
+front) or an ISP (transparent proxy, DNS and RST injectors, the forwarder standing for a distant or
+broken upstream), from start to the ready file to a clean SIGTERM exit. The origins, the blockpage
+server and the DNS servers are real software (``censornet.origins``, ``censornet.nameservers``).
 """
 
 from __future__ import annotations
@@ -26,19 +28,9 @@ from censornet.servers.injector import DnsInjector
 from censornet.servers.proxy import TransparentProxy
 from censornet.servers.resolver import ForwardingResolver
 from censornet.servers.rst_injector import RstInjector
-from censornet.servers.web import SiteApp, WebServer, blockpage_app
+from censornet.servers.web import SiteApp, WebServer
 
 log = logging.getLogger(__name__)
-
-INFRASTRUCTURE_IPS = frozenset(
-    {
-        topology.BLOCKPAGE_IP,
-        topology.MITM_IP,
-        topology.AUTH_DNS_IP,
-        topology.CONTROL_RESOLVER_IP,
-    }
-)
-
 
 class Service(Protocol):
     """Anything the role runs: started once, closed on shutdown."""
@@ -53,14 +45,11 @@ def inet_services(state_dir: Path) -> list[Service]:
     pki = ensure_pki(state_dir)
     watcher = PolicyWatcher(state_dir, topology.INET)
     sites = SiteApp(watcher.current)
-    self_signed = server_context(pki.self_signed_cert, pki.key("blockpage-selfsigned"))
     control_tls = server_context(pki.control_cert, pki.key("control"))
     # The control resolver is unbound (censornet.nameservers), on ports 53 and 853. Its DoH
     # front stays here: unbound's DoH speaks HTTP/2 only, public DoH services HTTP/1.1 as well.
     unbound = ForwardingResolver(topology.CONTROL_RESOLVER_IP, lambda: (), recursive=True)
     return [
-        WebServer([topology.BLOCKPAGE_IP], 80, blockpage_app),
-        WebServer([topology.BLOCKPAGE_IP], 443, blockpage_app, certificates=lambda _: self_signed),
         WebServer([topology.MITM_IP], 443, sites, certificates=InterceptionCertificates(pki)),
         WebServer(
             [topology.CONTROL_RESOLVER_IP],

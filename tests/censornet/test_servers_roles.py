@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from censornet import topology
+from censornet.nameservers import NameServers, resolvers
+from censornet.origins import OriginServer, OriginSettings
 from censornet.pki import ensure_pki
 from censornet.policy import HttpRule, InjectRule, Policy, TlsRule, write_policy
 
@@ -121,13 +124,29 @@ def test_roles_serve_in_a_namespace_and_stop_on_sigterm(tmp_path: Path) -> None:
         tls_proxy=(TlsRule(suffix="twitter.com", action="alert"),),
     )
     write_policy(state, "isp1", isp_policy)
+    # The real servers the roles work beside: nginx origins, nsd, and the unbound resolvers.
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    nginx = shlex.join(OriginServer(state, "netns").prepare(OriginSettings(), Policy()))
+    names = NameServers(state)
+    names.prepare({"isp1": isp_policy})
+    real = [shlex.join(names.nsd_argv())]
+    real += [shlex.join(names.unbound_argv(r.name)) for r in resolvers()]
+    start_real = "; ".join(
+        f'{argv} >>{tmp_path}/real.log 2>&1 & real="$real $!"' for argv in [nginx, *real]
+    )
+    wait_real = (
+        "import time; from pathlib import Path; from censornet.origins import OriginServer; "
+        "from censornet.nameservers import NameServers; "
+        f"s = Path({str(state)!r}); d = time.monotonic() + 20; "
+        "OriginServer(s, 'netns').wait_ready(d, None); NameServers(s).wait_ready(d, {})"
+    )
     (tmp_path / "checks.py").write_text(CHECKS)
     (tmp_path / "vantage.py").write_text(VANTAGE_QUERY)
     addresses = " ".join(topology.server_ips())
     py = sys.executable
     script = f"""
     ip link set lo up
-    for a in {addresses} 198.18.10.53; do ip addr add $a/32 dev lo; done
+    for a in {addresses} 198.18.10.53 198.18.20.53; do ip addr add $a/32 dev lo; done
     unshare --net sleep 30 >/dev/null 2>&1 &
     vantage=$!
     sleep 0.2
@@ -140,6 +159,8 @@ def test_roles_serve_in_a_namespace_and_stop_on_sigterm(tmp_path: Path) -> None:
     nsenter -t $vantage -n ip route add default via 198.18.11.1
     iptables -t nat -A PREROUTING -i to-v1a -p tcp --dport 80 -j REDIRECT --to-ports 8080
     iptables -t nat -A PREROUTING -i to-v1a -p tcp --dport 443 -j REDIRECT --to-ports 8443
+    {start_real}
+    {py} -c {shlex.quote(wait_real)}
     {py} -m censornet.servers inet --state {state} >{tmp_path}/inet.log 2>&1 &
     inet=$!
     {py} -m censornet.servers isp1 --state {state} >{tmp_path}/isp1.log 2>&1 &
@@ -153,6 +174,7 @@ def test_roles_serve_in_a_namespace_and_stop_on_sigterm(tmp_path: Path) -> None:
     kill -TERM $inet $isp $vantage
     wait $inet; echo "inet exit $?"
     wait $isp; echo "isp exit $?"
+    kill -TERM $real; wait $real
     """
     shell = subprocess.Popen(
         ["unshare", "--net", "sh", "-c", textwrap.dedent(script)],
