@@ -32,6 +32,7 @@ from censornet.servers.web import SiteApp, WebServer
 
 log = logging.getLogger(__name__)
 
+
 class Service(Protocol):
     """Anything the role runs: started once, closed on shutdown."""
 
