@@ -89,9 +89,16 @@ def test_x_platform_matches_the_contract():
         "https://twitter.com/",
         "http://twitter.com/",
     } <= urls
-    media = [p for p in x.plans() if p.throughput_url]
-    assert media and all("twimg.com" in p.domain for p in media)
+    streamed = {p.domain for p in x.plans() if p.throughput_url}
+    assert {"x.com", "pbs.twimg.com", "video.twimg.com"} == streamed
     assert all(p.cert_names and p.platform_domains == x.domains for p in x.plans())
+
+
+def test_x_hosts_without_a_large_object_are_marked():
+    """An https host with no large object (nor upload) says so: its verdict rests on others."""
+    plans = load_platforms([BUILTIN_DIR])["x"].plans()
+    marked = {p.url for p in plans if p.no_large_object}
+    assert {"https://twitter.com/", "https://t.co/", "https://abs.twimg.com/"} == marked
 
 
 def test_plans_drop_transfers_the_flags_forbid(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from probe.budget import DataBudget, bytes_transferred
 from probe.config import ProbeConfig
-from probe.flows.plan import EndpointPlan, MeasureSettings
+from probe.flows.plan import NO_LARGE_OBJECT_NOTE, EndpointPlan, MeasureSettings
 from probe.model import (
     DNSAnswer,
     DNSObservation,
@@ -588,3 +588,16 @@ def test_http_endpoints_that_only_redirect_to_https_do_not_make_a_block_partial(
     assert platform_summary("x", both, frozenset({"http://x.com/"})).partial
     fine = [row("https://x.com/", "reachable"), row("http://x.com/", "reachable")]
     assert not platform_summary("x", fine, frozenset({"http://x.com/"})).partial
+
+
+def test_a_host_without_a_large_object_says_where_the_throttle_shows():
+    """With throughput on, an https endpoint with no large object gets the evidence line; one
+    with an object, and a blocked endpoint, do not."""
+    fakes = Fakes(behaviour={"https://tp.test/reset": "reset"})
+    document, _ = fakes.run(make_config(), [platform("tp", "", "big", "reset", throughput=True)])
+    evidence = {r.target: r.evidence for r in document.results if r.target is not None}
+    assert NO_LARGE_OBJECT_NOTE in evidence["https://tp.test/"]
+    assert NO_LARGE_OBJECT_NOTE not in evidence["https://tp.test/big"]
+    assert NO_LARGE_OBJECT_NOTE not in evidence["https://tp.test/reset"]
+    document, _ = Fakes().run(make_config(), [platform("nt", "")])
+    assert all(NO_LARGE_OBJECT_NOTE not in r.evidence for r in document.results)
