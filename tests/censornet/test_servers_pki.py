@@ -74,7 +74,8 @@ def test_blockpage_self_signed_certificate_is_issued_by_no_lab_ca(pki: Pki) -> N
 def test_key_files_are_private(pki: Pki) -> None:
     """Every private key is mode 0600."""
     keys = sorted(pki.directory.glob("*.key"))
-    assert len(keys) == len(topology.SITES) + 5  # sites, control, blockpage x2, two CAs
+    # sites, control, blockpage x2, the origins' default certificate, two CAs
+    assert len(keys) == len(topology.SITES) + 6
     for key in keys:
         assert 0o600 == stat.S_IMODE(key.stat().st_mode), key
 
