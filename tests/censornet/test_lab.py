@@ -16,8 +16,12 @@ import pytest
 from censornet.lab import Lab, state_root
 from censornet.netns import LabError
 
-# What a lab runs: the Python servers per namespace, nginx (the web origins), the control helper.
-LAB_SERVERS = ("inet", "isp1", "isp2", "nginx", "helper")
+# What a lab runs: the Python servers per namespace, nginx (the web origins), nsd and the unbound
+# resolvers, the control helper.
+LAB_SERVERS = (
+    "inet", "isp1", "isp2", "nginx", "nsd", "unbound-isp1", "unbound-isp2", "unbound-control",
+    "helper",
+)  # fmt: skip
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
