@@ -162,14 +162,30 @@ class NameServers:
         text = render_unbound(site, rules, self.state_dir)
         return _write(self.unbound_conf(site.name), text)
 
-    def reload_resolver(self, name: str) -> None:
-        """Have unbound ``name`` re-read its configuration (and so empty its cache)."""
-        self._control(name, "reload")
-
-    def flush_resolver(self, name: str) -> None:
-        """Empty unbound ``name``'s cache."""
-        self._control(name, "flush_zone", ".")
-        self._control(name, "flush_infra", "all")
+    def refresh_resolvers(self, reload: Iterable[str], flush: Iterable[str]) -> None:
+        """At once: have the unbounds in ``reload`` re-read their configuration (which empties
+        every cache, the infrastructure cache too), and empty the answer cache of those in
+        ``flush``."""
+        commands: list[tuple[str, tuple[str, ...]]] = [(name, ("reload",)) for name in reload]
+        commands += [(name, ("flush_zone", ".")) for name in flush]
+        running = [
+            (name, command, subprocess.Popen(
+                [UNBOUND_CONTROL, "-c", str(self.unbound_conf(name)), *command],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            ))
+            for name, command in commands
+        ]  # fmt: skip
+        failed = []
+        for name, command, proc in running:
+            try:
+                out, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            if proc.returncode != 0:
+                failed.append(f"{' '.join(command)} for resolver {name}: {out.strip()[-300:]}")
+        if failed:
+            raise LabError("unbound-control failed: " + "; ".join(failed))
 
     def wait_ready(self, deadline: float, alive: dict[str, object]) -> None:
         """Wait until every unbound answers on its control socket and nsd has started."""
@@ -200,20 +216,6 @@ class NameServers:
             check=False,
         )
         return done.returncode == 0
-
-    def _control(self, name: str, *command: str) -> None:
-        done = subprocess.run(
-            [UNBOUND_CONTROL, "-c", str(self.unbound_conf(name)), *command],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
-        if done.returncode != 0:
-            raise LabError(
-                f"unbound-control {' '.join(command)} for resolver {name} failed: "
-                f"{(done.stdout + done.stderr).strip()[-400:]}"
-            )
 
 
 def _rules_for(site: ResolverSite, policy_of: dict[str, Policy]) -> tuple[DnsRule, ...]:

@@ -163,15 +163,18 @@ def _switch_name_servers(lab: Lab, policies: dict[str, Policy]) -> None:
     resolver's cache (nothing a previous scenario resolved is remembered)."""
     names = NameServers(lab.state_dir)
     inet = policies.get(topology.INET, Policy())
-    if names.write_nsd(inet.authoritative):
+    zones_changed = names.write_nsd(inet.authoritative)
+    if zones_changed:
         lab.restart_nsd()
+    reload: list[str] = []
+    flush: list[str] = []
     for site in resolvers():
         policy = policies.get(site.role, Policy())
         rules = policy.control_resolver if site.name == CONTROL_RESOLVER else policy.resolver
-        if names.write_unbound(site, rules):
-            names.reload_resolver(site.name)
-        else:
-            names.flush_resolver(site.name)
+        changed = names.write_unbound(site, rules)
+        # A new zone list: forget what the resolvers learnt about nsd (lame zones) as well.
+        (reload if changed or zones_changed else flush).append(site.name)
+    names.refresh_resolvers(reload, flush)
 
 
 def _current_policy(state_dir: Path, role: str) -> Policy:
