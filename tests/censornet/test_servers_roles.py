@@ -23,7 +23,7 @@ from censornet import topology
 from censornet.nameservers import NameServers, resolvers
 from censornet.origins import OriginServer, OriginSettings
 from censornet.pki import ensure_pki
-from censornet.policy import HttpRule, InjectRule, Policy, TlsRule, write_policy
+from censornet.policy import DnsRule, HttpRule, InjectRule, Policy, TlsRule, write_policy
 
 pytestmark = [
     pytest.mark.privileged,
@@ -119,6 +119,8 @@ def test_roles_serve_in_a_namespace_and_stop_on_sigterm(tmp_path: Path) -> None:
     state = tmp_path / "state"
     ensure_pki(state)
     isp_policy = Policy(
+        # The real answer comes late (a distant upstream), so the forged one wins the race.
+        resolver=(DnsRule(suffix="twitter.com", action="answer", delay_ms=300),),
         inject=(InjectRule(suffix="twitter.com", answer="10.10.34.34"),),
         http_proxy=(HttpRule(suffix="x.com", action="blockpage"),),
         tls_proxy=(TlsRule(suffix="twitter.com", action="alert"),),
