@@ -1,7 +1,7 @@
 """Report latency over millions of stored measurements, ingest rate with rollups, dashboard load.
 
-Bulk-loads synthetic measurements into a migrated SQLite collector database in /tmp (rows and
-rollups written directly with executemany, as ingest would have left them), then times the
+Bulk-loads synthetic measurements into a migrated SQLite collector database in /tmp (rows,
+rollups and runs written directly with executemany, as ingest would have left them), then times the
 reachability and incidents reports, the dashboard page through the app in-process, and ingest
 of signed bundles through ``Ingestor`` with the rollup hook on.
 
@@ -40,6 +40,7 @@ from reports.incidents import incidents
 from reports.model import ReportQuery
 from reports.query import reachability
 from reports.rollup import rebuild_networks
+from reports.runs import FAILING, run_verdict
 from tests.collectors.factories import make_key, make_measurement
 
 PLATFORMS = ["x", "youtube", "whatsapp", "telegram", "facebook", "instagram", "tiktok", "signal"]
@@ -92,6 +93,7 @@ def bulk_load(path: Path, total: int) -> float:
     methods: Counter[tuple[str, int, str, str, int, str]] = Counter()
     presence: set[tuple[str, str, str, int, int, str, str]] = set()
     digests: dict[tuple[str, int, str, str, int], str] = {}
+    runs: dict[tuple[str, str], list[object]] = {}  # (digest, platform): run fields, counts
     written, log_index, carry = 0, 0, 0.0
     batch: list[tuple[object, ...]] = []
     for hour in range(hours):
@@ -110,8 +112,14 @@ def bulk_load(path: Path, total: int) -> float:
                 for platform in PLATFORMS:
                     carry += per_slot
                     n, carry = int(carry), carry - int(carry)
+                    run: list[object] = [cc, asn, key_id, hb, Counter(), Counter()]
+                    if n:
+                        runs[(digest, platform)] = run
                     for _ in range(n):
                         verdict, method = verdict_for(rng, platform, asn, hour)
+                        run[4][verdict] += 1  # type: ignore[index]
+                        if method:
+                            run[5][(verdict, method)] += 1  # type: ignore[index]
                         batch.append(
                             (digest, "m", platform, "t", "d", cc, asn, verdict, method, stamp, "{}")
                         )
@@ -152,6 +160,12 @@ def bulk_load(path: Path, total: int) -> float:
         rows.add(("hour", b, plat, cc, a, f))
         rows.add(("day", b - b % 86400, plat, cc, a, f))
     db.executemany("INSERT INTO report_confirmations VALUES (?,?,?,?,?,?)", sorted(rows))
+    db.executemany(
+        "INSERT INTO report_runs (bundle_digest, platform, country, asn, key_id, started, verdict,"
+        " method, failing, network_down, measurements, failures, first_failure, last_failure,"
+        " kbps, control_kbps, label) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        _run_rows(runs),
+    )
     db.execute("UPDATE log_head SET size = ?", (log_index,))
     db.commit()
     db.close()
@@ -165,6 +179,26 @@ def bulk_load(path: Path, total: int) -> float:
         f" in {time.perf_counter() - began:.0f} s"
     )
     return time.perf_counter() - began
+
+
+def _run_rows(runs: dict[tuple[str, str], list[object]]) -> list[tuple[object, ...]]:
+    """``report_runs`` rows, as ingest makes them (``reports.runs.run_rows``)."""
+    out: list[tuple[object, ...]] = []
+    for (digest, platform), (cc, asn, key_id, started, verdicts, methods) in runs.items():
+        assert isinstance(verdicts, Counter) and isinstance(methods, Counter)
+        verdict = run_verdict(verdicts)
+        chosen = [(n, m) for (v, m), n in methods.items() if v == verdict]
+        method = min(chosen, key=lambda nm: (-nm[0], nm[1]))[1] if chosen else None
+        failures = sum(verdicts[k] for k in FAILING)
+        failing = verdict in FAILING
+        moment = float(started)  # type: ignore[arg-type]
+        out.append(
+            (digest, platform, cc, asn, key_id, moment, verdict, method, int(failing))
+            + (int(method == "outage.local"), sum(verdicts.values()), failures)
+            + (moment if failures else None, moment if failures else None, None, None)
+            + (f"net{asn}",)
+        )
+    return out
 
 
 def _flush(db: sqlite3.Connection, batch: list[tuple[object, ...]]) -> None:
@@ -212,6 +246,7 @@ def bench_queries(path: Path) -> None:
     timed("incidents hour, x, 30 days", run(incidents, q(since=w30, platform="x")))
     timed("incidents hour, all, 7 days", run(incidents, q(since=w7)))
     timed("incidents hour, all, 30 days", run(incidents, q(since=w30)))
+    timed("incidents, all, 2 days", run(incidents, q(since=end - timedelta(days=2))))
     engine.dispose()
 
     app = create_app(CollectorSettings(data_dir=path.parent, database_url=f"sqlite:///{path}"))

@@ -2,18 +2,21 @@
 
 ``python -m censornet.demo`` (``make demo``), about a minute on two cores:
 
-1. the mock censor network comes up, and a collector (SQLite in a temporary directory) is started
-   in its uncensored control namespace;
+1. the mock censor network comes up, and a collector is started in its uncensored control
+   namespace, with its data (SQLite, log key) in ``out/collector``;
 2. three probes, each with its own state directory (keys, outbox) and vantage labels, measure X
    with ``blockprobe run --platform x --upload``: v1a and v1b behind isp1 (PK, AS64501), v2a
    behind isp2 (PK, AS64502);
 3. phases: clean; isp1 resets TLS connections naming X (SNI) while isp2 throttles X; isp1 shuts
    its network down (its probes' bundles wait in their outboxes), then the shutdown is lifted and
-   the outboxes drained with ``blockprobe upload``;
-4. the collector's reachability report and incidents are printed, the dashboard written to
-   ``out/dashboard.html``, and a table of what each probe saw in each phase.
+   the outboxes drained with ``blockprobe upload``; finally everything is clean again;
+4. the incidents are printed beside the phases' start times, the dashboard written to
+   ``out/dashboard.html`` (with the bundles' pages beside it), an evidence pack of the block to
+   ``out/evidence-ID``, and the commands to explore the data further.
 
-The lab is always torn down and the collector stopped (by PID), also on Ctrl-C, SIGTERM or error.
+The collector's data stays in ``out/collector`` (``rm -rf out/collector`` removes it; the next
+demo replaces it). The lab is always torn down and the collector stopped (by PID), also on
+Ctrl-C, SIGTERM or error.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -83,6 +87,7 @@ PHASES: tuple[Phase, ...] = (
         note="isp1's probes cannot reach the collector: their bundles wait in the outbox",
     ),
 )
+RECOVERED = Phase("recovered", "no interference anywhere again", {})
 
 
 @dataclass
@@ -97,6 +102,10 @@ class DemoResult:
     step: str = "starting"  # what the demo was doing (named in an error message)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     drains: dict[str, str] = field(default_factory=dict)
+    phase_starts: dict[str, str] = field(default_factory=dict)  # phase: UTC start (ISO)
+    data_dir: str = ""
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    evidence_pack: str = ""
     seconds: float = 0.0
 
 
@@ -194,9 +203,35 @@ def summary_table(result: DemoResult) -> None:
         )
 
 
+def run_phase(
+    lab: Lab, phase: Phase, number: int, probes: list[ProbeSite], url: str, result: DemoResult
+) -> None:
+    """Apply a phase and run its rounds of probes."""
+    result.step = f"phase {phase.name}"
+    apply_phase(lab, phase)
+    result.phase_starts[phase.name] = datetime.now(UTC).isoformat()
+    scenarios = ", ".join(f"{i}: {phase.scenarios.get(i, 'clean')}" for i in ASNS)
+    say(f"\n== phase {number}/{len(PHASES) + 1} {phase.name}: {phase.title}")
+    say(f"   started {result.phase_starts[phase.name][11:19]} UTC; scenarios: {scenarios}")
+    if phase.note:
+        say(f"   ({phase.note})")
+    for round_number in range(1, phase.rounds + 1):
+        if phase.rounds > 1:
+            say(f"   round {round_number}/{phase.rounds}")
+        for outcome in run_probes(lab, probes, url, PLATFORM):
+            show_outcome(outcome)
+            label = phase.name + (f" #{round_number}" if phase.rounds > 1 else "")
+            result.outcomes.append(_row(label, outcome))
+
+
 def run_demo(lab: Lab, work: Path, out_dir: Path, result: DemoResult) -> None:
     """Everything between lab up and lab down (the caller tears down)."""
-    collector = Collector(lab, work / "collector")
+    data = (out_dir / "collector").resolve()
+    if data.exists():
+        say(f"replacing the previous demo's collector data in {data}")
+        shutil.rmtree(data)
+    collector = Collector(lab, data)
+    result.data_dir = str(data)
     result.collector_url = collector.url
     try:
         result.step = "starting the collector"
@@ -212,18 +247,7 @@ def run_demo(lab: Lab, work: Path, out_dir: Path, result: DemoResult) -> None:
                 f" state in {site.state_dir}"
             )
         for number, phase in enumerate(PHASES, start=1):
-            result.step = f"phase {phase.name}"
-            apply_phase(lab, phase)
-            scenarios = ", ".join(f"{i}: {phase.scenarios.get(i, 'clean')}" for i in ASNS)
-            say(f"\n== phase {number}/{len(PHASES)} {phase.name}: {phase.title}")
-            say(f"   scenarios: {scenarios}" + (f"  ({phase.note})" if phase.note else ""))
-            for round_number in range(1, phase.rounds + 1):
-                if phase.rounds > 1:
-                    say(f"   round {round_number}/{phase.rounds}")
-                for outcome in run_probes(lab, probes, collector.url, PLATFORM):
-                    show_outcome(outcome)
-                    label = phase.name + (f" #{round_number}" if phase.rounds > 1 else "")
-                    result.outcomes.append(_row(label, outcome))
+            run_phase(lab, phase, number, probes, collector.url, result)
         say("\n== the shutdown is lifted: isp1's probes drain their outboxes (blockprobe upload)")
         result.step = "draining the outboxes"
         reset_lab(lab)
@@ -238,35 +262,76 @@ def run_demo(lab: Lab, work: Path, out_dir: Path, result: DemoResult) -> None:
                 say(f"   {site.vantage}: {line}")
         else:
             say("   (no bundle was waiting)")
+        run_phase(lab, RECOVERED, len(PHASES) + 1, probes, collector.url, result)
     finally:
         collector.stop()
     say(f"collector stopped (pid {result.collector_pid})")
 
-    data_dir = str(collector.data_dir)
+    write_reports(str(collector.data_dir), out_dir, result)
+
+
+def write_reports(data_dir: str, out_dir: Path, result: DemoResult) -> None:
+    """Incidents beside the phases, the dashboard, an evidence pack, and what to run next."""
     result.step = "writing the reports"
-    say("\n== reachability of X per network and hour (blockprobe report reachability)")
-    say("   measurements taken within one hour fall in the same hourly bucket, so each row sums")
-    say("   up all phases; 'confirmed' means two probes of that network saw the same method")
-    say(indent(report(["reachability", "--data-dir", data_dir, "--bucket", "hour"])))
-    report(
-        ["reachability", "--data-dir", data_dir, "--bucket", "hour"]
-        + ["--format", "json", "--output", str(out_dir / "reachability.json")]
-    )
-    say("   (a throttle that slows only X's large transfers leaves most endpoints reachable, so")
-    say("   isp2's hourly cell can stay reachable; the probes' own verdicts below show it)")
-    say("\n== incidents (blockprobe report incidents)")
-    say(indent(report(["incidents", "--data-dir", data_dir, "--bucket", "hour"])))
-    report(
-        ["incidents", "--data-dir", data_dir, "--bucket", "hour"]
-        + ["--format", "json", "--output", str(out_dir / "incidents.json")]
-    )
+    say("\n== what each probe saw")
+    summary_table(result)
+    say("\n== incidents (blockprobe report incidents), at the measurements' own times")
+    say(indent(report(["incidents", "--data-dir", data_dir])))
+    report(["incidents", "--data-dir", data_dir, "--format", "json"]
+           + ["--output", str(out_dir / "incidents.json")])  # fmt: skip
+    report(["reachability", "--data-dir", data_dir, "--format", "json"]
+           + ["--output", str(out_dir / "reachability.json")])  # fmt: skip
+    found = json.loads((out_dir / "incidents.json").read_text())["result"]
+    result.incidents = found
+    say("   phase starts (UTC): " + ", ".join(
+        f"{name} {start[11:19]}" for name, start in result.phase_starts.items()
+    ))  # fmt: skip
+    for inc in found:
+        phase = phase_of(inc["started_at"], result.phase_starts)
+        what = f"{inc['platform']} {inc['kind']}" if inc["platform"] else "network outage"
+        say(
+            f"   {what} on AS{inc['asn']} ({inc['network']}): first failing"
+            f" measurement {inc['started_at'][11:23]}, in phase {phase}"
+        )
     dashboard = out_dir / "dashboard.html"
     report(["dashboard", "--data-dir", data_dir, "--output", str(dashboard)])
     result.dashboard = str(dashboard.resolve())
+    say(f"\ndashboard written to {result.dashboard} (bundle pages beside it, in bundles/)")
+    block = next((i for i in found if i["kind"] == "blocked"), found[0] if found else None)
+    if block is not None:
+        pack = out_dir / f"evidence-{block['id']}"
+        if pack.exists():
+            shutil.rmtree(pack)
+        report(["evidence", block["id"], "--data-dir", data_dir, "--output", str(pack)])
+        result.evidence_pack = str(pack)
+        say(f"evidence pack of the {block['kind']} incident {block['id']} written to {pack}")
+    next_commands(data_dir, out_dir, block["id"] if block else "INCIDENT_ID")
 
-    say("\n== what each probe saw")
-    summary_table(result)
-    say(f"\ndashboard written to {result.dashboard}")
+
+def phase_of(moment: str, starts: dict[str, str]) -> str:
+    """The phase running at ``moment`` (ISO times compare as text when both are UTC)."""
+    stamp = moment.replace("Z", "+00:00")
+    current = "before the first phase"
+    for name, start in starts.items():
+        if start <= stamp:
+            current = name
+    return current
+
+
+def next_commands(data_dir: str, out_dir: Path, incident: str) -> None:
+    """What to run next on the data the demo left."""
+    bp = f"{Path(PYTHON).parent}/blockprobe"
+    pack = out_dir / f"evidence-{incident}"
+    say("\n== explore the data the demo left (the collector's data is in " + data_dir + ")")
+    say(f"   {bp} report incidents --data-dir {data_dir}")
+    say(f"   {bp} report reachability --data-dir {data_dir} --country pk --format csv")
+    say(f"   {bp} report dashboard --data-dir {data_dir} --output {out_dir}/dashboard.html")
+    say(f"   {bp} report evidence {incident} --data-dir {data_dir} --output {pack}-2")
+    say(f"   {bp} verify {pack}")
+    say(f"   {bp} collector serve --data-dir {data_dir} --port 8480")
+    say("      then open http://127.0.0.1:8480/dashboard and subscribe to")
+    say("      http://127.0.0.1:8480/feeds/incidents.atom?platform=x&country=PK")
+    say(f"   remove it all: rm -rf {data_dir} {out_dir}/bundles {out_dir}/evidence-*")
 
 
 def _pending(state_dir: Path) -> int:
@@ -298,7 +363,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--prefix", help="Lab namespace prefix (default $BLOCKPROBE_LAB_PREFIX).")
     parser.add_argument("--out", type=Path, default=Path("out"), help="Output directory.")
     parser.add_argument(
-        "--keep-data", action="store_true", help="Keep the collector's and probes' directories."
+        "--keep-data",
+        action="store_true",
+        help="Keep the probes' state directories (the collector's data stays in OUT/collector).",
     )
     return parser.parse_args(argv)
 

@@ -34,6 +34,7 @@ from collectors.enrolment import (
     EnrolmentRefused,
     admit,
 )
+from collectors.evidence import router as evidence_router
 from collectors.ingest import AUTH_FAILURES, Ingestor, Outcome, refusal
 from collectors.limits import SharedRateLimiter
 from collectors.metrics import Metrics
@@ -50,6 +51,7 @@ from probe.signing import (
     raw_public_key,
 )
 from reports.api import router as reports_router
+from reports.feed import router as feed_router
 
 DIGEST = r"^[0-9a-f]{64}$"
 BUNDLES = "/api/v1/bundles"
@@ -126,6 +128,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = metrics
+    app.state.log_public = log_public
 
     def body_limit(path: str) -> int:
         return settings.max_bundle_bytes if path == BUNDLES else settings.max_body_bytes
@@ -356,7 +359,10 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
             return _json(refusal(404, "not_found", f"no enrolled key {kid}"))
         return JSONResponse({"key_id": kid, "status": "revoked", "reason": reason})
 
+    app.state.checkpoint_note = checkpoint_note
     app.include_router(reports_router)
+    app.include_router(evidence_router)
+    app.include_router(feed_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:

@@ -82,12 +82,21 @@ def _v5_binding_and_votes(conn: Connection) -> None:
     rebuild_networks(conn)
 
 
+def _v6_report_runs(conn: Connection) -> None:
+    """Runs (one probe's bundle, one platform) for incidents at the measurements' own times."""
+    from reports.runs import backfill_runs, create_runs_table
+
+    create_runs_table(conn)
+    backfill_runs(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_baseline,
     _v2_report_indexes,
     _v3_report_rollups,
     _v4_report_networks,
     _v5_binding_and_votes,
+    _v6_report_runs,
 ]
 
 

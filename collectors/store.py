@@ -20,6 +20,7 @@ from collectors import merkle
 from collectors.db import write_transaction
 from collectors.schema import bundles, log_head, log_nodes, measurements, probes
 from reports.rollup import forget_key, update_rollups
+from reports.runs import forget_runs, record_runs
 
 EnrollStatus = Literal["enrolled", "already_enrolled", "pending", "revoked", "other_network"]
 Network = tuple[str | None, int | None]  # country, ASN
@@ -132,6 +133,7 @@ class Store:
             )
             if result.rowcount > 0:
                 forget_key(conn, key_id)
+                forget_runs(conn, key_id)
         return result.rowcount > 0
 
     # -- bundles -------------------------------------------------------------------------------
@@ -190,6 +192,7 @@ class Store:
             if rows:
                 conn.execute(insert(measurements), [{**r, "bundle_digest": digest} for r in rows])
                 update_rollups(conn, rows, key_id=key_id, digest=digest)
+                record_runs(conn, rows, key_id=key_id, digest=digest)
             leaf = merkle.leaf_hash(bytes.fromhex(digest))
             new_nodes = merkle.new_perfect_nodes(size, leaf, lambda lv, i: self._node(conn, lv, i))
             conn.execute(

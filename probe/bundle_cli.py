@@ -90,7 +90,9 @@ def upload(collector: Collector = None, state_dir: StateDir = None, config: Conf
 
 @app.command()
 def verify(
-    bundle: Annotated[Path, typer.Argument(help="A bundle envelope (JSON file).")],
+    bundle: Annotated[
+        Path, typer.Argument(help="A bundle envelope (JSON file), or an evidence pack directory.")
+    ],
     collector: Annotated[
         str | None, typer.Option(help="Also check the bundle is in this collector's log.")
     ] = None,
@@ -98,7 +100,23 @@ def verify(
         str | None, typer.Option(help="Expected collector log public key (base64).")
     ] = None,
 ) -> None:
-    """Check a bundle's signature, and with --collector its inclusion in the log."""
+    """Check a bundle's signature, and with --collector its inclusion in the log.
+
+    Given an evidence pack's directory (``blockprobe report evidence``), check the whole pack
+    offline: the log checkpoint's signature, every bundle's signature under its enrolled key,
+    their inclusion proofs, and that they hold measurements of the incident.
+    """
+    if bundle.is_dir():
+        from reports.evidence_pack import verify_pack
+
+        report = verify_pack(bundle, log_key)
+        for line in report.lines:
+            typer.echo(line)
+        if not report.ok:
+            typer.echo(f"NOT VERIFIED: {report.failures} check(s) failed", err=True)
+            raise typer.Exit(1)
+        typer.echo("evidence pack verified")
+        return
     try:
         digest, parsed = open_sealed(read_envelope(bundle.read_bytes()))
     except (ValidationError, SignatureError, OSError) as exc:

@@ -1,7 +1,8 @@
 """Report routes on the collector: reachability, incidents, OONI JSONL and the dashboard.
 
 Mounted by ``collectors.app`` with ``app.include_router(router)``; reads the collector's engine
-from ``app.state.store``. Bad parameters answer 422 with ``{"error": "bad_parameter", ...}``.
+from ``app.state.store``. Bad parameters answer 422 with ``{"error": "bad_parameter", ...}``
+(``reports.params`` checks them, for the CLI too).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy import Connection, Engine
 
 from reports import dashboard, export, ooni
+from reports.evidence_page import Links
 from reports.incidents import incidents as find_incidents
 from reports.model import Grain, Incident, ReachabilityRow, ReportQuery
+from reports.params import BadParameter, build_query, check_platform
 from reports.query import reachability as find_reachability
 
 RowT = TypeVar("RowT", bound=BaseModel)
@@ -33,47 +36,9 @@ Bucket = Annotated[Grain, Query(description="Time bucket: hour (<= 31 days) or d
 Format = Annotated[Literal["json", "csv"], Query(description="json or csv")]
 
 
-class BadParameter(Exception):
-    """A report query that does not validate."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
 def _engine(request: Request) -> Engine:
     engine: Engine = request.app.state.store.engine
     return engine
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
-def build_query(
-    platform: str | None,
-    country: str | None,
-    asn: int | None,
-    since: datetime | None,
-    until: datetime | None,
-    bucket: Grain,
-) -> ReportQuery:
-    """The validated query, or ``BadParameter`` saying which parameter is wrong."""
-    try:
-        return ReportQuery.window(
-            since=_utc(since),
-            until=_utc(until),
-            bucket=bucket,
-            platform=platform,
-            country=country,
-            asn=asn,
-        )
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "query"
-        raise BadParameter(f"{where}: {first['msg']}") from exc
 
 
 def bad_parameter(detail: str) -> JSONResponse:
@@ -97,6 +62,10 @@ def _report(
     except BadParameter as exc:
         return bad_parameter(exc.detail)
     with _engine(request).connect() as conn:
+        try:
+            check_platform(conn, query.platform)
+        except BadParameter as exc:
+            return bad_parameter(exc.detail)
         rows = find(conn, query)
     if format == "csv":
         return Response(export.to_csv(rows, model), media_type="text/csv")
@@ -150,6 +119,11 @@ def ooni_jsonl(
     except BadParameter as exc:
         return bad_parameter(exc.detail)
     engine = _engine(request)
+    with engine.connect() as conn:
+        try:
+            check_platform(conn, query.platform)
+        except BadParameter as exc:
+            return bad_parameter(exc.detail)
 
     def lines() -> Iterator[str]:
         with engine.connect() as conn:
@@ -158,18 +132,37 @@ def ooni_jsonl(
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
+LinkStyle = Annotated[
+    Literal["served", "files"],
+    Query(description="served: links to this collector; files: to pages written beside the file"),
+]
+
+
 @router.get("/dashboard", response_class=HTMLResponse, response_model=None)
 def show_dashboard(
     request: Request,
+    platform: Platform = None,
     country: Country = None,
     asn: Asn = None,
     hours: Annotated[int, Query(ge=1, le=744, description="Hours shown")] = 48,
+    links: LinkStyle = "served",
 ) -> Response:
     """The HTML dashboard (self-contained: inline CSS and SVG, no script)."""
     try:
-        build_query(None, country, asn, None, None, "hour")
+        query = build_query(platform, country, asn, None, None, "hour")
     except BadParameter as exc:
         return bad_parameter(exc.detail)
     with _engine(request).connect() as conn:
-        page = dashboard.render(conn, hours=hours, country=country, asn=asn)
+        try:
+            check_platform(conn, query.platform)
+        except BadParameter as exc:
+            return bad_parameter(exc.detail)
+        page = dashboard.render(
+            conn,
+            hours=hours,
+            country=query.country,
+            asn=asn,
+            platform=query.platform,
+            links=Links(served=links == "served"),
+        )
     return HTMLResponse(page)

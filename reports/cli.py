@@ -1,31 +1,36 @@
-"""``blockprobe report ...``: reachability, incidents, OONI JSONL and the dashboard.
+"""``blockprobe report ...``: reachability, incidents, evidence packs, feeds, OONI JSONL, dashboard.
 
 Reads a collector's database (``--database URL`` or ``--data-dir``) or asks a running collector
-(``--collector URL``) through its report API.
+(``--collector URL``) through its report API. Every bad input ends in one ``error:`` line and
+exit status 1 (2 for a malformed option), never a traceback.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import httpx
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from reports import dashboard as dashboard_page
-from reports import export, ooni
-from reports.api import BadParameter, build_query
-from reports.incidents import incidents as find_incidents
+from reports import export
 from reports.model import Grain, Incident, ReachabilityRow, ReportQuery
-from reports.query import reachability as find_reachability
+from reports.params import BadParameter, build_query, check_platform
+
+if TYPE_CHECKING:
+    from reports.feed import Event
 
 app = typer.Typer(help="Reachability reports.", no_args_is_help=True, add_completion=False)
 
@@ -36,7 +41,7 @@ Database = Annotated[str | None, typer.Option(help="SQLAlchemy URL of a collecto
 DataDir = Annotated[Path | None, typer.Option(help="A collector's data directory (SQLite).")]
 Collector = Annotated[str | None, typer.Option(help="A collector's URL, e.g. http://host:8080.")]
 PlatformOpt = Annotated[str | None, typer.Option(help="Platform, e.g. x.")]
-CountryOpt = Annotated[str | None, typer.Option(help="Country, e.g. PK.")]
+CountryOpt = Annotated[str | None, typer.Option(help="Country, e.g. PK (any case).")]
 AsnOpt = Annotated[int | None, typer.Option(help="Network number.")]
 SinceOpt = Annotated[datetime | None, typer.Option(help="Start (UTC, inclusive).")]
 UntilOpt = Annotated[datetime | None, typer.Option(help="End (UTC, exclusive).")]
@@ -45,15 +50,54 @@ FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or pa
 OutputOpt = Annotated[Path | None, typer.Option(help="Write here instead of stdout.")]
 
 
+def fail(message: str) -> NoReturn:
+    """Print one error line and exit with status 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
 def _engine_url(database: str | None, data_dir: Path | None) -> str:
     if database:
+        if database.startswith("sqlite:///"):
+            path = Path(database.removeprefix("sqlite:///").split("?", 1)[0])
+            if not path.is_file():
+                fail(f"no collector database at {path}")
         return database
     if data_dir:
         path = data_dir / "collector.db"
-        if not path.exists():
-            raise typer.BadParameter(f"no collector database at {path}", param_hint="--data-dir")
+        if not path.is_file():
+            fail(f"no collector database at {path} (is --data-dir a collector's data directory?)")
         return f"sqlite:///{path}"
     raise typer.BadParameter("give --database, --data-dir or --collector")
+
+
+@contextmanager
+def open_database(database: str | None, data_dir: Path | None) -> Iterator[Connection]:
+    """A connection to a migrated collector database; a clear error for anything else."""
+    from collectors.db import make_engine
+    from collectors.migrations import MIGRATIONS
+    from collectors.schema import schema_version
+
+    url = _engine_url(database, data_dir)
+    try:
+        engine: Engine = make_engine(url)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        fail(f"cannot use database URL {url!r}: {exc}")
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("schema_version"):
+                fail(f"{url} is not a blockprobe collector database (no schema_version table)")
+            version = conn.execute(select(schema_version.c.version)).scalar() or 0
+            if version < len(MIGRATIONS):
+                fail(
+                    f"the database is at schema v{version}, reports need v{len(MIGRATIONS)}:"
+                    " start this version's collector on it once to migrate it"
+                )
+            yield conn
+    except SQLAlchemyError as exc:
+        fail(f"cannot read the database: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    finally:
+        engine.dispose()
 
 
 def _query(
@@ -73,13 +117,41 @@ def _query(
         raise typer.BadParameter(exc.detail) from exc
 
 
-def _fetch(collector: str, path: str, query: ReportQuery) -> list[dict[str, Any]]:
-    params = {k: v for k, v in query.model_dump(mode="json").items() if v is not None}
-    response = httpx.get(f"{collector.rstrip('/')}{path}", params=params, timeout=60.0)
+def fetch(collector: str, path: str, params: dict[str, Any]) -> httpx.Response:
+    """GET from a collector; a clear error when it cannot be reached or refuses."""
+    url = f"{collector.rstrip('/')}{path}"
+    try:
+        response = httpx.get(url, params=params, timeout=60.0)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the collector at {collector}: {type(exc).__name__}: {exc}")
+    except ValueError as exc:  # an URL httpx cannot use
+        fail(f"bad collector URL {collector!r}: {exc}")
     if response.status_code != 200:
-        raise typer.BadParameter(f"{response.status_code}: {response.text[:300]}")
-    result: list[dict[str, Any]] = response.json()["result"]
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text[:300]
+        fail(f"the collector answered {response.status_code}: {detail}")
+    return response
+
+
+def _fetch_rows(collector: str, path: str, query: ReportQuery) -> list[dict[str, Any]]:
+    params = {k: v for k, v in query.model_dump(mode="json").items() if v is not None}
+    try:
+        result: list[dict[str, Any]] = fetch(collector, path, params).json()["result"]
+    except (ValueError, KeyError, TypeError) as exc:
+        fail(f"the collector's answer is not a report: {exc}")
     return result
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
 
 
 def _emit(
@@ -90,43 +162,49 @@ def _emit(
     if fmt == "parquet":
         if output is None:
             raise typer.BadParameter("parquet needs --output", param_hint="--output")
-        export.to_parquet(items, model, output)
+        try:
+            export.to_parquet(items, model, output)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc}")
         return
     if fmt == "csv":
-        text = export.to_csv(items, model)
+        _write(export.to_csv(items, model), output)
     elif fmt == "json":
-        text = export.to_json(items, {"query": query.model_dump(mode="json")})
+        meta = {"query": query.model_dump(mode="json"), "generated_at": _now()}
+        _write(export.to_json(items, meta), output)
     else:
-        _table(items, model, output)
-        return
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text)
+        _write(_table(items, model), output)
 
 
-def _table(items: list[Any], model: type[BaseModel], output: Path | None) -> None:
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _table(items: list[Any], model: type[BaseModel]) -> str:
     if model is ReachabilityRow:
         columns = ["bucket_start", "platform", "country", "asn", "state", "dominant_method"]
         columns += ["measurements", "probes", "confirmed"]
     else:
-        columns = ["platform", "country", "asn", "kind", "scope", "method", "started_at"]
-        columns += ["ended_at", "probes", "measurements", "confirmed"]
+        columns = ["id", "platform", "network", "asn", "kind", "method", "started_at"]
+        columns += ["ended_at", "probes", "runs", "confirmed"]
     table = Table(*columns)
     for item in items:
         values = [getattr(item, c) for c in columns]
+        if model is Incident and item.platform is None:
+            values[1] = "(network)"
         table.add_row(*(_show(v) for v in values))
-    console = Console(file=output.open("w") if output else None, width=200)
-    console.print(table)
+    buffer = io.StringIO()
+    Console(file=buffer, width=200).print(table)
+    return buffer.getvalue()
 
 
 def _show(value: object) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     return "" if value is None else str(value)
 
 
-def _load(
+def load_rows(
     model: type[RowT],
     path: str,
     find: Callable[[Connection, ReportQuery], list[RowT]],
@@ -136,15 +214,16 @@ def _load(
     """Rows of a report: from a collector's API, or straight from its database."""
     database, data_dir, collector = source
     if collector:
-        return [model.model_validate(r) for r in _fetch(collector, path, query)]
-    from collectors.db import make_engine
-
-    engine = make_engine(_engine_url(database, data_dir))
-    try:
-        with engine.connect() as conn:
-            return find(conn, query)
-    finally:
-        engine.dispose()
+        try:
+            return [model.model_validate(r) for r in _fetch_rows(collector, path, query)]
+        except ValidationError as exc:
+            fail(f"the collector's answer does not match this version's report: {exc}")
+    with open_database(database, data_dir) as conn:
+        try:
+            check_platform(conn, query.platform)
+        except BadParameter as exc:
+            fail(exc.detail)
+        return find(conn, query)
 
 
 @app.command()
@@ -162,9 +241,13 @@ def reachability(
     output: OutputOpt = None,
 ) -> None:
     """Verdicts per platform, network and time bucket."""
+    from reports.query import reachability as find_reachability
+
     query = _query(platform, country, asn, since, until, bucket)
     source = (database, data_dir, collector)
-    rows = _load(ReachabilityRow, "/api/v1/reports/reachability", find_reachability, query, source)
+    rows = load_rows(
+        ReachabilityRow, "/api/v1/reports/reachability", find_reachability, query, source
+    )
     _emit(rows, ReachabilityRow, fmt, output, query)
 
 
@@ -182,10 +265,12 @@ def incidents(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
 ) -> None:
-    """Blocks, throttles and outages with onset and end."""
+    """Blocks, throttles and outages, with onset and end at the measurements' own times."""
+    from reports.incidents import incidents as find_incidents
+
     query = _query(platform, country, asn, since, until, bucket)
     source = (database, data_dir, collector)
-    found = _load(Incident, "/api/v1/reports/incidents", find_incidents, query, source)
+    found = load_rows(Incident, "/api/v1/reports/incidents", find_incidents, query, source)
     _emit(found, Incident, fmt, output, query)
 
 
@@ -201,45 +286,167 @@ def ooni_export(
     until: UntilOpt = None,
 ) -> None:
     """Stored measurements as OONI-format JSONL (docs/ooni-export.md)."""
-    from collectors.db import make_engine
+    from reports import ooni
 
     query = _query(platform, country, asn, since, until, "hour")
-    engine = make_engine(_engine_url(database, data_dir))
     count = 0
-    with engine.connect() as conn, output.open("w") as out:
-        for line in ooni.export_lines(conn, query):
-            out.write(line)
-            count += 1
-    engine.dispose()
+    with open_database(database, data_dir) as conn:
+        try:
+            check_platform(conn, query.platform)
+        except BadParameter as exc:
+            fail(exc.detail)
+        try:
+            with output.open("w") as out:
+                for line in ooni.export_lines(conn, query):
+                    out.write(line)
+                    count += 1
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}")
     typer.echo(json.dumps({"measurements": count, "output": str(output)}), err=True)
 
 
 @app.command()
 def dashboard(
     output: Annotated[Path, typer.Option(help="The HTML file to write.")],
-    database: Database = None,
     data_dir: DataDir = None,
     collector: Collector = None,
+    platform: PlatformOpt = None,
     country: CountryOpt = None,
     asn: AsnOpt = None,
     hours: Annotated[int, typer.Option(min=1, max=744, help="Hours shown.")] = 48,
 ) -> None:
-    """Write the dashboard page (self-contained HTML) to a file."""
-    if collector:
-        params: dict[str, str | int] = {"hours": hours}
-        if country:
-            params["country"] = country
-        if asn is not None:
-            params["asn"] = asn
-        response = httpx.get(f"{collector.rstrip('/')}/dashboard", params=params, timeout=60.0)
-        response.raise_for_status()
-        output.write_text(response.text)
-        return
-    from collectors.db import make_engine
+    """Write the dashboard page, with the pages of the bundles it links to beside it.
 
-    _query(None, country, asn, None, None, "hour")
-    engine = make_engine(_engine_url(database, data_dir))
-    with engine.connect() as conn:
-        page = dashboard_page.render(conn, hours=hours, country=country, asn=asn)
-    engine.dispose()
-    output.write_text(page)
+    The links work from the written file: each linked bundle's page (and its measurements')
+    is written under ``bundles/`` next to it, checked against the collector's signed log.
+    """
+    from reports.dashboard_files import write_dashboard
+
+    query = _query(platform, country, asn, None, None, "hour")
+    chosen = {"platform": query.platform, "country": query.country, "asn": asn}
+    params: dict[str, str | int] = {k: v for k, v in chosen.items() if v is not None}
+    params["hours"] = hours
+    try:
+        with _collector_client(data_dir, collector) as client:
+            pages = write_dashboard(client, params, output)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc}")
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the collector at {collector}: {type(exc).__name__}: {exc}")
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(f"wrote {output} and {pages} bundle/measurement pages beside it", err=True)
+
+
+@contextmanager
+def _collector_client(data_dir: Path | None, collector: str | None) -> Iterator[Any]:
+    """An HTTP client of a running collector, or of one opened in-process on a data directory."""
+    if collector:
+        with httpx.Client(base_url=collector.rstrip("/"), timeout=60.0) as client:
+            yield client
+        return
+    if not data_dir:
+        raise typer.BadParameter("give --data-dir or --collector")
+    from collectors.app import create_app
+    from collectors.config import CollectorSettings
+    from reports.evidence_pack import InProcess
+
+    with open_database(None, data_dir):
+        pass  # a clear error when it is not a collector's data directory
+    app_ = create_app(CollectorSettings(data_dir=data_dir))
+    local = InProcess(app_)
+    try:
+        yield local
+    finally:
+        local.close()
+        app_.state.store.engine.dispose()
+
+
+@app.command()
+def evidence(
+    incident: Annotated[str, typer.Argument(help="The incident's id (from `report incidents`).")],
+    output: Annotated[Path, typer.Option(help="The directory to write the pack in.")],
+    data_dir: DataDir = None,
+    collector: Collector = None,
+) -> None:
+    """Write an incident's evidence pack: bundles, keys, log proofs, and how to verify them."""
+    from reports.evidence_pack import PackError, write_pack
+
+    if not re.fullmatch(r"[0-9a-f]{16}", incident):
+        raise typer.BadParameter("an incident id is 16 hex digits", param_hint="INCIDENT")
+    if output.exists() and not (output.is_dir() and not any(output.iterdir())):
+        fail(f"{output} exists and is not an empty directory")
+    source = collector or str(data_dir)
+    try:
+        with _collector_client(data_dir, collector) as client:
+            count = write_pack(client, incident, output, source=source, written=_now())
+    except PackError as exc:
+        fail(str(exc))
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the collector at {collector}: {type(exc).__name__}: {exc}")
+    typer.echo(f"wrote {count} bundle(s) with keys and log proofs to {output}")
+    typer.echo(f"check them offline: blockprobe verify {output}")
+
+
+@app.command()
+def watch(
+    webhook: Annotated[list[str], typer.Option(help="URL to POST each new event to (repeat).")],
+    state: Annotated[Path, typer.Option(help="File remembering the events already posted.")],
+    data_dir: DataDir = None,
+    collector: Collector = None,
+    platform: PlatformOpt = None,
+    country: CountryOpt = None,
+    interval: Annotated[float, typer.Option(min=5.0, help="Seconds between checks.")] = 60.0,
+    once: Annotated[bool, typer.Option(help="Check once and exit.")] = False,
+) -> None:
+    """Post incident events (new, confirmed, ended) to webhooks as they happen."""
+    import time
+
+    from reports.webhooks import deliver, load_sent, save_sent
+
+    checked = _query(platform, country, None, None, None, "hour")
+    for hook in webhook:
+        if not hook.startswith(("http://", "https://")):
+            raise typer.BadParameter(f"{hook!r} is not an http(s) URL", param_hint="--webhook")
+    try:
+        sent = load_sent(state)
+    except ValueError as exc:
+        fail(str(exc))
+    with httpx.Client() as poster:
+        while True:
+            found = _events(data_dir, collector, checked.platform, checked.country)
+            posted, errors = deliver(found, webhook, sent, poster)
+            try:
+                save_sent(state, sent)
+            except OSError as exc:
+                fail(f"cannot write {state}: {exc.strerror or exc}")
+            typer.echo(f"{_now()} posted {posted} event(s)", err=True)
+            for error in errors:
+                typer.echo(f"  {error}", err=True)
+            if once:
+                if errors:
+                    raise typer.Exit(1)
+                return
+            time.sleep(interval)
+
+
+def _events(
+    data_dir: Path | None, collector: str | None, platform: str | None, country: str | None
+) -> list[Event]:
+    from reports.feed import events, recent_events, window
+
+    if collector:
+        query = ReportQuery.window(platform=platform, country=country)
+        rows = _fetch_rows(collector, "/api/v1/reports/incidents", query)
+        try:
+            return events([Incident.model_validate(r) for r in rows])
+        except ValidationError as exc:
+            fail(f"the collector's answer does not match this version's report: {exc}")
+    with open_database(None, data_dir) as conn:
+        try:
+            check_platform(conn, platform)
+        except BadParameter as exc:
+            fail(exc.detail)
+        query = window(conn, 7, platform=platform, country=country)
+        found: list[Event] = recent_events(conn, query)
+        return found

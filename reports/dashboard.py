@@ -1,49 +1,85 @@
 """The dashboard: one self-contained HTML page (inline CSS and SVG, no script, works offline).
 
-A platform x network grid coloured by each cell's latest verdict, with a link to a signed bundle
-behind it; per platform, a timeline of verdict shares per hour and the method breakdown; and the
-incident list. The window ends at the latest hour holding data, so a page written from an old
-database still shows its data.
+- a timeline row per network (operator name, ASN, country), coloured by verdict over time, with
+  the incidents marked on it (each links to its row in the incident list);
+- for throttles, the measured transfer rate against the same-path control's, run by run;
+- a summary per country, and the incident list with links to the signed bundles' pages.
+
+Colours come from the probes' runs (``reports.runs``) in buckets sized to the data shown: from
+one second (a demo's minutes) through 5 and 15 minutes (a day or two) to a day. In a bucket, each
+platform's state is its runs' majority (``reports.query.state_of``); the row shows the worst
+platform, or ``outage`` when most runs saw the network itself down; a state is drawn on until the
+next runs (over gaps up to an hour; longer gaps stay grey). The window ends at the latest run
+stored, so a page written from an old database still shows its data.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
-from reports.incidents import incidents
-from reports.model import Incident, ReachabilityRow, ReportQuery
-from reports.query import reachability, to_datetime
-from reports.tables import report_cells
+from probe.model.verdict import SEVERITY
+from reports.asnames import operator
+from reports.evidence_page import COLOURS, Links
+from reports.incidents import incidents, latest_run
+from reports.model import Incident, ReportQuery
+from reports.query import state_of
+from reports.runs import report_runs
 
-COLOURS = {
-    "reachable": "#2e7d32",
-    "blocked": "#c62828",
-    "throttled": "#ef6c00",
-    "outage": "#6a1b9a",
-    "inconclusive": "#757575",
-}
 ORDER = ("blocked", "throttled", "outage", "inconclusive", "reachable")
+BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)  # seconds
+MAX_BUCKETS = 240
+CARRY = 3600  # a state is drawn until the next runs, over gaps of at most this (seconds)
+WIDTH, LABEL, ROW = 1000, 230, 30
+CHARTS = 6
 CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#212121;background:#fafafa}
-h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.4em 0 .4em}
-table{border-collapse:collapse;margin:.3em 0}th,td{border:1px solid #ccc;padding:.3em .6em;
-text-align:left;vertical-align:top}th{background:#eee}
-td.cell{color:#fff;font-weight:600;min-width:8em}td.cell a{color:#fff}
-td.cell small{display:block;font-weight:400}
-.legend span{display:inline-block;padding:.1em .5em;margin-right:.4em;color:#fff;border-radius:3px}
-.timeline{margin-bottom:1em}.muted{color:#757575}
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:76em;padding:1.2em;
+color:#212121;background:#fafafa}
+h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.5em 0 .4em}
+table{border-collapse:collapse;margin:.3em 0}th,td{border:1px solid #ddd;padding:.3em .6em;
+text-align:left;vertical-align:top}th{background:#f0f0f0}
+.legend span{display:inline-block;padding:.1em .55em;margin-right:.4em;color:#fff;border-radius:3px}
+.muted{color:#757575}.chip{display:inline-block;color:#fff;padding:0 .4em;border-radius:3px;
+margin:.1em}.unconfirmed{color:#ef6c00;font-weight:600}.confirmed{color:#2e7d32;font-weight:600}
+svg text{font:11px system-ui,sans-serif}svg a:hover rect{opacity:.8}
+tr:target{background:#fff8e1}code{font-size:.9em}
 """
 
 
-def latest_hour(conn: Connection) -> datetime | None:
-    """The start of the latest hour bucket holding data."""
-    c = report_cells.c
-    latest = conn.execute(select(func.max(c.bucket)).where(c.grain == "hour")).scalar()
-    return None if latest is None else to_datetime(int(latest))
+@dataclass
+class RunRow:
+    country: str
+    asn: int
+    platform: str
+    started: float
+    verdict: str
+    method: str | None
+    network_down: int
+    kbps: float | None
+    control_kbps: float | None
+    label: str | None
+    digest: str
+    key_id: str
+
+
+@dataclass
+class Network:
+    country: str
+    asn: int
+    name: str | None = None
+    runs: list[RunRow] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.country} AS{self.asn}"
+
+    @property
+    def title(self) -> str:
+        return self.name or f"AS{self.asn}"
 
 
 def render(
@@ -52,170 +88,403 @@ def render(
     hours: int = 48,
     country: str | None = None,
     asn: int | None = None,
+    platform: str | None = None,
     until: datetime | None = None,
     generated_at: datetime | None = None,
+    links: Links = Links(served=True),
 ) -> str:
-    """The dashboard page over the ``hours`` before ``until`` (default: the latest data)."""
-    end = until or latest_hour(conn)
+    """The dashboard over the ``hours`` before ``until`` (default: the latest run stored)."""
     generated = generated_at or datetime.now(UTC)
+    end = until or latest_run(conn)
     if end is None:
         return _page("No measurements stored yet.", "", generated)
     if until is None:
-        end += timedelta(hours=1)
-    query = ReportQuery.window(
-        since=end - timedelta(hours=hours), until=end, bucket="hour", country=country, asn=asn
-    )
-    rows = reachability(conn, query)
+        end += timedelta(seconds=1)
+    since = end - timedelta(hours=hours)
+    query = ReportQuery(since=since, until=end, country=country, asn=asn, platform=platform)
+    runs = _runs(conn, query)
     found = incidents(conn, query)
-    window = f"{_time(query.since)} to {_time(query.until)} (UTC, hourly buckets)"
-    body = "\n".join([_legend(), _grid(rows), _timelines(rows, query), _incidents(found)])
+    if not runs:
+        return _page(f"No runs between {_time(since)} and {_time(end)} UTC.", "", generated)
+    networks = _networks(runs)
+    first = min(r.started for r in runs)
+    last = max(r.started for r in runs)
+    for inc in found:
+        first = min(first, inc.started_at.timestamp())
+    bucket = next((b for b in BUCKETS if (last - first) / b <= MAX_BUCKETS), BUCKETS[-1])
+    axis = Axis(first - first % bucket, last - last % bucket + bucket, bucket)
+    what = f"platform {platform}" if platform else "every platform (a row shows its worst)"
+    window = (
+        f"{_time(datetime.fromtimestamp(axis.start, UTC))} to"
+        f" {_time(datetime.fromtimestamp(axis.end, UTC))} UTC, {_span(bucket)} buckets, {what}"
+    )
+    body = "\n".join(
+        [
+            _legend(),
+            _timeline(networks, found, axis),
+            _throughput(found, runs, axis),
+            _countries(networks, found),
+            _incident_table(found, links),
+        ]
+    )
     return _page(window, body, generated)
 
 
+def _runs(conn: Connection, query: ReportQuery) -> list[RunRow]:
+    r = report_runs.c
+    clauses = [r.started >= query.since.timestamp(), r.started < query.until.timestamp()]
+    if query.country is not None:
+        clauses.append(r.country == query.country)
+    if query.asn is not None:
+        clauses.append(r.asn == query.asn)
+    if query.platform is not None:
+        clauses.append(r.platform == query.platform)
+    rows = conn.execute(
+        select(r.country, r.asn, r.platform, r.started, r.verdict, r.method, r.network_down)
+        .add_columns(r.kbps, r.control_kbps, r.label, r.bundle_digest, r.key_id)
+        .where(*clauses)
+        .order_by(r.started)
+    )
+    return [RunRow(*row) for row in rows]
+
+
+def _networks(runs: list[RunRow]) -> list[Network]:
+    found: dict[tuple[str, int], Network] = {}
+    for run in runs:
+        net = found.get((run.country, run.asn))
+        if net is None:
+            net = found[(run.country, run.asn)] = Network(run.country, run.asn)
+        net.runs.append(run)
+        if run.label:
+            net.name = run.label
+    for net in found.values():
+        net.name = operator(net.asn, net.name)
+    return sorted(found.values(), key=lambda n: (n.country, n.title.lower(), n.asn))
+
+
+@dataclass(frozen=True)
+class Axis:
+    start: float
+    end: float
+    bucket: int
+
+    def x(self, seconds: float) -> float:
+        span = max(self.end - self.start, 1.0)
+        return LABEL + (min(max(seconds, self.start), self.end) - self.start) / span * (
+            WIDTH - LABEL
+        )
+
+
 def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _span(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds}-second"
+    if seconds < 3600:
+        return f"{seconds // 60}-minute"
+    if seconds < 86400:
+        return f"{seconds // 3600}-hour"
+    return "1-day"
 
 
 def _page(window: str, body: str, generated: datetime) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
-        f"<title>blockprobe reachability</title><style>{CSS}</style></head><body>"
-        "<h1>blockprobe: platform reachability</h1>"
+        f"<title>blockprobe: platform reachability</title><style>{CSS}</style></head><body>"
+        "<h1>blockprobe: is the platform reachable?</h1>"
         f"<p class=muted id=window>{escape(window)}. Generated {_time(generated)} UTC.</p>"
         f"{body}</body></html>\n"
     )
 
 
 def _legend() -> str:
-    items = "".join(f"<span style='background:{COLOURS[k]}'>{k}</span>" for k in ORDER)
-    return f"<p class=legend>{items}</p>"
-
-
-def _network(row: ReachabilityRow | Incident) -> str:
-    return f"{row.country} AS{row.asn}"
-
-
-def _grid(rows: list[ReachabilityRow]) -> str:
-    latest: dict[tuple[str, str], ReachabilityRow] = {}
-    for row in rows:  # ordered by bucket within a series: the last one wins
-        latest[(_network(row), row.platform)] = row
-    platforms = sorted({p for _, p in latest})
-    networks = sorted({n for n, _ in latest})
-    head = "".join(f"<th>{escape(p)}</th>" for p in platforms)
-    lines = [f"<h2>Current verdict by network</h2><table id=grid><tr><th>network</th>{head}</tr>"]
-    for net in networks:
-        cells = []
-        for platform in platforms:
-            cell = latest.get((net, platform))
-            if cell is None:
-                cells.append("<td class=muted>no data</td>")
-                continue
-            row = cell
-            detail = row.dominant_method or ""
-            if row.network_outage:
-                detail = "network outage"
-            mark = " &#10003; confirmed" if row.confirmed else ""
-            title = (
-                f"{row.measurements} measurements, {row.probes} probes, hour of "
-                f"{_time(row.bucket_start)}"
-            )
-            cells.append(
-                f"<td class=cell data-platform='{escape(platform)}' data-network='{escape(net)}'"
-                f" data-state='{row.state}' style='background:{COLOURS[row.state]}'"
-                f" title='{escape(title)}'>"
-                f"<a href='/api/v1/bundles/{row.sample_digest}'>{row.state}</a>"
-                f"<small>{escape(detail)}{mark}</small>"
-                f"<small>probes {row.probes}, measurements {row.measurements}</small></td>"
-            )
-        lines.append(f"<tr><th>{escape(net)}</th>{''.join(cells)}</tr>")
-    lines.append("</table>")
-    return "\n".join(lines)
-
-
-def _timelines(rows: list[ReachabilityRow], query: ReportQuery) -> str:
-    by_platform: dict[str, dict[datetime, dict[str, int]]] = defaultdict(
-        lambda: defaultdict(lambda: dict.fromkeys(ORDER, 0))
+    items = "".join(
+        f"<span style='background:{COLOURS[k]}'>{k}</span>" for k in ORDER if k in COLOURS
     )
-    methods: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for row in rows:
-        counts = by_platform[row.platform][row.bucket_start]
-        for kind in ORDER:
-            counts[kind] += getattr(row, kind)
-        for name, n in row.methods.items():
-            methods[row.platform][name] += n
-    first = min((row.bucket_start for row in rows), default=query.since)  # trim empty hours
-    parts = ["<h2>Timeline per platform (share of verdicts per hour, all networks)</h2>"]
-    for platform in sorted(by_platform):
-        parts.append(f"<div class=timeline id='timeline-{escape(platform)}'>")
-        parts.append(f"<h3>{escape(platform)}</h3>")
-        parts.append(_svg(by_platform[platform], first, query.until))
-        breakdown = sorted(methods[platform].items(), key=lambda kv: (-kv[1], kv[0]))
-        if breakdown:
-            cells = "".join(f"<tr><td>{escape(m)}</td><td>{n}</td></tr>" for m, n in breakdown)
-            parts.append(
-                f"<table class=methods><tr><th>method</th><th>measurements</th></tr>{cells}</table>"
-            )
-        else:
-            parts.append("<p class=muted>no failing methods in this window</p>")
-        parts.append("</div>")
+    return (
+        f"<p class=legend>{items} <span style='background:#fff;color:#212121;"
+        "border:2px solid #212121'>incident</span></p>"
+    )
+
+
+def _bucket_state(runs: list[RunRow]) -> tuple[str, str]:
+    """A network's state in one bucket, and a tooltip naming each platform's."""
+    down = sum(r.network_down for r in runs)
+    per_platform: dict[str, Counter[str]] = defaultdict(Counter)
+    methods: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in runs:
+        if not r.network_down:
+            per_platform[r.platform][r.verdict] += 1
+            if r.method:
+                methods[r.platform][r.method] += 1
+    if 2 * down >= len(runs):
+        return "outage", f"network down ({down} of {len(runs)} runs: outage.local)"
+    states = {}
+    for name, counts in per_platform.items():
+        n = sum(counts.values())
+        states[name] = state_of(
+            n, counts["reachable"], counts["blocked"], counts["throttled"], counts["outage"], False
+        )
+    worst = min(states.values(), key=SEVERITY.index)
+    parts = []
+    for name in sorted(states):
+        method = methods[name].most_common(1)[0][0] if states[name] != "reachable" else ""
+        parts.append(f"{name}: {states[name]}" + (f" ({method})" if method else ""))
+    return worst, "; ".join(parts)
+
+
+def _timeline(networks: list[Network], found: list[Incident], axis: Axis) -> str:
+    marks: dict[tuple[str, int], list[Incident]] = defaultdict(list)
+    for inc in found:
+        marks[(inc.country, inc.asn)].append(inc)
+    height = ROW * len(networks) + 30
+    parts = [
+        "<h2>Timeline per network</h2>",
+        f"<svg id=timeline xmlns='http://www.w3.org/2000/svg' width='{WIDTH}'"
+        f" height='{height}' role='img' aria-label='verdict per network over time'>",
+    ]
+    for i, net in enumerate(networks):
+        y = i * ROW
+        parts.append(
+            f"<g class=network-row data-network='{escape(net.key)}'"
+            f" data-name='{escape(net.title)}'>"
+            f"<text x='0' y='{y + 13}' font-weight='600'>{escape(_clip(net.title, 30))}</text>"
+            f"<text x='0' y='{y + 25}' fill='#757575'>AS{net.asn} · {net.country}</text>"
+            f"<rect x='{LABEL}' y='{y + 4}' width='{WIDTH - LABEL}' height='{ROW - 8}'"
+            " fill='#eeeeee'/>"
+        )
+        parts.extend(_segments(net, axis, y))
+        parts.extend(_mark(inc, axis, y) for inc in marks.get((net.country, net.asn), []))
+        parts.append("</g>")
+    parts.append(_ticks(axis, ROW * len(networks)))
+    parts.append("</svg>")
     return "\n".join(parts)
 
 
-def _svg(series: dict[datetime, dict[str, int]], since: datetime, until: datetime) -> str:
-    width, height, left = 760, 110, 40
-    hours = max(1, int((until - since).total_seconds() // 3600))
-    step = (width - left) / hours
-    shapes = []
-    for moment, counts in sorted(series.items()):
-        total = sum(counts.values())
-        if not total:
-            continue
-        x = left + (moment - since).total_seconds() / 3600 * step
-        y = float(height)
-        for kind in reversed(ORDER):  # reachable at the bottom
-            if not counts[kind]:
-                continue
-            h = height * counts[kind] / total
-            y -= h
-            tip = f"{_time(moment)}: {kind} {counts[kind]}/{total}"
-            shapes.append(
-                f"<rect x='{x:.1f}' y='{y:.1f}' width='{max(step - 0.5, 0.5):.1f}'"
-                f" height='{h:.1f}' fill='{COLOURS[kind]}'><title>{tip}</title></rect>"
-            )
-    axis = (
-        f"<text x='0' y='12' font-size='10'>100%</text>"
-        f"<text x='0' y='{height}' font-size='10'>0%</text>"
-        f"<text x='{left}' y='{height + 14}' font-size='10'>{_time(since)}</text>"
-        f"<text x='{width}' y='{height + 14}' font-size='10' text-anchor='end'>"
-        f"{_time(until)}</text>"
+def _segments(net: Network, axis: Axis, y: int) -> list[str]:
+    buckets: dict[float, list[RunRow]] = defaultdict(list)
+    for run in net.runs:
+        buckets[run.started - run.started % axis.bucket].append(run)
+    spans: list[Segment] = []
+    for start in sorted(buckets):
+        state, tip = _bucket_state(buckets[start])
+        if spans and spans[-1].end < start <= spans[-1].end + CARRY:
+            spans[-1].end = start  # the state held until the next runs
+        if spans and spans[-1].state == state and spans[-1].end == start:
+            spans[-1].end = start + axis.bucket
+            spans[-1].tips.append(tip)
+        else:
+            spans.append(Segment(start, start + axis.bucket, state, [tip]))
+    out = []
+    for seg in spans:
+        x0, x1 = axis.x(seg.start), axis.x(seg.end)
+        since = _time(datetime.fromtimestamp(seg.start, UTC))
+        tip = (
+            f"{seg.state} from {since} UTC ({len(seg.tips)} x {_span(axis.bucket)}): {seg.tips[-1]}"
+        )
+        out.append(
+            f"<rect class=state data-state='{seg.state}' x='{x0:.1f}' y='{y + 4}'"
+            f" width='{max(x1 - x0, 1.5):.1f}' height='{ROW - 8}' fill='{COLOURS[seg.state]}'>"
+            f"<title>{escape(tip)}</title></rect>"
+        )
+    return out
+
+
+@dataclass
+class Segment:
+    """Consecutive buckets of one state in one network's row."""
+
+    start: float
+    end: float
+    state: str
+    tips: list[str]
+
+
+def _mark(inc: Incident, axis: Axis, y: int) -> str:
+    start = inc.started_at.timestamp()
+    stop = inc.ended_at.timestamp() if inc.ended_at else axis.end
+    x0, x1 = axis.x(start), axis.x(max(stop, start))
+    what = inc.kind if inc.scope == "platform" else "network outage"
+    subject = inc.platform or "every platform"
+    ended = _time(inc.ended_at) + " UTC" if inc.ended_at else "ongoing"
+    tip = f"{what} of {subject} ({inc.method}) from {_time(inc.started_at)} UTC to {ended}"
+    dashed = "" if inc.confirmed else " stroke-dasharray='4 2'"
+    return (
+        f"<a class=incident-mark href='#incident-{inc.id}' data-incident='{inc.id}'"
+        f" data-kind='{inc.kind}'><rect x='{x0:.1f}' y='{y + 2}' width='{max(x1 - x0, 3):.1f}'"
+        f" height='{ROW - 4}' fill='none' stroke='#212121' stroke-width='2'{dashed}>"
+        f"<title>{escape(tip)}</title></rect></a>"
+    )
+
+
+def _ticks(axis: Axis, y: int) -> str:
+    out = []
+    for i in range(6):
+        at = axis.start + (axis.end - axis.start) * i / 5
+        x = axis.x(at)
+        moment = datetime.fromtimestamp(at, UTC)
+        label = moment.strftime("%H:%M:%S" if axis.bucket < 60 else "%m-%d %H:%M")
+        anchor = "start" if i == 0 else ("end" if i == 5 else "middle")
+        out.append(
+            f"<line x1='{x:.1f}' x2='{x:.1f}' y1='0' y2='{y + 4}' stroke='#bdbdbd'"
+            " stroke-width='0.5'/>"
+            f"<text x='{x:.1f}' y='{y + 18}' text-anchor='{anchor}'>{label}</text>"
+        )
+    return "".join(out)
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _throughput(found: list[Incident], runs: list[RunRow], axis: Axis) -> str:
+    throttles = [i for i in found if i.kind == "throttled"][:CHARTS]
+    if not throttles:
+        return ""
+    parts = ["<h2>Throttling: transfer rate against the same-path control</h2>"]
+    for inc in throttles:
+        points = [
+            r
+            for r in runs
+            if (r.platform, r.country, r.asn) == (inc.platform, inc.country, inc.asn)
+            and r.kbps is not None
+        ]
+        parts.append(_rate_chart(inc, points, axis))
+    return "\n".join(parts)
+
+
+def _rate_chart(inc: Incident, points: list[RunRow], axis: Axis) -> str:
+    height, top = 160, 10
+    peak = max([p.kbps or 0 for p in points] + [p.control_kbps or 0 for p in points] + [1.0])
+
+    def y(kbps: float) -> float:
+        return top + (height - top) * (1 - kbps / peak)
+
+    def line(values: list[tuple[float, float]], css: str, colour: str) -> str:
+        if not values:
+            return ""
+        coords = " ".join(f"{axis.x(t):.1f},{y(v):.1f}" for t, v in values)
+        dots = "".join(
+            f"<circle cx='{axis.x(t):.1f}' cy='{y(v):.1f}' r='3' fill='{colour}'>"
+            f"<title>{_time(datetime.fromtimestamp(t, UTC))} UTC: {v:.0f} kbps</title></circle>"
+            for t, v in values
+        )
+        return (
+            f"<g class='{css}'><polyline points='{coords}' fill='none' stroke='{colour}'"
+            f" stroke-width='2'/>{dots}</g>"
+        )
+
+    platform = [(p.started, p.kbps) for p in points if p.kbps is not None]
+    control = [(p.started, p.control_kbps) for p in points if p.control_kbps is not None]
+    start = inc.started_at.timestamp()
+    stop = (inc.ended_at or inc.last_seen_at).timestamp()
+    shade = (
+        f"<rect x='{axis.x(start):.1f}' y='{top}'"
+        f" width='{max(axis.x(stop) - axis.x(start), 3):.1f}'"
+        f" height='{height - top}' fill='#ef6c00' opacity='0.12'/>"
+    )
+    title = (
+        f"{escape(inc.platform or '')} in {escape(inc.network or '')} AS{inc.asn}"
+        f" ({escape(inc.method or '')})"
     )
     return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 20}'"
-        f" role='img'><rect x='{left}' y='0' width='{width - left}' height='{height}'"
-        f" fill='#eee'/>{''.join(shapes)}{axis}</svg>"
+        f"<h3>{title}</h3><svg class=throughput data-incident='{inc.id}'"
+        f" xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height + 24}' role='img'>"
+        f"<rect x='{LABEL}' y='{top}' width='{WIDTH - LABEL}' height='{height - top}'"
+        f" fill='#f5f5f5'/>{shade}"
+        f"<text x='{LABEL - 6}' y='{top + 10}' text-anchor='end'>{peak:.0f} kbps</text>"
+        f"<text x='{LABEL - 6}' y='{height}' text-anchor='end'>0</text>"
+        f"{line(control, 'control-rate', '#616161')}{line(platform, 'platform-rate', '#ef6c00')}"
+        f"<text x='{LABEL}' y='{height + 18}' fill='#ef6c00'>&#9632; {escape(inc.platform or '')}"
+        f"</text><text x='{LABEL + 120}' y='{height + 18}' fill='#616161'>&#9632; same path,"
+        " another name (control)</text></svg>"
     )
 
 
-def _incidents(found: list[Incident]) -> str:
+def _countries(networks: list[Network], found: list[Incident]) -> str:
+    by_country: dict[str, list[Network]] = defaultdict(list)
+    for net in networks:
+        by_country[net.country].append(net)
+    ongoing: dict[str, Counter[str]] = defaultdict(Counter)
+    for inc in found:
+        if inc.ended_at is None:
+            kind = inc.kind if inc.scope == "platform" else "network outage"
+            ongoing[inc.country][kind] += 1
+    rows = []
+    for cc in sorted(by_country):
+        nets = by_country[cc]
+        probes = len({r.key_id for n in nets for r in n.runs})
+        runs = sum(len(n.runs) for n in nets)
+        chips = []
+        for net in nets:
+            last = max(net.runs, key=lambda r: r.started)
+            recent = [r for r in net.runs if r.started >= last.started - 1]
+            state, tip = _bucket_state(recent)
+            chips.append(
+                f"<span class=chip data-network='{escape(net.key)}' data-state='{state}'"
+                f" style='background:{COLOURS[state]}' title='{escape(tip)}'>"
+                f"{escape(net.title)} {state}</span>"
+            )
+        now = ", ".join(f"{n} {k}" for k, n in sorted(ongoing[cc].items())) or "none"
+        rows.append(
+            f"<tr data-country='{cc}'><td>{cc}</td><td>{len(nets)}</td><td>{probes}</td>"
+            f"<td>{runs}</td><td>{escape(now)}</td><td>{''.join(chips)}</td></tr>"
+        )
+    head = (
+        "<tr><th>country</th><th>networks</th><th>probes</th><th>runs</th>"
+        "<th>ongoing incidents</th><th>latest, per network</th></tr>"
+    )
+    return f"<h2>Countries</h2><table id=countries>{head}{''.join(rows)}</table>"
+
+
+def _incident_table(found: list[Incident], links: Links) -> str:
     if not found:
         return "<h2>Incidents</h2><p class=muted id=incidents>No incidents in this window.</p>"
     head = (
-        "<tr><th>platform</th><th>network</th><th>kind</th><th>method</th><th>started</th>"
-        "<th>ended</th><th>probes</th><th>measurements</th><th>confirmed</th><th>bundles</th></tr>"
+        "<tr><th>what</th><th>network</th><th>started (first failing)</th>"
+        "<th>ended (first good after)</th><th>probes / runs</th><th>confirmed</th>"
+        "<th>evidence</th></tr>"
     )
     rows = []
     for inc in found:
-        links = " ".join(f"<a href='/api/v1/bundles/{d}'>{d[:10]}</a>" for d in inc.sample_digests)
-        kind = inc.kind if inc.scope == "platform" else f"{inc.kind} (network)"
-        ended = _time(inc.ended_at) if inc.ended_at else "ongoing"
-        rows.append(
-            f"<tr class=incident data-platform='{escape(inc.platform)}'"
-            f" data-network='{escape(_network(inc))}' data-kind='{inc.kind}'>"
-            f"<td>{escape(inc.platform)}</td><td>{escape(_network(inc))}</td>"
-            f"<td style='color:{COLOURS[inc.kind]};font-weight:600'>{kind}</td>"
-            f"<td>{escape(inc.method or '')}</td><td>{_time(inc.started_at)}</td>"
-            f"<td>{ended}</td><td>{inc.probes}</td><td>{inc.measurements}</td>"
-            f"<td>{'yes' if inc.confirmed else 'no'}</td><td>{links}</td></tr>"
+        evidence = " ".join(
+            f"<a class=bundle-link href='{links.bundle(d)}'>{d[:10]}</a>"
+            for d in inc.sample_digests
         )
-    return f"<h2>Incidents</h2><table id=incidents>{head}{''.join(rows)}</table>"
+        what = (
+            f"{inc.platform} {inc.kind}"
+            if inc.scope == "platform"
+            else "network outage (every platform)"
+        )
+        ended = _time(inc.ended_at) if inc.ended_at else "ongoing"
+        before = (
+            f"<br><small class=muted>last good {_time(inc.last_good_before)}</small>"
+            if inc.last_good_before
+            else ""
+        )
+        confirmed = (
+            "<span class=confirmed>yes</span>"
+            if inc.confirmed
+            else "<span class=unconfirmed>unconfirmed</span>"
+        )
+        rows.append(
+            f"<tr class=incident id='incident-{inc.id}' data-incident='{inc.id}'"
+            f" data-platform='{escape(inc.platform or '')}' data-scope='{inc.scope}'"
+            f" data-network='{inc.country} AS{inc.asn}' data-kind='{inc.kind}'"
+            f" data-confirmed='{str(inc.confirmed).lower()}'>"
+            f"<td style='color:{COLOURS[inc.kind]};font-weight:600'>{escape(what)}"
+            f"<br><small>{escape(inc.method or '')}</small></td>"
+            f"<td>{escape(inc.network or '')} AS{inc.asn} {inc.country}</td>"
+            f"<td>{_time(inc.started_at)}{before}</td><td>{ended}</td>"
+            f"<td>{inc.probes} / {inc.runs}</td><td>{confirmed}</td>"
+            f"<td>{evidence}<br><small><code>blockprobe report evidence {inc.id}"
+            " --output DIR</code></small></td></tr>"
+        )
+    note = (
+        "<p class=muted>Times are the measurements' own (UTC). A dashed outline marks an"
+        " incident that two probes have not confirmed yet.</p>"
+    )
+    return f"<h2>Incidents</h2>{note}<table id=incidents>{head}{''.join(rows)}</table>"

@@ -13,7 +13,8 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -53,23 +54,49 @@ def to_csv(items: Sequence[BaseModel], model: type[BaseModel]) -> str:
     return out.getvalue()
 
 
+def arrow_type(annotation: Any) -> Any:
+    """The Arrow type of a model field's annotation (None allowed in every column)."""
+    import pyarrow as pa
+
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType) and len(args) == 1:
+        return arrow_type(args[0])
+    if origin is Literal or annotation is str:
+        return pa.string()
+    if annotation is bool:
+        return pa.bool_()
+    if annotation is int:
+        return pa.int64()
+    if annotation is float:
+        return pa.float64()
+    if annotation is datetime:
+        return pa.timestamp("us", tz="UTC")
+    if origin is dict:
+        return pa.map_(pa.string(), pa.int64())
+    if origin is tuple:
+        return pa.list_(pa.string())
+    raise TypeError(f"no Parquet type for {annotation!r}")
+
+
 def to_parquet(items: Sequence[BaseModel], model: type[BaseModel], path: Path | io.BytesIO) -> None:
-    """Write a Parquet file (pyarrow); the schema follows the model's fields."""
+    """Write a Parquet file (pyarrow); every column typed from the model, whatever the rows hold.
+
+    A column whose values are all null (``ended_at`` when every incident is ongoing) keeps its
+    type.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = records(items)
+    fields = [(name, arrow_type(f.annotation)) for name, f in model.model_fields.items()]
     columns: dict[str, Any] = {}
-    for name in model.model_fields:
+    for name, kind in fields:
         values = [row[name] for row in rows]
-        if any(isinstance(v, dict) for v in values):
-            columns[name] = pa.array(
-                [list(v.items()) for v in values], type=pa.map_(pa.string(), pa.int64())
-            )
-        elif any(isinstance(v, tuple) for v in values):
-            columns[name] = pa.array([list(v) for v in values], type=pa.list_(pa.string()))
-        elif any(isinstance(v, datetime) for v in values):
-            columns[name] = pa.array(values, type=pa.timestamp("s", tz="UTC"))
-        else:
-            columns[name] = pa.array(values)
-    pq.write_table(pa.table(columns), path)
+        if isinstance(kind, pa.MapType):
+            values = [None if v is None else list(v.items()) for v in values]
+        elif isinstance(kind, pa.ListType):
+            values = [None if v is None else list(v) for v in values]
+        columns[name] = pa.array(values, type=kind)
+    schema = pa.schema([pa.field(name, kind) for name, kind in fields])
+    pq.write_table(pa.table(columns, schema=schema), path)

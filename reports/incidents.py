@@ -1,60 +1,71 @@
-"""Incidents: the onset and end of each block, throttle or outage per platform and network.
+"""Incidents: blocks, throttles and outages at the measurements' own times (docs/reports.md).
 
-The change-point rule (docs/reports.md), over the buckets of one platform in one network:
+Incidents are found over *runs* (``reports.runs``: one probe's bundle, one platform), ordered by
+the time of their first measurement. Per platform and network (country, ASN):
 
-- a bucket *fails* with kind K when it holds at least ``min_measurements`` and more than half of
-  its votes (one per probe key) fail (blocked, throttled, outage); K is its most frequent failing
-  verdict, or ``outage`` (scope ``network``) in a network outage;
-- a bucket is *reachable* when it holds at least ``min_measurements``, at most half fail and at
-  least half are reachable; any other bucket (too few measurements, inconclusive) changes nothing;
-- an incident opens at the first failing bucket, and closes at the start of the first of
-  ``close_after`` consecutive reachable buckets, or where a failing bucket of another kind opens
-  the next incident; one still open at the end of the window is ongoing (``ended_at`` None).
+- a failing run (blocked, throttled, outage) of kind K opens an incident of kind K, or extends
+  the open one of that kind; a failing run of another kind ends it and opens the next;
+- a reachable run ends the open incident when ``close_after`` reachable runs follow each other,
+  or when no failing run comes after it; the incident then ended at the first of them;
+- inconclusive runs change nothing.
+
+A run that saw its own network down (``outage.local``) says nothing about the platform: such runs
+form the *network* series of their network, over every platform, where any run that reached
+the Internet (reachable, or failing another way) counts as the network working. A network
+outage is an incident of its own, with platform None and scope ``network``.
+
+``started_at`` is the first failing measurement, ``last_seen_at`` the last, ``last_good_before``
+and ``first_good_after`` the runs that saw it work around them. Every incident is reported;
+``confirmed`` marks those that two probes agreed on within an hour (``report_confirmations``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Join, Table, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, select
 
-from reports.model import Grain, Incident, IncidentKind, ReportQuery
-from reports.query import (
-    FAMILIES,
-    Cell,
-    CellId,
-    NetworkId,
-    dominant_method,
-    network_down,
-    sample_digest,
-    state_of,
-    to_datetime,
-    where,
-)
-from reports.rollup import SECONDS, epoch
-from reports.tables import (
-    report_cells,
-    report_confirmations,
-    report_failing,
-    report_methods,
-    report_networks,
-    report_probes,
-)
+from reports.asnames import operator
+from reports.model import Incident, IncidentKind, ReportQuery, construct
+from reports.query import FAMILIES, to_datetime
+from reports.rollup import bucket_of, epoch
+from reports.runs import report_runs
+from reports.tables import report_confirmations
 
 Scope = Literal["platform", "network"]
 SAMPLES = 5
+LOOKBACK_ROWS = 200  # runs read at a time when an incident was already open at the window start
 
 
 @dataclass(frozen=True)
 class Rule:
-    """The change-point rule's parameters."""
+    """The rule's parameter: reachable runs in a row that end an incident."""
 
-    min_measurements: int = 3
     close_after: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run as incidents read it."""
+
+    started: float
+    digest: str
+    platform: str
+    key_id: str
+    verdict: str
+    method: str | None
+    measurements: int
+    first_failure: float | None
+    last_failure: float | None
+    label: str | None
+
+
+Status = Literal["reachable", "blocked", "throttled", "outage"] | None
 
 
 @dataclass
@@ -62,283 +73,307 @@ class Span:
     """An incident found in one series, before it is described."""
 
     kind: IncidentKind
-    scope: Scope
-    start: int
-    end: int | None = None
-    failing: list[Cell] = field(default_factory=list)
+    failing: list[Run] = field(default_factory=list)
+    good_before: Run | None = None
+    good_after: Run | None = None
+    ended_by: Run | None = None  # the failing run of another kind that ended it
 
 
-Status = tuple[IncidentKind, Scope] | Literal["reachable"] | None
-Step = tuple[int, Status, Cell | None]  # bucket, what it says, the cell when it fails
+def platform_status(run: Run) -> Status:
+    if run.verdict in ("reachable", "blocked", "throttled", "outage"):
+        return run.verdict  # type: ignore[return-value]
+    return None
 
 
-def bucket_status(cell: Cell, rule: Rule, network_outage: bool) -> Status:
-    """What one bucket says: failing (kind, scope), reachable, or nothing."""
-    return status_of(
-        cell.measurements,
-        cell.probes,
-        cell.reachable,
-        cell.blocked,
-        cell.throttled,
-        cell.outage,
-        network_outage,
-        rule,
-    )
+def network_status(run: Run) -> Status:
+    if run.method == "outage.local":
+        return "outage"
+    return None if run.verdict == "inconclusive" else "reachable"
 
 
-def status_of(
-    measurements: int,
-    probes: int,
-    reachable: int,
-    blocked: int,
-    throttled: int,
-    outage: int,
-    network_outage: bool,
-    rule: Rule,
-) -> Status:
-    """``bucket_status`` from a cell's counts."""
-    if measurements < rule.min_measurements:
-        return None
-    if network_outage:
-        return ("outage", "network")
-    state = state_of(probes, reachable, blocked, throttled, outage, False)
-    if state in ("blocked", "throttled", "outage"):
-        return (state, "platform")
-    return "reachable" if state == "reachable" else None
+Judge = Callable[[Run], Status]
 
 
-def find_spans(series: Sequence[Cell], outages: set[NetworkId], rule: Rule = Rule()) -> list[Span]:
-    """Apply the change-point rule to one series of cells, ordered by bucket."""
-    steps: list[Step] = []
-    for cell in series:
-        status = bucket_status(cell, rule, (cell.bucket, cell.country, cell.asn) in outages)
-        steps.append((cell.bucket, status, cell))
-    return apply_rule(steps, rule)
-
-
-def apply_rule(steps: Iterable[Step], rule: Rule) -> list[Span]:
-    """The change-point rule over one series' buckets, in order (module docstring)."""
+def apply_rule(runs: Sequence[Run], judge: Judge, rule: Rule) -> list[Span]:
+    """The rule over one series' runs, in time order (module docstring)."""
     spans: list[Span] = []
     current: Span | None = None
-    streak: list[int] = []  # starts of consecutive reachable buckets
-    for bucket, status, cell in steps:
+    good: Run | None = None  # the last reachable run since the last failing one
+    streak: list[Run] = []  # reachable runs since the open incident's last failing run
+    for run in runs:
+        status = judge(run)
         if status is None:
             continue
         if status == "reachable":
+            good = run
             if current is not None:
-                streak.append(bucket)
+                streak.append(run)
                 if len(streak) >= rule.close_after:
-                    current.end = streak[0]
-                    current = None
+                    current.good_after = streak[0]
+                    current, streak = None, []
             continue
-        streak = []
-        kind, scope = status
-        if current is not None and (current.kind, current.scope) != (kind, scope):
-            current.end = bucket
+        if current is not None and current.kind != status:
+            current.good_after = streak[0] if streak else None
+            current.ended_by = None if streak else run
             current = None
         if current is None:
-            current = Span(kind, scope, bucket)
+            current = Span(status, good_before=good)
             spans.append(current)
-        assert cell is not None  # a failing step carries its cell
-        current.failing.append(cell)
+        good, streak = None, []
+        current.failing.append(run)
+    if current is not None and streak:
+        current.good_after = streak[0]
     return spans
 
 
 def incidents(conn: Connection, query: ReportQuery, rule: Rule = Rule()) -> list[Incident]:
-    """Incidents in the query's window, ordered by start.
+    """Incidents with a failing run in the query's window, ordered by onset.
 
-    Only series with a failing bucket can hold an incident, and an incident starts at one: the
-    failing cells come first (``report_failing``, with their network's outage flag from
-    ``report_networks``), then the cells of those series from their first
-    failing bucket on, and the methods and confirmations of the failing cells only. The rule
-    then runs over plain tuples; ``Cell`` objects are made for failing buckets alone.
+    The failing runs of the window (a partial index) name the series that can hold one; their
+    runs in the window are read in one query, and only a series whose incident was already open
+    at the window start is read further back, until its onset.
     """
-    grain = query.bucket
-    c, f, n = report_cells.c, report_failing.c, report_networks.c
-    same_cell = and_(
-        c.grain == f.grain,
-        c.bucket == f.bucket,
-        c.platform == f.platform,
-        c.country == f.country,
-        c.asn == f.asn,
-    )
-    failing = Failing(
-        report_failing.join(report_cells, same_cell),
-        and_(where(report_failing, query, grain), c.measurements >= rule.min_measurements),
-    )
-    network = and_(n.grain == c.grain, n.bucket == c.bucket, n.country == c.country)
-    down_flag = case((and_(*network_down(report_networks)), 1), else_=0)
-    rows = conn.execute(
-        select(c.bucket, c.country, c.asn, down_flag)
-        .select_from(failing.cells.outerjoin(report_networks, and_(network, n.asn == c.asn)))
-        .where(failing.where)
-    ).all()
-    if not rows:
+    since, until = epoch(query.since), epoch(query.until)
+    r = report_runs.c
+    failing = and_(r.failing == 1, r.started >= since, r.started < until, *_filters(query, True))
+    platform_series = select(r.country, r.asn, r.platform).where(failing, r.network_down == 0)
+    network_series = select(r.country, r.asn).where(
+        r.failing == 1, r.started >= since, r.started < until, r.network_down == 1,
+        *_filters(query, False),
+    )  # fmt: skip
+    wanted_p = set(conn.execute(platform_series.distinct()).all())
+    wanted_n = set(conn.execute(network_series.distinct()).all())
+    if not wanted_p and not wanted_n:
         return []
-    down = {(b, cc, a) for b, cc, a, flag in rows if flag}
-    methods = _of_failing(conn, failing, report_methods, "method", "count")
-    confirmations = _of_failing(conn, failing, report_confirmations, "family")
+    networks = {(cc, asn) for cc, asn, _p in wanted_p} | wanted_n
+    rows = _runs(conn, networks, since, until)
+    per_platform: dict[tuple[str, int, str], list[Run]] = {}
+    per_network: dict[tuple[str, int], list[Run]] = {}
+    labels: dict[tuple[str, int], str] = {}
+    for country, asn, run in rows:
+        if run.label:
+            labels[(country, asn)] = run.label
+        if (country, asn) in wanted_n:
+            per_network.setdefault((country, asn), []).append(run)
+        if (country, asn, run.platform) in wanted_p and run.method != "outage.local":
+            per_platform.setdefault((country, asn, run.platform), []).append(run)
+    confirmations = _confirmations(conn, query, networks)
     found: list[Incident] = []
-    for key, series in _series(conn, query, failing):
-        found.extend(
-            _describe(conn, key, span, series, grain, methods, confirmations)
-            for span in apply_rule(_steps(key, series, down, rule), rule)
+    for (country, asn, platform), runs in per_platform.items():
+        runs = _with_onset(conn, runs, (country, asn, platform), since, platform_status, rule)
+        for span in apply_rule(runs, platform_status, rule):
+            if in_window(span, since):
+                name = operator(asn, labels.get((country, asn)))
+                found.append(
+                    describe(span, platform, country, asn, name, "platform", confirmations)
+                )
+    for (country, asn), runs in per_network.items():
+        runs = _with_onset(conn, runs, (country, asn, None), since, network_status, rule)
+        for span in apply_rule(runs, network_status, rule):
+            if in_window(span, since):
+                name = operator(asn, labels.get((country, asn)))
+                found.append(describe(span, None, country, asn, name, "network", confirmations))
+    return sorted(found, key=lambda i: (i.started_at, i.platform or "", i.country, i.asn))
+
+
+def _filters(query: ReportQuery, platform: bool) -> list[ColumnElement[bool]]:
+    r = report_runs.c
+    clauses = []
+    if platform and query.platform is not None:
+        clauses.append(r.platform == query.platform)
+    if query.country is not None:
+        clauses.append(r.country == query.country)
+    if query.asn is not None:
+        clauses.append(r.asn == query.asn)
+    return clauses
+
+
+RUN_COLUMNS = (
+    report_runs.c.started,
+    report_runs.c.bundle_digest,
+    report_runs.c.platform,
+    report_runs.c.key_id,
+    report_runs.c.verdict,
+    report_runs.c.method,
+    report_runs.c.measurements,
+    report_runs.c.first_failure,
+    report_runs.c.last_failure,
+    report_runs.c.label,
+)
+
+
+def _runs(
+    conn: Connection, networks: set[tuple[str, int]], since: int, until: int
+) -> Iterable[tuple[str, int, Run]]:
+    """Every run of ``networks`` in [since, until), by network and time."""
+    r = report_runs.c
+    for country, asn in sorted(networks):
+        rows = conn.execute(
+            select(*RUN_COLUMNS)
+            .where(r.country == country, r.asn == asn, r.started >= since, r.started < until)
+            .order_by(r.started, r.bundle_digest)
         )
-    return sorted(found, key=lambda i: (i.started_at, i.platform, i.country, i.asn))
+        for row in rows:
+            yield country, asn, as_run(row)
 
 
-@dataclass(frozen=True)
-class Failing:
-    """The failing cells of a query: ``report_failing`` joined to ``report_cells``, filtered."""
-
-    cells: Join
-    where: ColumnElement[bool]
+def as_run(row: Any) -> Run:
+    return Run(*row)
 
 
-Series = tuple[str, str, int]  # platform, country, asn
-# bucket, measurements, probes, reachable, blocked, throttled, outage, inconclusive, last, failure
-CellRow = tuple[int, int, int, int, int, int, int, int, str, str | None]
+def _with_onset(
+    conn: Connection,
+    runs: list[Run],
+    series: tuple[str, int, str | None],
+    since: int,
+    status: Judge,
+    rule: Rule,
+) -> list[Run]:
+    """``runs``, preceded by earlier ones when the series was failing at the window start."""
+    first = next((s for s in map(status, runs) if s is not None), None)
+    if first is None or first == "reachable":
+        return runs
+    country, asn, platform = series
+    r = report_runs.c
+    clauses = [r.country == country, r.asn == asn]
+    if platform is not None:
+        clauses.append(r.platform == platform)
+    earlier: list[Run] = []
+    bound: float = since
+    while True:
+        rows = conn.execute(
+            select(*RUN_COLUMNS)
+            .where(*clauses, r.started < bound)
+            .order_by(r.started.desc(), r.bundle_digest.desc())
+            .limit(LOOKBACK_ROWS)
+        ).all()
+        batch = [as_run(row) for row in rows]
+        if platform is not None:
+            batch = [run for run in batch if run.method != "outage.local"]
+        earlier.extend(batch)
+        reachable = 0
+        for run in earlier:  # newest first: stop after close_after reachable runs in a row
+            s = status(run)
+            if s == "reachable":
+                reachable += 1
+                if reachable >= rule.close_after:
+                    break
+            elif s is not None:
+                reachable = 0
+        if reachable >= rule.close_after or len(rows) < LOOKBACK_ROWS:
+            break
+        bound = float(rows[-1][0])
+    return [*reversed(earlier), *runs]
 
 
-def _series(
-    conn: Connection, query: ReportQuery, failing: Failing
-) -> list[tuple[Series, list[CellRow]]]:
-    """The cells of every series with a failing cell, from its first failing bucket on."""
-    c = report_cells.c
-    first = (
-        select(c.platform, c.country, c.asn, func.min(c.bucket).label("first"))
-        .select_from(failing.cells)
-        .where(failing.where)
-        .group_by(c.platform, c.country, c.asn)
-        .subquery("first_failing")
-    )
-    cells = report_cells.alias("series")
-    f, a = first.c, cells.c
-    rows = conn.execute(
-        select(a.platform, a.country, a.asn, a.bucket, a.measurements, a.probes, a.reachable)
-        .add_columns(a.blocked, a.throttled, a.outage, a.inconclusive, a.last_digest)
-        .add_columns(a.failure_digest)
-        .select_from(first)
-        .join(
-            cells,
-            and_(
-                a.grain == query.bucket,
-                a.platform == f.platform,
-                a.country == f.country,
-                a.asn == f.asn,
-                a.bucket >= f.first,
-                a.bucket < epoch(query.until),
-            ),
-        )
-        .order_by(a.platform, a.country, a.asn, a.bucket)
-    ).all()
-    out: list[tuple[Series, list[CellRow]]] = []
-    current: Series | None = None
-    for platform, country, asn, *cell in rows:
-        if (platform, country, asn) != current:
-            current = (platform, country, asn)
-            out.append((current, []))
-        out[-1][1].append(tuple(cell))
-    return out
+def in_window(span: Span, since: int) -> bool:
+    """The span has a failing run in the window (every run read is before its end)."""
+    return span.failing[-1].started >= since
 
 
-def _steps(key: Series, series: list[CellRow], down: set[NetworkId], rule: Rule) -> Iterator[Step]:
-    platform, country, asn = key
-    for bucket, m, probes, r, b, t, o, i, last, failure in series:
-        status = status_of(m, probes, r, b, t, o, (bucket, country, asn) in down, rule)
-        if status is None or status == "reachable":
-            yield bucket, status, None
-        else:
-            cell = Cell(bucket, platform, country, asn, m, probes, r, b, t, o, i, last, failure)
-            yield bucket, status, cell
+CellKey = tuple[int, str, str, int]  # hour bucket, platform, country, asn
 
 
-def _of_failing(conn: Connection, failing: Failing, table: Table, *names: str) -> dict[CellId, Any]:
-    """Per failing cell, ``table``'s rows: {method: count} or {family} (``names``)."""
-    c, t = report_cells.c, table.c
-    same = and_(
-        t.grain == c.grain,
-        t.bucket == c.bucket,
-        t.platform == c.platform,
-        t.country == c.country,
-        t.asn == c.asn,
-    )
-    rows = conn.execute(
-        select(c.bucket, c.platform, c.country, c.asn, *(t[name] for name in names))
-        .select_from(failing.cells.join(table, same))
-        .where(failing.where)
-    )
-    found: dict[CellId, Any] = {}
-    if len(names) == 2:
-        for bucket, platform, country, asn, name, count in rows:
-            found.setdefault((bucket, platform, country, asn), {})[name] = count
-    else:
-        for bucket, platform, country, asn, name in rows:
-            found.setdefault((bucket, platform, country, asn), set()).add(name)
+def _confirmations(
+    conn: Connection, query: ReportQuery, networks: set[tuple[str, int]]
+) -> dict[tuple[int, str, str, int], set[str]]:
+    """The families confirmed per hour cell of the window's networks (report_confirmations)."""
+    c = report_confirmations.c
+    clauses = [c.grain == "hour", c.bucket >= bucket_of(epoch(query.since), "hour") - 31 * 86400]
+    clauses.append(c.bucket < epoch(query.until))
+    if query.country is not None:
+        clauses.append(c.country == query.country)
+    if query.asn is not None:
+        clauses.append(c.asn == query.asn)
+    found: dict[CellKey, set[str]] = {}
+    for bucket, platform, country, asn, fam in conn.execute(
+        select(c.bucket, c.platform, c.country, c.asn, c.family).where(*clauses)
+    ):
+        if (country, asn) in networks:
+            found.setdefault((bucket, platform, country, asn), set()).add(fam)
     return found
 
 
-def _describe(
-    conn: Connection,
-    key: Series,
+def describe(
     span: Span,
-    series: list[CellRow],
-    grain: Grain,
-    methods: dict[CellId, dict[str, int]],
-    confirmations: dict[CellId, set[str]],
+    platform: str | None,
+    country: str,
+    asn: int,
+    name: str | None,
+    scope: Scope,
+    confirmations: dict[CellKey, set[str]],
 ) -> Incident:
-    platform, country, asn = key
-    last_bucket = span.failing[-1].bucket + SECONDS[grain]
-    stop = span.end if span.end is not None else series[-1][0] + SECONDS[grain]
-    buckets = [row[0] for row in series]
-    inside = series[bisect_left(buckets, span.start) : bisect_left(buckets, stop)]
-    totals: dict[str, int] = {}
-    for cell in span.failing:
-        for name, n in methods.get(cell.id, {}).items():
-            totals[name] = totals.get(name, 0) + n
-    method = dominant_method(totals, span.kind)
-    if span.scope == "network":
-        method = "outage.local"
-        wanted = {"dns", "tcp", "tls", "http", "quic", "throttle", "outage", "blocked"}
-    else:
-        wanted = set(FAMILIES[span.kind])
-    confirmed = any(confirmations.get(c.id, set()) & wanted for c in span.failing)
+    runs = span.failing
+    methods = Counter(run.method for run in runs if run.method)
+    method = min(methods.items(), key=lambda kv: (-kv[1], kv[0]))[0] if methods else None
+    wanted = {"outage"} if scope == "network" else set(FAMILIES[span.kind])
+    confirmed_at = _confirmed_at(runs, wanted, country, asn, confirmations)
     samples: list[str] = []
-    for cell in reversed(span.failing):
-        digest = sample_digest(cell, span.kind)
-        if digest not in samples:
-            samples.append(digest)
+    for run in reversed(runs):
+        if run.verdict == span.kind and run.method == method and run.digest not in samples:
+            samples.append(run.digest)
         if len(samples) == SAMPLES:
             break
-    ident = f"{platform}|{country}|{asn}|{span.kind}|{span.scope}|{span.start}"
-    return Incident(
-        id=hashlib.sha256(ident.encode()).hexdigest()[:16],
-        platform=platform,
-        country=country,
-        asn=asn,
-        kind=span.kind,
-        scope=span.scope,
-        method=method,
-        started_at=to_datetime(span.start),
-        ended_at=None if span.end is None else to_datetime(span.end),
-        last_seen_at=to_datetime(last_bucket),
-        probes=_distinct_probes(conn, key, grain, span.start, stop),
-        measurements=sum(row[1] for row in inside),
-        failing_buckets=len(span.failing),
-        confirmed=confirmed,
-        sample_digests=tuple(samples),
-    )
+    onset = min(run.first_failure or run.started for run in runs)
+    last = max(run.last_failure or run.started for run in runs)
+    after = span.good_after.started if span.good_after else None
+    ended = after if after is not None else (span.ended_by.started if span.ended_by else None)
+    ident = f"{platform or '*'}|{country}|{asn}|{span.kind}|{scope}|{runs[0].digest}"
+    fields = {
+        "id": hashlib.sha256(ident.encode()).hexdigest()[:16],
+        "platform": platform,
+        "country": country,
+        "asn": asn,
+        "network": name,
+        "kind": span.kind,
+        "scope": scope,
+        "method": method,
+        "started_at": _at(onset),
+        "ended_at": None if ended is None else _at(ended),
+        "last_seen_at": _at(last),
+        "last_good_before": _at(span.good_before.started) if span.good_before else None,
+        "first_good_after": None if after is None else _at(after),
+        "probes": len({run.key_id for run in runs}),
+        "runs": len(runs),
+        "measurements": sum(run.measurements for run in runs),
+        "confirmed": confirmed_at is not None,
+        "confirmed_at": None if confirmed_at is None else _at(confirmed_at),
+        "sample_digests": tuple(samples),
+    }
+    return construct(Incident, fields)
 
 
-def _distinct_probes(conn: Connection, key: Series, grain: Grain, start: int, stop: int) -> int:
-    p = report_probes.c
-    clause = and_(
-        p.grain == grain,
-        p.platform == key[0],
-        p.country == key[1],
-        p.asn == key[2],
-        p.bucket >= start,
-        p.bucket < stop,
-        p.family == "",
-    )
-    return int(conn.execute(select(func.count(func.distinct(p.key_id))).where(clause)).scalar_one())
+def _confirmed_at(
+    runs: Sequence[Run],
+    wanted: set[str],
+    country: str,
+    asn: int,
+    confirmations: dict[CellKey, set[str]],
+) -> float | None:
+    """When a second probe's failing run joined another's in a confirmed hour, if one did."""
+    keys: dict[tuple[int, str], set[str]] = {}
+    for run in runs:
+        hour = bucket_of(int(run.started), "hour")
+        seen = keys.setdefault((hour, run.platform), set())
+        if seen - {run.key_id} and confirmations.get((hour, run.platform, country, asn), set()) & (
+            wanted
+        ):
+            return run.first_failure or run.started
+        seen.add(run.key_id)
+    return None
+
+
+def _at(seconds: float) -> datetime:
+    whole = int(seconds)
+    return to_datetime(whole) + timedelta(microseconds=round((seconds - whole) * 1e6))
+
+
+def find_incident(conn: Connection, incident_id: str, query: ReportQuery) -> Incident | None:
+    """The incident with this id among those of ``query``'s window."""
+    return next((i for i in incidents(conn, query) if i.id == incident_id), None)
+
+
+def latest_run(conn: Connection) -> datetime | None:
+    """The time of the latest stored run (reports default to windows ending there)."""
+    latest = conn.execute(select(func.max(report_runs.c.started))).scalar()
+    return None if latest is None else _at(float(latest))

@@ -108,20 +108,29 @@ IncidentKind = Literal["blocked", "throttled", "outage"]
 
 
 class Incident(_Frozen):
-    """A block, throttle or outage of one platform in one network, from onset to end."""
+    """A block, throttle or outage of one platform in one network, or a whole network's outage.
+
+    Times are the measurements' own: ``started_at`` the first failing measurement,
+    ``last_seen_at`` the last one, ``last_good_before``/``first_good_after`` the probes' runs
+    around them that saw the platform (or network) work.
+    """
 
     id: str
-    platform: str
+    platform: str | None  # None: a network outage (every platform of the network)
     country: str
     asn: int
+    network: str | None  # the operator's name, or the probes' label for the network
     kind: IncidentKind
-    scope: Literal["platform", "network"]  # a network outage takes every platform down
-    method: str | None  # the dominant method over the incident's failing buckets
+    scope: Literal["platform", "network"]
+    method: str | None  # the most frequent method of its failing runs
     started_at: datetime
     ended_at: datetime | None  # None: still ongoing at the end of the queried window
-    last_seen_at: datetime  # end of the last failing bucket
-    probes: int
-    measurements: int
-    failing_buckets: int
+    last_seen_at: datetime
+    last_good_before: datetime | None
+    first_good_after: datetime | None
+    probes: int  # distinct probe keys with a failing run
+    runs: int  # failing runs (a probe's bundle, one platform)
+    measurements: int  # measurements in those runs
     confirmed: bool
-    sample_digests: tuple[str, ...]
+    confirmed_at: datetime | None  # the failing measurement that made two probes agree
+    sample_digests: tuple[str, ...]  # bundles holding measurements of its kind and method

@@ -29,7 +29,7 @@ def is_collector(pid: int) -> bool:
     return b"collector" in cmdline and b"serve" in cmdline
 
 
-def test_demo_reports_the_confirmed_block_and_leaves_nothing_behind(tmp_path, capsys):
+def test_demo_reports_each_phase_as_its_own_incident_and_leaves_its_data(tmp_path, capsys):
     prefix = f"bpd{os.getpid()}"
     out = tmp_path / "out"
     status = demo.main(["--prefix", prefix, "--out", str(out)])
@@ -43,23 +43,35 @@ def test_demo_reports_the_confirmed_block_and_leaves_nothing_behind(tmp_path, ca
 
     rows = json.loads((out / "reachability.json").read_text())["result"]
     isp1 = [r for r in rows if r["asn"] == demo.ASNS["isp1"] and r["platform"] == "x"]
-    assert isp1, rows
     # Two probes of isp1 agreed on the TLS reset within an hour: a confirmed block.
     assert any("tls" in r["confirmed_families"] and r["methods"].get("tls.reset") for r in isp1)
-    if len(isp1) == 1:  # the demo ran within one hourly bucket (it did unless it crossed xx:00)
-        (row,) = isp1
-        assert ("blocked", "tls.reset", True) == (
-            row["state"],
-            row["dominant_method"],
-            row["confirmed"],
-        )
-        assert 2 == row["probes"]
-        incidents = json.loads((out / "incidents.json").read_text())["result"]
-        assert any(
-            i["asn"] == demo.ASNS["isp1"]
-            and (i["kind"], i["method"], i["confirmed"]) == ("blocked", "tls.reset", True)
-            for i in incidents
-        ), incidents
+
+    # Each phase is its own incident, at the measurements' own times, all ended by the recovery.
+    incidents = json.loads((out / "incidents.json").read_text())["result"]
+    starts = summary["phase_starts"]
+    got = {(i["platform"], i["asn"], i["kind"], i["method"]): i for i in incidents}
+    assert set(got) == {
+        ("x", demo.ASNS["isp1"], "blocked", "tls.reset"),
+        ("x", demo.ASNS["isp2"], "throttled", "throttle.rate"),
+        (None, demo.ASNS["isp1"], "outage", "outage.local"),
+    }, incidents
+    block = got[("x", demo.ASNS["isp1"], "blocked", "tls.reset")]
+    throttle = got[("x", demo.ASNS["isp2"], "throttled", "throttle.rate")]
+    outage = got[(None, demo.ASNS["isp1"], "outage", "outage.local")]
+    assert block["confirmed"] and outage["confirmed"] and not throttle["confirmed"]
+    for inc, last in ((block, "block"), (throttle, "shutdown")):
+        assert demo.phase_of(inc["started_at"], starts) == "block"
+        assert demo.phase_of(inc["last_seen_at"], starts) == last
+        assert demo.phase_of(inc["first_good_after"], starts) == "recovered"
+    assert demo.phase_of(outage["started_at"], starts) == "shutdown"
+    assert demo.phase_of(outage["ended_at"], starts) == "recovered"
+
+    # The data stays to explore: the collector's, an evidence pack, and the commands to run.
+    assert (out / "collector" / "collector.db").is_file()
+    pack = Path(summary["evidence_pack"])
+    assert (pack / "README.md").is_file() and list((pack / "bundles").glob("*.json"))
+    assert f"verify {pack}" in printed and "report incidents --data-dir" in printed
+    assert "rm -rf" in printed and "feeds/incidents.atom" in printed
 
     # the shutdown's bundles waited in the outbox and were drained afterwards
     assert {"v1a", "v1b"} == set(summary["drains"])
@@ -68,8 +80,9 @@ def test_demo_reports_the_confirmed_block_and_leaves_nothing_behind(tmp_path, ca
     assert "blocked" == verdicts[("block #1", "v1a")]
     assert "outage" == verdicts[("shutdown", "v1b")]
     assert "throttled" == verdicts[("block #1", "v2a")]
+    assert {("recovered", v) for v in ("v1a", "v1b", "v2a")} <= set(verdicts)
 
-    # nothing left behind: no namespaces, no lab state, no collector
+    # nothing else left behind: no namespaces, no lab state, no collector running
     assert [] == namespaces(prefix)
     assert not (state_root() / prefix).exists()
     assert summary["collector_pid"] is not None

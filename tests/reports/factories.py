@@ -23,7 +23,7 @@ from collectors.store import Store
 from probe.bundle import SealedBundle, build, seal
 from probe.keys import ProbeKey
 from probe.model import Measurement, Observations, VantageInfo, Verdict
-from probe.model.verdict import METHODS
+from probe.model.verdict import METHODS, ThroughputSummary
 from tests.collectors.factories import make_key
 
 T0 = datetime(2024, 2, 17, 12, 0, tzinfo=UTC)
@@ -49,7 +49,22 @@ def measurement(
             method=method,
             confidence=0.9,
             evidence=(f"{method} seen",) if method else (),
+            throughput=_rate(verdict, platform, i),
         ),
+    )
+
+
+def _rate(verdict: str, platform: str, i: int) -> ThroughputSummary | None:
+    """A transfer on x's first endpoint: slow against the control when throttled."""
+    if platform != "x" or i != 0 or verdict not in ("throttled", "reachable"):
+        return None
+    kbps = 120.0 if verdict == "throttled" else 2200.0
+    return ThroughputSummary(
+        bytes=65536,
+        seconds=65536 * 8 / 1000 / kbps,
+        kbps=kbps,
+        control_kbps=2400.0,
+        ratio=round(kbps / 2400.0, 4),
     )
 
 

@@ -1,22 +1,30 @@
 """A straightforward recomputation of the reports, to check the fast paths against.
 
-Reads every cell of the window as a ``Cell``, judges network outages with a GROUP BY over all
-platform cells and the keys' votes (not ``report_networks``), and applies the
-change-point rule to every series (no pre-filter). Slow on purpose: this is the specification.
+Reads every cell of the window as a ``Cell`` and judges network outages with a GROUP BY over all
+platform cells and the keys' votes (not ``report_networks``); for incidents, reads every run
+before the window's end and applies the rule to every series (no pre-filter, no look-back limit).
+Slow on purpose: this is the specification.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, case, func, select
 
-from reports.incidents import SAMPLES, Rule, find_spans
+from reports.incidents import (
+    RUN_COLUMNS,
+    Rule,
+    Run,
+    apply_rule,
+    as_run,
+    describe,
+    network_status,
+    platform_status,
+)
 from reports.model import Grain, Incident, ReachabilityRow, ReportQuery
 from reports.query import (
-    FAMILIES,
     Cell,
     CellId,
     NetworkId,
@@ -27,12 +35,12 @@ from reports.query import (
     to_datetime,
     where,
 )
-from reports.rollup import SECONDS
+from reports.rollup import epoch
+from reports.runs import report_runs
 from reports.tables import (
     report_cells,
     report_confirmations,
     report_methods,
-    report_probes,
     report_votes,
 )
 
@@ -134,66 +142,43 @@ def reachability(conn: Connection, query: ReportQuery) -> list[ReachabilityRow]:
 
 
 def incidents(conn: Connection, query: ReportQuery, rule: Rule = Rule()) -> list[Incident]:
-    grain = query.bucket
-    down = network_outages(conn, query.model_copy(update={"platform": None}), grain)
-    found_methods = methods(conn, query, grain)
-    found_confirmations = confirmations(conn, query, grain)
-    series: dict[tuple[str, str, int], list[Cell]] = defaultdict(list)
-    for cell in cells(conn, query, grain):
-        series[(cell.platform, cell.country, cell.asn)].append(cell)
+    """Every run before the window's end, series by series, through the rule."""
+    since, until = epoch(query.since), epoch(query.until)
+    r = report_runs.c
+    rows = conn.execute(
+        select(r.country, r.asn, *RUN_COLUMNS)
+        .where(r.started < until)
+        .order_by(r.started, r.bundle_digest)
+    ).all()
+    platform_series: dict[tuple[str, int, str], list[Run]] = defaultdict(list)
+    network_series: dict[tuple[str, int], list[Run]] = defaultdict(list)
+    labels: dict[tuple[str, int], str] = {}
+    for country, asn, *rest in rows:
+        run = as_run(rest)
+        if query.country not in (None, country) or query.asn not in (None, asn):
+            continue
+        if run.label and run.started >= since:
+            labels[(country, asn)] = run.label
+        network_series[(country, asn)].append(run)
+        if run.method != "outage.local" and query.platform in (None, run.platform):
+            platform_series[(country, asn, run.platform)].append(run)
+    c = report_confirmations.c
+    confirmations: dict[tuple[int, str, str, int], set[str]] = defaultdict(set)
+    for bucket, platform, country, asn, fam in conn.execute(
+        select(c.bucket, c.platform, c.country, c.asn, c.family).where(c.grain == "hour")
+    ):
+        confirmations[(bucket, platform, country, asn)].add(fam)
     found: list[Incident] = []
-    for one in series.values():
-        for span in find_spans(one, down, rule):
-            first = span.failing[0]
-            stop = span.end if span.end is not None else one[-1].bucket + SECONDS[grain]
-            totals: dict[str, int] = defaultdict(int)
-            for cell in span.failing:
-                for name, n in found_methods.get(cell.id, {}).items():
-                    totals[name] += n
-            method = dominant_method(totals, span.kind)
-            wanted = set(FAMILIES[span.kind])
-            if span.scope == "network":
-                method = "outage.local"
-                wanted = {"dns", "tcp", "tls", "http", "quic", "throttle", "outage", "blocked"}
-            samples: list[str] = []
-            for cell in reversed(span.failing):
-                digest = sample_digest(cell, span.kind)
-                if digest not in samples and len(samples) < SAMPLES:
-                    samples.append(digest)
-            p = report_probes.c
-            probes = conn.execute(
-                select(func.count(func.distinct(p.key_id))).where(
-                    and_(
-                        p.grain == grain,
-                        p.platform == first.platform,
-                        p.country == first.country,
-                        p.asn == first.asn,
-                        p.bucket >= span.start,
-                        p.bucket < stop,
-                        p.family == "",
-                    )
+    for (country, asn, platform), runs in platform_series.items():
+        for span in apply_rule(runs, platform_status, rule):
+            if since <= span.failing[-1].started:
+                name = labels.get((country, asn))
+                found.append(
+                    describe(span, platform, country, asn, name, "platform", confirmations)
                 )
-            ).scalar_one()
-            key = f"{first.platform}|{first.country}|{first.asn}|{span.kind}|{span.scope}|"
-            found.append(
-                Incident(
-                    id=hashlib.sha256(f"{key}{span.start}".encode()).hexdigest()[:16],
-                    platform=first.platform,
-                    country=first.country,
-                    asn=first.asn,
-                    kind=span.kind,
-                    scope=span.scope,
-                    method=method,
-                    started_at=to_datetime(span.start),
-                    ended_at=None if span.end is None else to_datetime(span.end),
-                    last_seen_at=to_datetime(span.failing[-1].bucket + SECONDS[grain]),
-                    probes=int(probes),
-                    measurements=sum(c.measurements for c in one if span.start <= c.bucket < stop),
-                    failing_buckets=len(span.failing),
-                    confirmed=any(
-                        found_confirmations.get(c.id, set()) & wanted for c in span.failing
-                    ),
-                    sample_digests=tuple(samples),
-                )
-            )
-    return sorted(found, key=lambda i: (i.started_at, i.platform, i.country, i.asn))
+    for (country, asn), runs in network_series.items():
+        for span in apply_rule(runs, network_status, rule):
+            if since <= span.failing[-1].started:
+                name = labels.get((country, asn))
+                found.append(describe(span, None, country, asn, name, "network", confirmations))
+    return sorted(found, key=lambda i: (i.started_at, i.platform or "", i.country, i.asn))

@@ -113,11 +113,7 @@ def _queries() -> list[ReportQuery]:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_fast_paths_match_a_recomputation(engine: Engine, seed: int) -> None:
     load_random(Store(engine), seed)
-    rules = [
-        Rule(),
-        Rule(min_measurements=1, close_after=1),
-        Rule(min_measurements=4, close_after=3),
-    ]
+    rules = [Rule(), Rule(close_after=1), Rule(close_after=3)]
     with engine.connect() as conn:
         seen = 0
         for query in _queries():

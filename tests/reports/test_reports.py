@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from reports.incidents import Rule, find_spans, incidents
+from reports.incidents import Rule, Run, apply_rule, incidents, platform_status
 from reports.model import ReportQuery
-from reports.query import Cell, reachability
+from reports.query import reachability
 from tests.reports.factories import HOURS, T0
 
 WINDOW = ReportQuery(since=T0, until=T0 + timedelta(hours=HOURS), bucket="hour")
@@ -60,74 +60,85 @@ def test_incidents(loaded: tuple[Engine, dict[str, list[str]]]) -> None:
     with engine.connect() as conn:
         found = incidents(conn, WINDOW)
     by = {(i.platform, i.asn): i for i in found}
-    assert set(by) == {("x", 64500), ("x", 64501), ("x", 64502), ("x", 64503), ("youtube", 64503)}
+    assert set(by) == {("x", 64500), ("x", 64501), ("x", 64502), (None, 64503)}
     a = by[("x", 64500)]
-    assert (a.kind, a.scope, a.method, a.confirmed, a.probes) == (
+    assert (a.kind, a.scope, a.method, a.confirmed, a.probes, a.network) == (
         "blocked",
         "platform",
         "tls.reset",
         True,
         2,
+        "isp64500",
     )
-    assert a.started_at == T0 + timedelta(hours=2)
-    assert a.ended_at == T0 + timedelta(hours=7)
-    assert a.last_seen_at == T0 + timedelta(hours=7)
-    assert a.measurements == 5 * 6 and a.failing_buckets == 5
+    # Onset and end at the measurements' own times: probe n measures at minute 5 + n.
+    assert a.started_at == T0 + timedelta(hours=2, minutes=5)
+    assert a.last_good_before == T0 + timedelta(hours=1, minutes=6)
+    assert a.last_seen_at == T0 + timedelta(hours=6, minutes=6)
+    assert a.first_good_after == a.ended_at == T0 + timedelta(hours=7, minutes=5)
+    assert a.measurements == 5 * 2 * 3 and a.runs == 10
     assert set(a.sample_digests) <= set(digests["a1"] + digests["a2"]) and a.sample_digests
     b = by[("x", 64501)]
     assert (b.kind, b.confirmed, b.probes, b.ended_at) == ("blocked", False, 1, None)
-    assert b.started_at == T0 + timedelta(hours=3)
+    assert b.started_at == T0 + timedelta(hours=3, minutes=7)
     c = by[("x", 64502)]
-    assert (c.kind, c.method, c.confirmed, c.started_at, c.ended_at) == (
+    assert (c.kind, c.method, c.confirmed, c.ended_at, c.last_good_before) == (
         "throttled",
         "throttle.rate",
         True,
-        T0,
+        None,
         None,
     )
-    for platform in ("x", "youtube"):
-        d = by[(platform, 64503)]
-        assert (d.kind, d.scope, d.method) == ("outage", "network", "outage.local")
-        assert (d.started_at, d.ended_at) == (T0 + timedelta(hours=4), T0 + timedelta(hours=6))
+    d = by[(None, 64503)]  # one network outage, not one per platform
+    assert (d.kind, d.scope, d.method, d.confirmed) == ("outage", "network", "outage.local", True)
+    assert d.started_at == T0 + timedelta(hours=4, minutes=10)
+    assert d.ended_at == T0 + timedelta(hours=6, minutes=10)
     with engine.connect() as conn:
         only = incidents(conn, WINDOW.model_copy(update={"country": "RU"}))
+        x_only = incidents(conn, WINDOW.model_copy(update={"platform": "x"}))
+        late = incidents(conn, WINDOW.model_copy(update={"since": T0 + timedelta(hours=5)}))
     assert [(i.platform, i.asn) for i in only] == [("x", 64502)]
+    assert (None, 64503) in {(i.platform, i.asn) for i in x_only}  # outages take every platform
+    late_a = next(i for i in late if (i.platform, i.asn) == ("x", 64500))
+    assert late_a == a  # open at the window start: its onset is found before it
 
 
-def _cell(hour: int, reachable: int = 0, blocked: int = 0, throttled: int = 0) -> Cell:
-    n = reachable + blocked + throttled
-    # one vote per probe: n probes, n measurements
-    return Cell(hour * 3600, "x", "PK", 1, n, n, reachable, blocked, throttled, 0, 0, "d", None)
+def _run(minute: int, verdict: str, key: str = "k1", method: str | None = None) -> Run:
+    failing = verdict in ("blocked", "throttled", "outage")
+    at = float(minute * 60)
+    return Run(
+        at, f"d{minute}", "x", key, verdict, method, 3, at if failing else None,
+        at if failing else None, None,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("series", "expected"),
     [
-        # (bucket pattern, [(kind, start hour, end hour or None)])
-        ("RRBBBRR", [("blocked", 2, 5)]),
-        ("RRBBBR", [("blocked", 2, None)]),  # one reachable bucket does not close it
-        ("BBRBBRR", [("blocked", 0, 5)]),  # a single reachable bucket inside: one incident
-        ("BB..RR", [("blocked", 0, 4)]),  # too few measurements: ignored, neither open nor close
-        ("BBTTRR", [("blocked", 0, 2), ("throttled", 2, 4)]),  # a new kind opens a new one
+        # (run pattern, one run a minute, [(kind, onset, end or None, last good before)])
+        ("RRBBBRR", [("blocked", 2, 5, 1)]),
+        ("RRBBBR", [("blocked", 2, 5, 1)]),  # the series ends reachable: ended
+        ("RRBBBRB", [("blocked", 2, None, 1)]),  # one reachable run inside does not end it
+        ("BBRBBRR", [("blocked", 0, 5, None)]),
+        ("BB..RR", [("blocked", 0, 4, None)]),  # inconclusive runs change nothing
+        ("BBTTRR", [("blocked", 0, 2, None), ("throttled", 2, 4, None)]),  # a new kind
         ("RRRR", []),
-        ("b", []),  # failing but under min_measurements
+        ("B", [("blocked", 0, None, None)]),  # one failing run is reported too
     ],
 )
-def test_change_point_rule(series: str, expected: list[tuple[str, int, int | None]]) -> None:
-    make = {
-        "R": lambda h: _cell(h, reachable=3),
-        "B": lambda h: _cell(h, blocked=3, reachable=1),
-        "T": lambda h: _cell(h, throttled=2, reachable=1),
-        ".": lambda h: _cell(h, blocked=1),
-        "b": lambda h: _cell(h, blocked=2),
-    }
-    cells = [make[ch](h) for h, ch in enumerate(series)]
-    spans = find_spans(cells, set(), Rule(min_measurements=3, close_after=2))
-    got = [(s.kind, s.start // 3600, None if s.end is None else s.end // 3600) for s in spans]
+def test_rule(series: str, expected: list[tuple[str, int, int | None, int | None]]) -> None:
+    kinds = {"R": "reachable", "B": "blocked", "T": "throttled", ".": "inconclusive"}
+    runs = [_run(m, kinds[ch]) for m, ch in enumerate(series)]
+    spans = apply_rule(runs, platform_status, Rule(close_after=2))
+    got = []
+    for s in spans:
+        end = s.good_after or s.ended_by
+        before = s.good_before
+        got.append(
+            (
+                s.kind,
+                int(s.failing[0].started // 60),
+                None if end is None else int(end.started // 60),
+                None if before is None else int(before.started // 60),
+            )
+        )
     assert got == expected
-
-
-def test_half_failing_bucket_does_not_open() -> None:
-    """Exactly half failing is not "more than half"."""
-    cells = [_cell(0, reachable=2, blocked=2), _cell(1, reachable=2, blocked=2)]
-    assert find_spans(cells, set()) == []

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select, text, update
 from collectors import schema
 from collectors.migrations import MIGRATIONS, migrate
 from reports.rollup import FAILURES, GRAINS, bucket_of, family
+from reports.runs import report_runs
 from reports.tables import ALL_TABLES, report_cells, report_confirmations, report_methods
 
 Key = tuple[str, int, str, str, int]
@@ -128,11 +129,15 @@ def test_migration_backfills_existing_measurements(
     """A database at v2 (measurements, no rollups) gets its rollups built by the migration."""
     engine, _ = loaded
     want = recount(engine)
+    with engine.connect() as conn:
+        runs = sorted(conn.execute(select(report_runs)).all())
     with engine.begin() as conn:
         for table in reversed(ALL_TABLES):
             conn.execute(text(f"DROP TABLE {table.name}"))
         conn.execute(update(schema.schema_version).values(version=2))
     assert migrate(engine) == len(MIGRATIONS)
+    with engine.connect() as conn:  # the runs rebuilt from the measurements, as ingest kept them
+        assert sorted(conn.execute(select(report_runs)).all()) == runs
     got = stored(engine)
     assert got["cells"] == want["cells"]
     assert got["methods"] == want["methods"]
