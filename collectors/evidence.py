@@ -20,7 +20,7 @@ from probe.signing import b64encode, load_public_key
 from reports import evidence_page
 from reports.api import LinkStyle
 from reports.evidence import BundleCheck, Inclusion, check_bundle
-from reports.incidents import find_incident, latest_run
+from reports.incidents import data_end, find_incident
 from reports.model import ReportQuery
 
 DIGEST = r"^[0-9a-f]{64}$"
@@ -115,12 +115,11 @@ def incident(request: Request, incident_id: Annotated[str, Path(pattern=INCIDENT
     """One incident by id, among those of the 31 days up to the latest measurement."""
     store: Store = request.app.state.store
     with store.engine.connect() as conn:
-        latest = latest_run(conn)
-        if latest is None:
+        until = data_end(conn)
+        if until is None:
             return _not_found("no measurements stored")
-        until = latest + timedelta(seconds=1)
         query = ReportQuery(since=until - timedelta(days=31), until=until)
         found = find_incident(conn, incident_id, query)
     if found is None:
-        return _not_found(f"no incident {incident_id} in the 31 days up to {latest.isoformat()}")
+        return _not_found(f"no incident {incident_id} in the 31 days up to {until.isoformat()}")
     return JSONResponse(found.model_dump(mode="json"))

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, select
 from probe.model.verdict import SEVERITY
 from reports.asnames import operator
 from reports.evidence_page import COLOURS, Links
-from reports.incidents import incidents, latest_run
+from reports.incidents import data_end, incidents
 from reports.model import Incident, ReportQuery
 from reports.query import state_of
 from reports.runs import report_runs
@@ -95,11 +95,9 @@ def render(
 ) -> str:
     """The dashboard over the ``hours`` before ``until`` (default: the latest run stored)."""
     generated = generated_at or datetime.now(UTC)
-    end = until or latest_run(conn)
+    end = until or data_end(conn)
     if end is None:
         return _page("No measurements stored yet.", "", generated)
-    if until is None:
-        end += timedelta(seconds=1)
     since = end - timedelta(hours=hours)
     query = ReportQuery(since=since, until=end, country=country, asn=asn, platform=platform)
     runs = _runs(conn, query)

@@ -19,8 +19,8 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 
 from reports.api import Country, Platform, bad_parameter
-from reports.incidents import incidents, latest_run
-from reports.model import Incident, ReportQuery
+from reports.incidents import data_end, incidents
+from reports.model import Incident, ReportQuery, current_bucket_end
 from reports.params import BadParameter, build_query, check_platform
 
 EventKind = Literal["new", "confirmed", "ended"]
@@ -79,8 +79,7 @@ def recent_events(conn: Connection, query: ReportQuery) -> list[Event]:
 
 def window(conn: Connection, days: int, **filters: str | None) -> ReportQuery:
     """The ``days`` up to the latest measurement (or now when there is none)."""
-    latest = latest_run(conn) or datetime.now(UTC)
-    until = latest + timedelta(seconds=1)
+    until = data_end(conn) or current_bucket_end("hour")
     return ReportQuery.model_validate(
         {**filters, "since": until - timedelta(days=days), "until": until}
     )

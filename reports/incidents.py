@@ -31,7 +31,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from reports.asnames import operator
-from reports.model import Incident, IncidentKind, ReportQuery, construct
+from reports.model import Incident, IncidentKind, ReportQuery, construct, current_bucket_end
 from reports.query import FAMILIES, to_datetime
 from reports.rollup import bucket_of, epoch
 from reports.runs import report_runs
@@ -377,3 +377,11 @@ def latest_run(conn: Connection) -> datetime | None:
     """The time of the latest stored run (reports default to windows ending there)."""
     latest = conn.execute(select(func.max(report_runs.c.started))).scalar()
     return None if latest is None else _at(float(latest))
+
+
+def data_end(conn: Connection) -> datetime | None:
+    """The end of a window holding the latest run: just after it, never past the current hour."""
+    latest = latest_run(conn)
+    if latest is None:
+        return None
+    return min(latest + timedelta(seconds=1), current_bucket_end("hour"))
