@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from probe.model.verdict import SEVERITY
 from reports.asnames import operator
 from reports.evidence_page import COLOURS, Links
-from reports.incidents import data_end, incidents
+from reports.incidents import Located, Run, data_end, incidents, window_runs
 from reports.model import Incident, ReportQuery
 from reports.query import state_of
-from reports.runs import report_runs
 
 ORDER = ("blocked", "throttled", "outage", "inconclusive", "reachable")
 BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)  # seconds
@@ -51,27 +50,11 @@ tr:target{background:#fff8e1}code{font-size:.9em}
 
 
 @dataclass
-class RunRow:
-    country: str
-    asn: int
-    platform: str
-    started: float
-    verdict: str
-    method: str | None
-    network_down: int
-    kbps: float | None
-    control_kbps: float | None
-    label: str | None
-    digest: str
-    key_id: str
-
-
-@dataclass
 class Network:
     country: str
     asn: int
     name: str | None = None
-    runs: list[RunRow] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -100,11 +83,18 @@ def render(
         return _page("No measurements stored yet.", "", generated)
     since = end - timedelta(hours=hours)
     query = ReportQuery(since=since, until=end, country=country, asn=asn, platform=platform)
-    runs = _runs(conn, query)
-    found = incidents(conn, query)
+    every = window_runs(conn, query)  # every platform: network outages need them all
+    found = incidents(conn, query, window_runs=None if platform else every)
+    start = since.timestamp()
+    located = [
+        x
+        for x in every
+        if x[2].started >= start and (platform is None or x[2].platform == platform)
+    ]
+    runs = [run for _cc, _asn, run in located]
     if not runs:
         return _page(f"No runs between {_time(since)} and {_time(end)} UTC.", "", generated)
-    networks = _networks(runs)
+    networks = _networks(located)
     first = min(r.started for r in runs)
     last = max(r.started for r in runs)
     for inc in found:
@@ -120,7 +110,7 @@ def render(
         [
             _legend(),
             _timeline(networks, found, axis),
-            _throughput(found, runs, axis),
+            _throughput(found, networks, axis),
             _countries(networks, found),
             _incident_table(found, links),
         ]
@@ -128,30 +118,12 @@ def render(
     return _page(window, body, generated)
 
 
-def _runs(conn: Connection, query: ReportQuery) -> list[RunRow]:
-    r = report_runs.c
-    clauses = [r.started >= query.since.timestamp(), r.started < query.until.timestamp()]
-    if query.country is not None:
-        clauses.append(r.country == query.country)
-    if query.asn is not None:
-        clauses.append(r.asn == query.asn)
-    if query.platform is not None:
-        clauses.append(r.platform == query.platform)
-    rows = conn.execute(
-        select(r.country, r.asn, r.platform, r.started, r.verdict, r.method, r.network_down)
-        .add_columns(r.kbps, r.control_kbps, r.label, r.bundle_digest, r.key_id)
-        .where(*clauses)
-        .order_by(r.started)
-    )
-    return [RunRow(*row) for row in rows]
-
-
-def _networks(runs: list[RunRow]) -> list[Network]:
+def _networks(located: list[Located]) -> list[Network]:
     found: dict[tuple[str, int], Network] = {}
-    for run in runs:
-        net = found.get((run.country, run.asn))
+    for country, asn, run in located:
+        net = found.get((country, asn))
         if net is None:
-            net = found[(run.country, run.asn)] = Network(run.country, run.asn)
+            net = found[(country, asn)] = Network(country, asn)
         net.runs.append(run)
         if run.label:
             net.name = run.label
@@ -208,7 +180,7 @@ def _legend() -> str:
     )
 
 
-def _bucket_state(runs: list[RunRow]) -> tuple[str, str]:
+def _bucket_state(runs: list[Run]) -> tuple[str, str]:
     """A network's state in one bucket, and a tooltip naming each platform's."""
     down = sum(r.network_down for r in runs)
     per_platform: dict[str, Counter[str]] = defaultdict(Counter)
@@ -229,7 +201,8 @@ def _bucket_state(runs: list[RunRow]) -> tuple[str, str]:
     worst = min(states.values(), key=SEVERITY.index)
     parts = []
     for name in sorted(states):
-        method = methods[name].most_common(1)[0][0] if states[name] != "reachable" else ""
+        top = methods[name].most_common(1)
+        method = top[0][0] if top and states[name] != "reachable" else ""
         parts.append(f"{name}: {states[name]}" + (f" ({method})" if method else ""))
     return worst, "; ".join(parts)
 
@@ -263,7 +236,7 @@ def _timeline(networks: list[Network], found: list[Incident], axis: Axis) -> str
 
 
 def _segments(net: Network, axis: Axis, y: int) -> list[str]:
-    buckets: dict[float, list[RunRow]] = defaultdict(list)
+    buckets: dict[float, list[Run]] = defaultdict(list)
     for run in net.runs:
         buckets[run.started - run.started % axis.bucket].append(run)
     spans: list[Segment] = []
@@ -338,23 +311,24 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _throughput(found: list[Incident], runs: list[RunRow], axis: Axis) -> str:
+def _throughput(found: list[Incident], networks: list[Network], axis: Axis) -> str:
     throttles = [i for i in found if i.kind == "throttled"][:CHARTS]
     if not throttles:
         return ""
+    by_network = {(net.country, net.asn): net for net in networks}
     parts = ["<h2>Throttling: transfer rate against the same-path control</h2>"]
     for inc in throttles:
+        net = by_network.get((inc.country, inc.asn))
         points = [
             r
-            for r in runs
-            if (r.platform, r.country, r.asn) == (inc.platform, inc.country, inc.asn)
-            and r.kbps is not None
+            for r in (net.runs if net else [])
+            if r.platform == inc.platform and r.kbps is not None
         ]
         parts.append(_rate_chart(inc, points, axis))
     return "\n".join(parts)
 
 
-def _rate_chart(inc: Incident, points: list[RunRow], axis: Axis) -> str:
+def _rate_chart(inc: Incident, points: list[Run], axis: Axis) -> str:
     height, top = 160, 10
     peak = max([p.kbps or 0 for p in points] + [p.control_kbps or 0 for p in points] + [1.0])
 

@@ -39,6 +39,7 @@ from reports.tables import report_confirmations
 
 Scope = Literal["platform", "network"]
 SAMPLES = 5
+VOTE_WINDOW = 3600  # seconds of runs before an incident whose keys are counted as voters
 LOOKBACK_ROWS = 200  # runs read at a time when an incident was already open at the window start
 
 
@@ -63,6 +64,12 @@ class Run:
     first_failure: float | None
     last_failure: float | None
     label: str | None
+    kbps: float | None = None
+    control_kbps: float | None = None
+
+    @property
+    def network_down(self) -> bool:
+        return self.method == "outage.local"
 
 
 Status = Literal["reachable", "blocked", "throttled", "outage"] | None
@@ -126,14 +133,25 @@ def apply_rule(runs: Sequence[Run], judge: Judge, rule: Rule) -> list[Span]:
     return spans
 
 
-def incidents(conn: Connection, query: ReportQuery, rule: Rule = Rule()) -> list[Incident]:
+Located = tuple[str, int, Run]  # country, asn, run
+
+
+def incidents(
+    conn: Connection,
+    query: ReportQuery,
+    rule: Rule = Rule(),
+    window_runs: Sequence[Located] | None = None,
+) -> list[Incident]:
     """Incidents with a failing run in the query's window, ordered by onset.
 
-    The failing runs of the window (a partial index) name the series that can hold one; their
-    runs in the window are read in one query, and only a series whose incident was already open
-    at the window start is read further back, until its onset.
+    The failing runs of the window (a partial index) name the series that can hold one; each
+    series' runs in the window are read through the series index (or taken from
+    ``window_runs``, every run of the window when the caller has read them already: the
+    dashboard), and only a series whose incident was already open at the window start is read
+    further back, until its onset.
     """
     since, until = epoch(query.since), epoch(query.until)
+    lead = since - VOTE_WINDOW  # the votes an incident starting at ``since`` is weighed against
     r = report_runs.c
     failing = and_(r.failing == 1, r.started >= since, r.started < until, *_filters(query, True))
     platform_series = select(r.country, r.asn, r.platform).where(failing, r.network_down == 0)
@@ -141,28 +159,43 @@ def incidents(conn: Connection, query: ReportQuery, rule: Rule = Rule()) -> list
         r.failing == 1, r.started >= since, r.started < until, r.network_down == 1,
         *_filters(query, False),
     )  # fmt: skip
-    wanted_p = set(conn.execute(platform_series.distinct()).all())
-    wanted_n = set(conn.execute(network_series.distinct()).all())
+    wanted_p = {tuple(row) for row in conn.execute(platform_series.distinct())}
+    wanted_n = {tuple(row) for row in conn.execute(network_series.distinct())}
     if not wanted_p and not wanted_n:
         return []
-    networks = {(cc, asn) for cc, asn, _p in wanted_p} | wanted_n
-    rows = _runs(conn, networks, since, until)
-    per_platform: dict[tuple[str, int, str], list[Run]] = {}
-    per_network: dict[tuple[str, int], list[Run]] = {}
+    per_platform: dict[tuple[str, int, str], list[Run]] = {key: [] for key in wanted_p}
+    per_network: dict[tuple[str, int], list[Run]] = {key: [] for key in wanted_n}
     labels: dict[tuple[str, int], str] = {}
-    for country, asn, run in rows:
+    if window_runs is None:
+        for cc, asn, which in sorted(per_platform):
+            per_platform[(cc, asn, which)] = _series_runs(conn, cc, asn, which, lead, until)
+        for cc, asn in sorted(per_network):
+            per_network[(cc, asn)] = _series_runs(conn, cc, asn, None, lead, until)
+        located: Iterable[Located] = (
+            (cc, asn, run)
+            for group in (per_platform.items(), per_network.items())
+            for (cc, asn, *_p), runs in group
+            for run in runs
+        )
+    else:
+        located = window_runs
+        for country, asn, run in window_runs:
+            if (country, asn) in per_network:
+                per_network[(country, asn)].append(run)
+            series = per_platform.get((country, asn, run.platform))
+            if series is not None:
+                series.append(run)
+    for country, asn, run in located:
         if run.label:
             labels[(country, asn)] = run.label
-        if (country, asn) in wanted_n:
-            per_network.setdefault((country, asn), []).append(run)
-        if (country, asn, run.platform) in wanted_p and run.method != "outage.local":
-            per_platform.setdefault((country, asn, run.platform), []).append(run)
+    networks = {(cc, asn) for cc, asn, _p in wanted_p} | set(per_network)
     confirmations = _confirmations(conn, query, networks)
     found: list[Incident] = []
     for (country, asn, platform), runs in per_platform.items():
+        runs = [run for run in runs if run.method != "outage.local"]
         runs = _with_onset(conn, runs, (country, asn, platform), since, platform_status, rule)
         for span in apply_rule(runs, platform_status, rule):
-            if in_window(span, since):
+            if in_window(span, since) and not outvoted(span, runs, platform_status):
                 name = operator(asn, labels.get((country, asn)))
                 found.append(
                     describe(span, platform, country, asn, name, "platform", confirmations)
@@ -170,7 +203,7 @@ def incidents(conn: Connection, query: ReportQuery, rule: Rule = Rule()) -> list
     for (country, asn), runs in per_network.items():
         runs = _with_onset(conn, runs, (country, asn, None), since, network_status, rule)
         for span in apply_rule(runs, network_status, rule):
-            if in_window(span, since):
+            if in_window(span, since) and not outvoted(span, runs, network_status):
                 name = operator(asn, labels.get((country, asn)))
                 found.append(describe(span, None, country, asn, name, "network", confirmations))
     return sorted(found, key=lambda i: (i.started_at, i.platform or "", i.country, i.asn))
@@ -199,22 +232,39 @@ RUN_COLUMNS = (
     report_runs.c.first_failure,
     report_runs.c.last_failure,
     report_runs.c.label,
+    report_runs.c.kbps,
+    report_runs.c.control_kbps,
 )
 
 
-def _runs(
-    conn: Connection, networks: set[tuple[str, int]], since: int, until: int
-) -> Iterable[tuple[str, int, Run]]:
-    """Every run of ``networks`` in [since, until), by network and time."""
+def _series_runs(
+    conn: Connection, country: str, asn: int, platform: str | None, since: int, until: int
+) -> list[Run]:
+    """The runs of one platform (or, ``platform`` None, every platform) of a network, in time."""
     r = report_runs.c
-    for country, asn in sorted(networks):
-        rows = conn.execute(
-            select(*RUN_COLUMNS)
-            .where(r.country == country, r.asn == asn, r.started >= since, r.started < until)
-            .order_by(r.started, r.bundle_digest)
+    clauses = [r.country == country, r.asn == asn, r.started >= since, r.started < until]
+    if platform is not None:
+        clauses.append(r.platform == platform)
+    rows = conn.execute(select(*RUN_COLUMNS).where(*clauses).order_by(r.started, r.bundle_digest))
+    return [as_run(row) for row in rows]
+
+
+def window_runs(conn: Connection, query: ReportQuery) -> list[Located]:
+    """Every run of the query's window and network filters (any platform), in time order.
+
+    From ``VOTE_WINDOW`` before the window: the votes its first incidents are weighed against.
+    """
+    r = report_runs.c
+    rows = conn.execute(
+        select(r.country, r.asn, *RUN_COLUMNS)
+        .where(
+            r.started >= epoch(query.since) - VOTE_WINDOW,
+            r.started < epoch(query.until),
+            *_filters(query, False),
         )
-        for row in rows:
-            yield country, asn, as_run(row)
+        .order_by(r.started, r.bundle_digest)
+    )
+    return [(country, asn, as_run(rest)) for country, asn, *rest in rows]
 
 
 def as_run(row: Any) -> Run:
@@ -239,7 +289,7 @@ def _with_onset(
     if platform is not None:
         clauses.append(r.platform == platform)
     earlier: list[Run] = []
-    bound: float = since
+    bound: float = runs[0].started if runs else since  # read before what was read
     while True:
         rows = conn.execute(
             select(*RUN_COLUMNS)
@@ -263,7 +313,31 @@ def _with_onset(
         if reachable >= rule.close_after or len(rows) < LOOKBACK_ROWS:
             break
         bound = float(rows[-1][0])
+    if earlier:  # and the votes before the earliest run read
+        earliest = earlier[-1].started
+        more = conn.execute(
+            select(*RUN_COLUMNS)
+            .where(*clauses, r.started < earliest, r.started >= earliest - VOTE_WINDOW)
+            .order_by(r.started.desc(), r.bundle_digest.desc())
+        ).all()
+        extra = [as_run(row) for row in more]
+        if platform is not None:
+            extra = [run for run in extra if run.method != "outage.local"]
+        earlier.extend(extra)
     return [*reversed(earlier), *runs]
+
+
+def outvoted(span: Span, runs: Sequence[Run], judge: Judge) -> bool:
+    """One vote per key: the span's failing keys are not a majority of the keys that spoke.
+
+    The keys that spoke are those with a run that says something (reachable or failing) from
+    ``VOTE_WINDOW`` before the span's first failing run to its last. One key sending many
+    failing bundles while most probes of the network see the platform work makes no incident.
+    """
+    start, end = span.failing[0].started - VOTE_WINDOW, span.failing[-1].started
+    voters = {r.key_id for r in runs if start <= r.started <= end and judge(r) is not None}
+    failing = {r.key_id for r in span.failing}
+    return 2 * len(failing) <= len(voters)
 
 
 def in_window(span: Span, since: int) -> bool:

@@ -68,7 +68,7 @@ UNKNOWN_COUNTRY = "ZZ"
 
 
 def create_runs_table(conn: Connection) -> None:
-    """Create ``report_runs`` and its indexes (a series' runs by time; failing runs by time)."""
+    """Create ``report_runs`` and its indexes: by series, by network, failing runs, by time."""
     metadata.create_all(conn)
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS report_runs_series"
@@ -76,6 +76,9 @@ def create_runs_table(conn: Connection) -> None:
     )
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS report_runs_failing ON report_runs (started) WHERE failing = 1"
+    )
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS report_runs_network ON report_runs (country, asn, started)"
     )
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS report_runs_time ON report_runs (started)")
 

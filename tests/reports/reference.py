@@ -21,6 +21,7 @@ from reports.incidents import (
     as_run,
     describe,
     network_status,
+    outvoted,
     platform_status,
 )
 from reports.model import Grain, Incident, ReachabilityRow, ReportQuery
@@ -171,14 +172,14 @@ def incidents(conn: Connection, query: ReportQuery, rule: Rule = Rule()) -> list
     found: list[Incident] = []
     for (country, asn, platform), runs in platform_series.items():
         for span in apply_rule(runs, platform_status, rule):
-            if since <= span.failing[-1].started:
+            if since <= span.failing[-1].started and not outvoted(span, runs, platform_status):
                 name = labels.get((country, asn))
                 found.append(
                     describe(span, platform, country, asn, name, "platform", confirmations)
                 )
     for (country, asn), runs in network_series.items():
         for span in apply_rule(runs, network_status, rule):
-            if since <= span.failing[-1].started:
+            if since <= span.failing[-1].started and not outvoted(span, runs, network_status):
                 name = labels.get((country, asn))
                 found.append(describe(span, None, country, asn, name, "network", confirmations))
     return sorted(found, key=lambda i: (i.started_at, i.platform or "", i.country, i.asn))
