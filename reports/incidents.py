@@ -22,6 +22,7 @@ and ``first_good_after`` the runs that saw it work around them. Every incident i
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -194,16 +195,18 @@ def incidents(
     for (country, asn, platform), runs in per_platform.items():
         runs = [run for run in runs if run.method != "outage.local"]
         runs = _with_onset(conn, runs, (country, asn, platform), since, platform_status, rule)
+        starts = [run.started for run in runs]
         for span in apply_rule(runs, platform_status, rule):
-            if in_window(span, since) and not outvoted(span, runs, platform_status):
+            if in_window(span, since) and not outvoted(span, runs, platform_status, starts):
                 name = operator(asn, labels.get((country, asn)))
                 found.append(
                     describe(span, platform, country, asn, name, "platform", confirmations)
                 )
     for (country, asn), runs in per_network.items():
         runs = _with_onset(conn, runs, (country, asn, None), since, network_status, rule)
+        starts = [run.started for run in runs]
         for span in apply_rule(runs, network_status, rule):
-            if in_window(span, since) and not outvoted(span, runs, network_status):
+            if in_window(span, since) and not outvoted(span, runs, network_status, starts):
                 name = operator(asn, labels.get((country, asn)))
                 found.append(describe(span, None, country, asn, name, "network", confirmations))
     return sorted(found, key=lambda i: (i.started_at, i.platform or "", i.country, i.asn))
@@ -327,15 +330,16 @@ def _with_onset(
     return [*reversed(earlier), *runs]
 
 
-def outvoted(span: Span, runs: Sequence[Run], judge: Judge) -> bool:
+def outvoted(span: Span, runs: Sequence[Run], judge: Judge, starts: Sequence[float]) -> bool:
     """One vote per key: the span's failing keys are not a majority of the keys that spoke.
 
     The keys that spoke are those with a run that says something (reachable or failing) from
     ``VOTE_WINDOW`` before the span's first failing run to its last. One key sending many
     failing bundles while most probes of the network see the platform work makes no incident.
     """
-    start, end = span.failing[0].started - VOTE_WINDOW, span.failing[-1].started
-    voters = {r.key_id for r in runs if start <= r.started <= end and judge(r) is not None}
+    first = bisect_left(starts, span.failing[0].started - VOTE_WINDOW)
+    last = bisect_right(starts, span.failing[-1].started)
+    voters = {r.key_id for r in runs[first:last] if judge(r) is not None}
     failing = {r.key_id for r in span.failing}
     return 2 * len(failing) <= len(voters)
 

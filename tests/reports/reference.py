@@ -171,15 +171,21 @@ def incidents(conn: Connection, query: ReportQuery, rule: Rule = Rule()) -> list
         confirmations[(bucket, platform, country, asn)].add(fam)
     found: list[Incident] = []
     for (country, asn, platform), runs in platform_series.items():
+        starts = [r.started for r in runs]
         for span in apply_rule(runs, platform_status, rule):
-            if since <= span.failing[-1].started and not outvoted(span, runs, platform_status):
+            if since <= span.failing[-1].started and not outvoted(
+                span, runs, platform_status, starts
+            ):
                 name = labels.get((country, asn))
                 found.append(
                     describe(span, platform, country, asn, name, "platform", confirmations)
                 )
     for (country, asn), runs in network_series.items():
+        starts = [r.started for r in runs]
         for span in apply_rule(runs, network_status, rule):
-            if since <= span.failing[-1].started and not outvoted(span, runs, network_status):
+            if since <= span.failing[-1].started and not outvoted(
+                span, runs, network_status, starts
+            ):
                 name = labels.get((country, asn))
                 found.append(describe(span, None, country, asn, name, "network", confirmations))
     return sorted(found, key=lambda i: (i.started_at, i.platform or "", i.country, i.asn))
