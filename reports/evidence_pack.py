@@ -274,7 +274,7 @@ def _verify_one(
         return
     matching = [
         m
-        for m in check.bundle.measurements
+        for m in check.bundle.full_measurements()
         if (m.vantage.country, m.vantage.asn) == (incident["country"], incident["asn"])
         and (incident["platform"] is None or m.platform == incident["platform"])
         and m.verdict.verdict == incident["kind"]

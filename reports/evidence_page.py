@@ -122,7 +122,7 @@ def bundle_page(check: BundleCheck, links: Links, network: str | None = None) ->
     if bundle is not None:
         parts.append("<h2>Measurements</h2><table id=measurements><tr><th>#</th><th>platform</th>")
         parts.append("<th>endpoint</th><th>verdict</th><th>started</th><th>evidence</th></tr>")
-        for i, m in enumerate(bundle.measurements):
+        for i, m in enumerate(bundle.full_measurements()):
             first = m.verdict.evidence[0] if m.verdict.evidence else ""
             parts.append(
                 f"<tr class=measurement data-verdict='{m.verdict.verdict}'"
@@ -152,7 +152,7 @@ def _how_to_verify(digest: str, links: Links) -> str:
 def measurement_page(check: BundleCheck, index: int, links: Links) -> str:
     """The page of one measurement of a bundle."""
     assert check.bundle is not None
-    m = check.bundle.measurements[index]
+    m = check.bundle.full_measurements()[index]
     v = m.verdict
     parts = [
         f"<p><a href='{links.bundle(check.digest)}'>&larr; bundle {check.digest[:16]}</a></p>",
