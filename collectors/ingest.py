@@ -1,9 +1,11 @@
 """Bundle ingestion: from request bytes to a stored bundle or a refusal with its reason.
 
 Order of checks, cheapest and least trusting first: envelope shape (400), an enrolled signer (401),
-revocation, approval and signature (403), already stored (200), rate limit (429), bundle schema,
-manifest, times and numbers (422), the key's network (403), then one transaction (201). The rate
-limit comes after the signature so that forged envelopes cannot spend a genuine probe's budget.
+revocation, approval and signature (403), already stored (200), bundle schema, manifest, times and
+numbers (422), the key's network (403), then one transaction (201) that first spends the key's
+rate-limit token (429 when there is none; the bucket is shared by every worker, and sharing the
+commit keeps ingest at one commit per bundle). The rate limit comes after the signature so that
+forged envelopes cannot spend a genuine probe's budget.
 
 DSSE: signatures' key ids are hints; the envelope is accepted when any signature verifies with an
 enrolled key (approved, not revoked) that it names. Failed authentications (401, 403) spend a
@@ -15,14 +17,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from collectors.bounds import OutOfBounds, TimeWindow, to_utc
+from collectors.limits import SharedRateLimiter
 from collectors.metrics import Metrics
 from collectors.ratelimit import RateLimiter
-from collectors.store import ProbeRecord, Store
+from collectors.store import ProbeRecord, RateLimited, Store
 from probe.model.bundle import PAYLOAD_TYPE, Bundle, Envelope
 from probe.signing import (
     SignatureError,
@@ -77,6 +81,15 @@ def measurement_rows(bundle: Bundle, started: list[datetime] | None = None) -> l
             }
         )
     return rows
+
+
+def _rate_limited(key_id: str, wait: float) -> Outcome:
+    return refusal(
+        429,
+        "rate_limited",
+        f"too many bundles from {key_id}; retry in {wait:.1f} s",
+        **{"retry-after": RateLimiter.retry_after(wait)},
+    )
 
 
 class Limiter(Protocol):
@@ -144,14 +157,11 @@ class Ingestor:
             self.metrics.duplicate()
             return Outcome(200, {"digest": digest, "status": "already_stored", "log_index": index})
 
-        wait = self.limiter.take(probe.key_id)
-        if wait is not None:
-            return refusal(
-                429,
-                "rate_limited",
-                f"too many bundles from {probe.key_id}; retry in {wait:.1f} s",
-                **{"retry-after": RateLimiter.retry_after(wait)},
-            )
+        shared = isinstance(self.limiter, SharedRateLimiter)
+        if not shared:  # a limiter in memory: spend now; a shared one in the storing transaction
+            wait = self.limiter.take(probe.key_id)
+            if wait is not None:
+                return _rate_limited(probe.key_id, wait)
 
         try:
             bundle = Bundle.model_validate_json(payload)
@@ -181,7 +191,14 @@ class Ingestor:
             return refusal(422, "schema", "a measurement field holds a NUL character")
 
         stored = canonical_json(envelope.model_dump(mode="json"))
-        created, index = self.store.add_bundle(digest, probe.key_id, stored, rows)
+        spend = None
+        if isinstance(self.limiter, SharedRateLimiter):
+            limiter, kid = self.limiter, probe.key_id
+            spend = partial(limiter.take_in, key=kid)
+        try:
+            created, index = self.store.add_bundle(digest, probe.key_id, stored, rows, spend=spend)
+        except RateLimited as limited:
+            return _rate_limited(probe.key_id, limited.wait)
         if not created:
             self.metrics.duplicate()
             return Outcome(200, {"digest": digest, "status": "already_stored", "log_index": index})

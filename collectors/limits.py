@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine, bindparam, case, literal
+from sqlalchemy import Connection, Engine, bindparam, case, literal
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collectors.db import write_transaction
@@ -60,9 +60,13 @@ class SharedRateLimiter:
 
     def take(self, key: str) -> float | None:
         """Spend a token of bucket ``key``: None if allowed, else seconds until one is available."""
-        name = f"{self.prefix}{key}"[:100]
         with write_transaction(self.engine) as conn:
-            tokens, allowed = conn.execute(self._stmt, {"name": name, "now": self.clock()}).one()  # type: ignore[call-overload]
+            return self.take_in(conn, key)
+
+    def take_in(self, conn: Connection, key: str) -> float | None:
+        """``take`` inside the caller's write transaction (ingest: one commit per bundle)."""
+        name = f"{self.prefix}{key}"[:100]
+        tokens, allowed = conn.execute(self._stmt, {"name": name, "now": self.clock()}).one()  # type: ignore[call-overload]
         if allowed:
             return None
         return max(0.0, (1.0 - float(tokens)) / self.rate)

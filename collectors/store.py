@@ -8,7 +8,7 @@ one order. Perfect subtree hashes are stored as they complete; proofs read O(log
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,6 +24,14 @@ from reports.runs import forget_runs, record_runs
 
 EnrollStatus = Literal["enrolled", "already_enrolled", "pending", "revoked", "other_network"]
 Network = tuple[str | None, int | None]  # country, ASN
+
+
+class RateLimited(Exception):
+    """The key's rate limit refused the bundle: retry in ``wait`` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"retry in {wait:.1f} s")
+        self.wait = wait
 
 
 @dataclass(frozen=True)
@@ -164,10 +172,22 @@ class Store:
         return None if data is None else bytes(data)
 
     def add_bundle(
-        self, digest: str, key_id: str, envelope: bytes, rows: Sequence[dict[str, Any]]
+        self,
+        digest: str,
+        key_id: str,
+        envelope: bytes,
+        rows: Sequence[dict[str, Any]],
+        *,
+        spend: Callable[[Connection], float | None] | None = None,
     ) -> tuple[bool, int]:
-        """Store a bundle, its measurement rows and its log leaf; (created, log index)."""
+        """Store a bundle, its measurement rows and its log leaf; (created, log index).
+
+        ``spend`` takes the key's rate-limit token in the same transaction (one commit per
+        bundle); when it answers a wait, nothing but the spent bucket is written and
+        ``RateLimited`` is raised.
+        """
         new_nodes: list[tuple[int, int, bytes]] = []
+        wait: float | None = None
         with write_transaction(self.engine) as conn:
             size = int(
                 conn.execute(
@@ -179,28 +199,45 @@ class Store:
             ).scalar()
             if existing is not None:
                 return False, int(existing)
-            conn.execute(
-                insert(bundles).values(
-                    digest=digest,
-                    key_id=key_id,
-                    received_at=datetime.now(UTC),
-                    log_index=size,
-                    measurement_count=len(rows),
-                    envelope=envelope,
-                )
-            )
-            if rows:
-                conn.execute(insert(measurements), [{**r, "bundle_digest": digest} for r in rows])
-                update_rollups(conn, rows, key_id=key_id, digest=digest)
-                record_runs(conn, rows, key_id=key_id, digest=digest)
-            leaf = merkle.leaf_hash(bytes.fromhex(digest))
-            new_nodes = merkle.new_perfect_nodes(size, leaf, lambda lv, i: self._node(conn, lv, i))
-            conn.execute(
-                insert(log_nodes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in new_nodes]
-            )
-            conn.execute(update(log_head).where(log_head.c.id == 1).values(size=size + 1))
+            wait = spend(conn) if spend is not None else None
+            if wait is None:
+                self._append(conn, size, digest, key_id, envelope, rows, new_nodes)
+        if wait is not None:
+            raise RateLimited(wait)
         self._remember(new_nodes)  # only once committed
         return True, size
+
+    def _append(
+        self,
+        conn: Connection,
+        size: int,
+        digest: str,
+        key_id: str,
+        envelope: bytes,
+        rows: Sequence[dict[str, Any]],
+        new_nodes: list[tuple[int, int, bytes]],
+    ) -> None:
+        """Insert the bundle, its rows, rollups and log leaf at index ``size`` (in ``conn``)."""
+        conn.execute(
+            insert(bundles).values(
+                digest=digest,
+                key_id=key_id,
+                received_at=datetime.now(UTC),
+                log_index=size,
+                measurement_count=len(rows),
+                envelope=envelope,
+            )
+        )
+        if rows:
+            conn.execute(insert(measurements), [{**r, "bundle_digest": digest} for r in rows])
+            update_rollups(conn, rows, key_id=key_id, digest=digest)
+            record_runs(conn, rows, key_id=key_id, digest=digest)
+        leaf = merkle.leaf_hash(bytes.fromhex(digest))
+        new_nodes += merkle.new_perfect_nodes(size, leaf, lambda lv, i: self._node(conn, lv, i))
+        conn.execute(
+            insert(log_nodes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in new_nodes]
+        )
+        conn.execute(update(log_head).where(log_head.c.id == 1).values(size=size + 1))
 
     def measurement_count(self) -> int:
         with self.engine.connect() as conn:
