@@ -152,10 +152,21 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     app.add_exception_handler(OperationalError, _storage_down)
     app.add_exception_handler(PoolTimeout, _storage_down)
 
+    def guessing_stopped() -> Outcome | None:
+        """429 while the failed-authentication budget is spent: secrets are not even compared."""
+        wait = failures.empty(AUTH_FAILURES)
+        if wait is None:
+            return None
+        metrics.reject("too_many_failures")
+        return _too_many("too_many_failures", "too many failed authentications", wait)
+
     def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
         expected = settings.admin_token
         if expected is None:
             raise _Refused(refusal(403, "admin_disabled", "no admin token is configured"))
+        stopped = guessing_stopped()
+        if stopped is not None:
+            raise _Refused(stopped)
         given = (authorization or "").removeprefix("Bearer ").encode()
         if not hmac.compare_digest(given, expected.get_secret_value().encode()):
             raise _Refused(refusal(401, "unauthorized", "a valid admin bearer token is required"))
@@ -189,6 +200,8 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         if wait is not None:
             metrics.reject("enrol_rate_limited")
             return _json(_too_many("rate_limited", "too many enrolment requests", wait))
+        if body.token is not None and (stopped := guessing_stopped()) is not None:
+            return _json(stopped)
         try:
             admitted = admit(body, settings.enroll_policy, settings.enroll_tokens, challenges)
         except EnrolmentRefused as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, bindparam, case, literal
+from sqlalchemy import Connection, Engine, bindparam, case, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collectors.db import write_transaction
@@ -62,6 +62,19 @@ class SharedRateLimiter:
         """Spend a token of bucket ``key``: None if allowed, else seconds until one is available."""
         with write_transaction(self.engine) as conn:
             return self.take_in(conn, key)
+
+    def empty(self, key: str) -> float | None:
+        """Seconds until bucket ``key`` holds a token again, None if it holds one (spends none)."""
+        b = rate_buckets.c
+        name = f"{self.prefix}{key}"[:100]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(b.tokens, b.updated).where(b.name == name)).first()
+        if row is None:
+            return None
+        tokens = min(
+            self.burst, float(row.tokens) + (self.clock() - float(row.updated)) * self.rate
+        )
+        return None if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def take_in(self, conn: Connection, key: str) -> float | None:
         """``take`` inside the caller's write transaction (ingest: one commit per bundle)."""
