@@ -355,14 +355,6 @@ async def _measure_one(
     with_throughput = cost > 0 and budget.reserve(cost)
     local: Observations | None = None
     problem: str | None = None
-    # A throughput comparison is asked of the control vantage while the local transfers run
-    # (its transfers do not use this link); any other question waits for the local result.
-    ahead: asyncio.Future[Observations | None] | None = None
-    if ask_control is not None and settings.helper_url is not None:
-        if config.helper_throughput and with_throughput:
-            ahead = asyncio.ensure_future(
-                _ask(ask_control, settings.helper_url, plan, config, with_throughput=True)
-            )
     try:
         async with asyncio.timeout(endpoint_time_limit(settings, with_throughput)):
             local = await measure(plan, settings, with_throughput=with_throughput)
@@ -376,19 +368,14 @@ async def _measure_one(
 
     canaries = await canaries_ready
     control: Observations | None = None
-    try:
-        if local is not None and ask_control is not None and settings.helper_url is not None:
-            compare = ahead is not None and bool(local.throughput)
-            if (compare or shows_failure(plan, local)) and not no_path(local, canaries):
-                if ahead is not None:
-                    control = await ahead
-                else:
-                    control = await _ask(
-                        ask_control, settings.helper_url, plan, config, with_throughput=False
-                    )
-    finally:
-        if ahead is not None:
-            ahead.cancel()
+    # The control vantage is asked after the local transfers, never during them: in a lab on one
+    # machine its transfers would share the CPU with the same-path comparison they are judged by.
+    if local is not None and ask_control is not None and settings.helper_url is not None:
+        compare = config.helper_throughput and with_throughput and bool(local.throughput)
+        if (compare or shows_failure(plan, local)) and not no_path(local, canaries):
+            control = await _ask(
+                ask_control, settings.helper_url, plan, config, with_throughput=compare
+            )
 
     if local is None:
         verdict = Verdict(verdict="inconclusive", confidence=0.0, evidence=(problem or "",))
