@@ -38,6 +38,9 @@ from probe.steps import resolvers
 
 DEFAULT_CONTROL_RESOLVERS = ("https://dns.google/dns-query", "https://cloudflare-dns.com/dns-query")
 DEFAULT_CANARIES = ("https://example.org/", "https://example.com/")
+# A large object on an unrelated site, downloaded once per run as the throughput control: a
+# speed-test endpoint that serves as many bytes as asked (the transfer stops at its byte budget).
+DEFAULT_THROUGHPUT_CANARY = "https://speed.cloudflare.com/__down?bytes=1048576"
 MiB = 1024 * 1024
 KiB = 1024
 
@@ -131,6 +134,7 @@ class ProbeConfig(_Frozen):
     helper_throughput: bool = False
     ca_file: Path | None = None
     canaries: tuple[Url, ...] = Field(default=DEFAULT_CANARIES, min_length=1)
+    throughput_canary: Url | None = DEFAULT_THROUGHPUT_CANARY
     benign_sni: Domain = "example.org"
     retries: int = Field(default=1, ge=0, le=5)
     concurrency: int = Field(default=16, ge=1, le=256)
@@ -222,6 +226,7 @@ class ProbeConfig(_Frozen):
             ca_file=self.ca_file,
             benign_sni=self.benign_sni,
             canaries=self.canaries,
+            throughput_canary=self.throughput_canary,
             helper_url=self.helper_url,
             timeouts=Timeouts(
                 dns=t.dns,

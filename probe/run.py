@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 from probe import __version__
 from probe.budget import DataBudget, bytes_transferred
 from probe.config import ProbeConfig
+from probe.flows import canary_transfer
+from probe.flows.canary_transfer import CanaryTransfer
 from probe.flows.plan import NO_LARGE_OBJECT_NOTE, EndpointPlan, MeasureSettings
 from probe.model import (
     EndpointResult,
@@ -305,25 +307,30 @@ async def run_check(
     plans = [plan for platform in chosen for plan in platform.plans()]
     report(f"measuring {len(plans)} endpoints of {', '.join(p.name for p in chosen)}")
     limit = asyncio.Semaphore(settings.concurrency)
+    shared = _canary_transfer(plans, settings, budget)
 
     async def one(plan: EndpointPlan) -> _Done:
         async with limit:
             return await _measure_one(
                 plan, config, settings, canaries_task, vantage, budget, measure, classify,
-                ask_control,
+                ask_control, shared,
             )  # fmt: skip
 
     done: list[_Done] = []
-    for finished in asyncio.as_completed([one(p) for p in plans]):
-        item = await finished
-        done.append(item)
-        v = item.measurement.verdict
-        report(
-            f"[{len(done)}/{len(plans)}] {item.plan.url}: {v.verdict}"
-            + (f" ({v.method})" if v.method else "")
-        )
+    with canary_transfer.active(shared):  # the endpoints' flows start it with their transfers
+        for finished in asyncio.as_completed([one(p) for p in plans]):
+            item = await finished
+            done.append(item)
+            v = item.measurement.verdict
+            report(
+                f"[{len(done)}/{len(plans)}] {item.plan.url}: {v.verdict}"
+                + (f" ({v.method})" if v.method else "")
+            )
 
     await canaries_task  # measured (and counted) even when no endpoint was chosen
+    if shared is not None:
+        moved = await shared.finish()  # each endpoint that started it waited for it: done
+        budget.settle(settings.throughput_bytes, moved.bytes if moved is not None else 0)
     by_url = {(d.plan.platform, d.plan.url): d.measurement for d in done}
     measurements = [by_url[(p.platform, p.url)] for p in plans]
     results: list[EndpointResult] = []
@@ -338,6 +345,17 @@ async def run_check(
     return document, measurements
 
 
+def _canary_transfer(
+    plans: Sequence[EndpointPlan], settings: MeasureSettings, budget: DataBudget
+) -> CanaryTransfer | None:
+    """The run's one canary control transfer, when a plan transfers and the budget has room."""
+    url = settings.throughput_canary
+    size = settings.throughput_bytes
+    if url is None or size == 0 or not any(transfer_cost(p, settings) for p in plans):
+        return None
+    return CanaryTransfer(url, settings) if budget.reserve(size) else None
+
+
 async def _measure_one(
     plan: EndpointPlan,
     config: ProbeConfig,
@@ -348,6 +366,7 @@ async def _measure_one(
     measure: MeasureEndpoint,
     classify: Classify,
     ask_control: AskControl | None,
+    shared: CanaryTransfer | None = None,
 ) -> _Done:
     started_at = datetime.now(UTC)
     t0 = time.monotonic()
@@ -367,6 +386,8 @@ async def _measure_one(
         budget.settle(cost if with_throughput else 0, bytes_transferred(local or Observations()))
 
     canaries = await canaries_ready
+    if shared is not None and shared.started and local is not None and local.throughput:
+        canaries = canary_transfer.with_transfer(canaries, shared.url, await shared.result())
     control: Observations | None = None
     # The control vantage is asked after the local transfers, never during them: in a lab on one
     # machine its transfers would share the CPU with the same-path comparison they are judged by.

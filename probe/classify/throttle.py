@@ -1,7 +1,12 @@
 """Throttle rules: goodput against a control transfer on the same path, plateaus and stalls.
 
-Throttling is slowness RELATIVE to a control on the same path (the same IP with a benign SNI, or
-a canary), never an absolute speed: a uniformly slow network slows the control too. A low ratio
+Throttling is slowness RELATIVE to a control on the same path, never an absolute speed: a
+uniformly slow network slows the control too. The control is the same IP with the benign SNI when
+that transfer really moved a large object (some CDNs serve it), else the run's canary control
+transfer (a large object on an unrelated site, downloaded at the same time through the same
+path). A control transfer proves something only when it moved a large object with a 2xx answer:
+a refused one (a TLS alert), a server's default page (a few hundred bytes) or an error page is not
+a control. With no working control, an unfinished transfer is inconclusive. A low ratio
 counts only at a steady low rate (a policer's plateau: cumulative bytes grow linearly after the
 warm-up, at a slope far below the control's) and only when the control vantage does not see the
 endpoint just as slow (a slow server). A transfer that stops with no reset while the control
@@ -25,6 +30,10 @@ STEADY_R2 = 0.9  # linear fit of cumulative bytes after warm-up at least this go
 MIN_SAMPLES = 4  # samples needed after the warm-up to judge steadiness
 WARMUP = 0.2  # leading fraction of a transfer ignored (slow start, policer burst)
 STALL_SECONDS = 1.0  # no progress for this long at the end of an unfinished transfer: a stall
+# A control download that ended with less than this moved a page, not a large object: a server's
+# default page or error page (nginx's is 615 bytes, a CDN's a few kB) cannot show what rate the
+# path carries. Uploads send our own bytes: there the server's 2xx answer is what counts.
+CONTROL_MIN_BYTES = 32 * 1024
 
 _LABEL: dict[Direction, str] = {"down": "download", "up": "upload"}
 
@@ -37,12 +46,49 @@ def _fastest(transfers: list[ThroughputObservation]) -> ThroughputObservation | 
     return max(transfers, key=lambda t: t.kbps) if transfers else None
 
 
+def working_control(transfer: ThroughputObservation) -> bool:
+    """Whether a control transfer shows the rate the path carries: a large object with a 2xx.
+
+    A download moved at least ``CONTROL_MIN_BYTES``, or was still moving when its time ran out
+    (a slow path); a refused transfer, a stalled one, an error page or a small default page is
+    not one.
+    """
+    if transfer.failure is not None or transfer.bytes == 0:
+        return False
+    if transfer.status is not None and not 200 <= transfer.status < 300:
+        return False
+    if transfer.direction == "up":
+        return True
+    return transfer.bytes >= CONTROL_MIN_BYTES or not transfer.completed
+
+
+def canary_transfers(ctx: Context, direction: Direction) -> list[ThroughputObservation]:
+    """The run's canary control transfers in ``direction`` (the same path, another site)."""
+    return [t for c in ctx.canaries.values() for t in c.throughput if t.direction == direction]
+
+
+def control_for(ctx: Context, direction: Direction) -> ThroughputObservation | None:
+    """The control to compare with: the same-IP benign-SNI transfer when it worked, else the
+    canary control transfer when it worked, else None."""
+    same_ip = [t for t in _transfers(ctx, direction, control=True) if working_control(t)]
+    if same_ip:
+        return _fastest(same_ip)
+    return _fastest([t for t in canary_transfers(ctx, direction) if working_control(t)])
+
+
+def describe_control(control: ThroughputObservation, best: ThroughputObservation) -> str:
+    """Which control this is, in words."""
+    if control.sni is not None and control.ip is not None and control.ip == best.ip:
+        return f"the same IP with SNI {control.sni}"
+    return f"the canary control {control.url}"
+
+
 def summary(ctx: Context, direction: Direction) -> ThroughputSummary | None:
     """The contract's throughput object for ``direction``, when the endpoint moved data."""
     best = _fastest(_transfers(ctx, direction, control=False))
     if best is None or best.bytes == 0:
         return None
-    control = _fastest(_transfers(ctx, direction, control=True))
+    control = control_for(ctx, direction)
     control_kbps = control.kbps if control is not None and control.kbps > 0 else None
     return ThroughputSummary(
         bytes=best.bytes,
@@ -134,17 +180,18 @@ def _direction(ctx: Context, direction: Direction) -> Finding | None:
     if not tries:
         return None
     label = _LABEL[direction]
-    control = _fastest(_transfers(ctx, direction, control=True))
+    control = control_for(ctx, direction)
     if all(stalled(t) for t in tries):
         return _stall(ctx, direction, tries, control)
     best = _fastest(tries)
-    if best is None or control is None or control.kbps == 0:
-        return None  # no same-path control: speed alone never means throttling
+    if best is None:
+        return None
+    if control is None or control.kbps == 0:
+        return _uncontrolled(ctx, direction, best)
     ratio = best.kbps / control.kbps
     if ratio >= RATIO:
         return None
-    same_ip = control.sni is not None and control.ip is not None and control.ip == best.ip
-    what = f"the same IP with SNI {control.sni}" if same_ip else control.url
+    what = describe_control(control, best)
     line = (
         f"{label} at {best.kbps:.0f} kbps vs {control.kbps:.0f} kbps for {what} on the same "
         f"path (ratio {ratio:.3f})"
@@ -183,6 +230,42 @@ def _direction(ctx: Context, direction: Direction) -> Finding | None:
     return Finding("throttled", "throttle.rate", confidence, tuple(evidence))
 
 
+def _uncontrolled(
+    ctx: Context, direction: Direction, best: ThroughputObservation
+) -> Finding | None:
+    """No working control: a finished transfer says nothing, an unfinished one is a doubt."""
+    if best.completed:
+        return None
+    tried = [*_transfers(ctx, direction, control=True), *canary_transfers(ctx, direction)]
+    why = (
+        f"no working control transfer on the same path ({_failed_controls(tried)}): "
+        "cannot tell throttling from a slow path"
+    )
+    line = f"{_LABEL[direction]} at {best.kbps:.0f} kbps, unfinished after {best.seconds:.1f} s"
+    return Finding("inconclusive", None, 0.3, (line, why))
+
+
+def _failed_controls(tried: list[ThroughputObservation]) -> str:
+    """Why each control transfer tried is not a control, in words."""
+    if not tried:
+        return "none was made"
+    return "; ".join(f"{_control_name(t)}: {_why_not(t)}" for t in tried)
+
+
+def _control_name(transfer: ThroughputObservation) -> str:
+    return f"SNI {transfer.sni}" if transfer.ip is not None else transfer.url
+
+
+def _why_not(transfer: ThroughputObservation) -> str:
+    if transfer.bytes == 0:
+        return f"refused ({transfer.failure.value})" if transfer.failure else "nothing moved"
+    if transfer.failure is not None:
+        return f"stalled after {transfer.bytes} bytes"
+    if transfer.status is not None and not 200 <= transfer.status < 300:
+        return f"HTTP {transfer.status}, an error page"
+    return f"only {transfer.bytes} bytes, a page rather than a large object"
+
+
 def _stall(
     ctx: Context,
     direction: Direction,
@@ -195,7 +278,7 @@ def _stall(
         f"idle for {idle(first) or 0.0:.1f} s ({tries_phrase(len(tries), len(tries))})"
     )
     if control is None or not control.completed:
-        why = "the control transfer on the same path did not complete either"
+        why = "no control transfer on the same path completed a large object"
         return Finding("inconclusive", None, 0.4, (line, why))
     vantage = (
         [t for t in ctx.control.throughput if t.direction == direction and not t.control]
@@ -205,5 +288,8 @@ def _stall(
     if vantage and all(stalled(t) for t in vantage):
         why = "the control vantage's transfer stalls too: the server, not the path"
         return Finding("inconclusive", None, 0.5, (line, why))
-    done = f"the control transfer on the same path completed {control.bytes} bytes"
+    done = (
+        f"{describe_control(control, first)} on the same path completed {control.bytes} bytes "
+        f"at {control.kbps:.0f} kbps"
+    )
     return Finding("throttled", "throttle.stall", 0.85, (line, done))

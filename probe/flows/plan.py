@@ -52,6 +52,7 @@ class MeasureSettings:
     ca_file: Path | None = None  # trust store for TLS; None means the system store
     benign_sni: str = "example.org"  # SNI for the same-IP control handshake
     canaries: tuple[str, ...] = ("https://example.org/",)  # URLs on the same path
+    throughput_canary: str | None = None  # a large object elsewhere: the run's throughput control
     helper_url: str | None = None  # control vantage ("test helper"); None disables it
     timeouts: Timeouts = field(default_factory=Timeouts)
     retries: int = 1  # extra tries on a fresh connection before a failure counts

@@ -5,7 +5,8 @@ for every answered address (the control resolver's too, so a DNS lie can be told
 connect, a TLS handshake with the platform SNI and, as control, one with the benign SNI; then, on
 the first address that worked, the HTTP fetch and the throughput transfers (down, and up when the
 plan has an upload URL), each beside a control transfer on the same path: the same address with the
-benign SNI over https, or with the benign name as Host over cleartext http.
+benign SNI over https, or with the benign name as Host over cleartext http. The first endpoint to
+transfer also starts the run's one canary control transfer (``probe.flows.canary_transfer``).
 
 Every failed step is retried on a fresh connection (``settings.retries`` times) and every try is
 kept. The tries of one step share that step's timeout: each try gets an equal share of what is left,
@@ -22,7 +23,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
-from probe.flows import packets
+from probe.flows import canary_transfer, packets
 from probe.flows.plan import EndpointPlan, MeasureSettings
 from probe.model.failures import Failure
 from probe.model.measurement import Observations
@@ -304,6 +305,8 @@ class _Flow:
                 transfers.append(self._transfer(url, ip, up=up, control=False))
                 if controls:
                     transfers.append(self._transfer(url, ip, up=up, control=True))
+        if transfers and controls:
+            canary_transfer.begin()  # the run's canary control shares the path with these
         fetches, moved = await asyncio.gather(
             self._retry(fetch, settings.timeouts.http_total), asyncio.gather(*transfers)
         )

@@ -157,6 +157,7 @@ class ThroughputObservation(_Wire):
     ttfb: float | None = None
     samples: tuple[tuple[float, int], ...] = ()
     completed: bool = False  # the byte budget (or the whole object) arrived
+    status: int | None = None  # the HTTP status of the response, when one came
     failure: Failure | None = None
     t0: float
     t: float

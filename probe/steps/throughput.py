@@ -99,6 +99,7 @@ class _Meter:
         self.wire = _Wire(direction)
         self.bytes = 0
         self.ttfb: float | None = None
+        self.status: int | None = None
         self.samples: list[tuple[float, int]] = []
 
     async def trace(self, event: str, info: dict[str, object]) -> None:
@@ -169,6 +170,7 @@ async def download(
     async def transfer(client: httpx.AsyncClient, meter: _Meter) -> bool:
         request = client.build_request("GET", url, extensions=_extensions(sni, meter))
         response = await client.send(request, stream=True)
+        meter.status = response.status_code
         try:
             meter.first_byte()
             async for chunk in response.aiter_raw():
@@ -216,6 +218,7 @@ async def upload(
             "POST", url, content=body(), headers=headers, extensions=_extensions(sni, meter)
         )
         response = await client.send(request)
+        meter.status = response.status_code
         return response.is_success and meter.bytes >= byte_budget
 
     return await _measure(
@@ -291,6 +294,7 @@ async def _measure(
         ttfb=meter.ttfb,
         samples=tuple(meter.samples),
         completed=completed,
+        status=meter.status,
         failure=failure,
         t0=t0,
         t=clock.now(),

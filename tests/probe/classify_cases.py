@@ -128,6 +128,54 @@ def _stalled_page(url: str) -> HTTPObservation:
     )
 
 
+def _benign_transfer_refused() -> ThroughputObservation:
+    """The same-IP control transfer with the benign SNI, refused by the server's TLS alert."""
+    return ThroughputObservation(
+        url="https://twitter.com/large",
+        ip=X_IP,
+        sni="example.org",
+        control=True,
+        seconds=0.02,
+        failure=F.SSL_FAILED_HANDSHAKE,
+        t0=1.0,
+        t=1.02,
+    )
+
+
+def _benign_transfer_page(size: int, status: int = 200) -> ThroughputObservation:
+    """The same-IP benign-SNI control transfer answered with a page: the server's default page
+    (nginx's is 615 bytes) or an error page (not 2xx), fast."""
+    return ThroughputObservation(
+        url="https://twitter.com/large",
+        ip=X_IP,
+        sni="example.org",
+        control=True,
+        bytes=size,
+        seconds=0.004,
+        ttfb=0.003,
+        samples=((0.004, size),),
+        completed=200 <= status < 300,
+        status=status,
+        t0=1.0,
+        t=1.004,
+    )
+
+
+def _unfinished(t: ThroughputObservation) -> ThroughputObservation:
+    """``t`` cut by its time budget while still moving (not completed, no failure)."""
+    return t.model_copy(update={"completed": False})
+
+
+def _canary_transfer(kbps: float, **options: float) -> dict[str, Observations]:
+    """Working canaries plus the run's canary control transfer at ``kbps`` (same path)."""
+    canaries = canaries_ok()
+    download = transfer(kbps, control=True, **options).model_copy(
+        update={"url": "https://example.org/large-object", "ip": None, "status": 200}
+    )
+    canaries["example.org"] = canaries["example.org"].model_copy(update={"throughput": (download,)})
+    return canaries
+
+
 def _tls_block(failure: Failure) -> Observations:
     return _x(twice(tls(X_IP, failure=failure)), benign(X_IP))
 
@@ -722,6 +770,83 @@ CASES: tuple[Case, ...] = (
         canaries_ok(),
         "throttled",
         "throttle.stall",
+    ),
+    # --- throttling against real servers: which control transfer counts -------------------
+    Case(
+        # The server refuses the benign SNI with an alert (many CDN fronts): no same-IP control
+        # transfer; the run's canary control moved its large object fast through the same path.
+        "throttle_rate_benign_alert_canary_control",
+        TWITTER,
+        obs(x_clean(), transfer(140), _benign_transfer_refused()),
+        obs(vantage_ok().http, transfer(40_000)),
+        _canary_transfer(60_000),
+        "throttled",
+        "throttle.rate",
+    ),
+    Case(
+        "throttle_stall_benign_alert_canary_control",
+        TWITTER,
+        obs(x_clean(), twice(transfer(2_000, stall_after=0)), _benign_transfer_refused()),
+        None,
+        _canary_transfer(60_000),
+        "throttled",
+        "throttle.stall",
+    ),
+    Case(
+        # nginx's default server answers the benign name with its 615-byte page, fast: a page
+        # is not a large object, so its "rate" is no control; the canary control is.
+        "throttle_rate_benign_default_page_canary_control",
+        TWITTER,
+        obs(x_clean(), transfer(140), _benign_transfer_page(615)),
+        vantage_ok(),
+        _canary_transfer(60_000),
+        "throttled",
+        "throttle.rate",
+    ),
+    Case(
+        "fp_benign_default_page_is_not_a_throughput_control",
+        TWITTER,
+        obs(x_clean(), _unfinished(transfer(140)), _benign_transfer_page(615)),
+        vantage_ok(),
+        canaries_ok(),
+        "inconclusive",
+    ),
+    Case(
+        "fp_benign_error_page_is_not_a_throughput_control",
+        TWITTER,
+        obs(x_clean(), _unfinished(transfer(140)), _benign_transfer_page(40_000, status=421)),
+        vantage_ok(),
+        canaries_ok(),
+        "inconclusive",
+    ),
+    Case(
+        # The canary control crawls as slowly as the platform: a slow network, not throttling.
+        "fp_canary_control_slow_too_is_a_slow_network",
+        TWITTER,
+        obs(x_clean(), _unfinished(transfer(140)), _benign_transfer_refused()),
+        obs(vantage_ok().http, transfer(40_000)),
+        _canary_transfer(150),
+        "reachable",
+    ),
+    Case(
+        # No control transfer worked (alert, and the canary control stalled): cannot tell
+        # throttling from a slow path, and it is not "reachable" either.
+        "no_working_throughput_control_is_inconclusive",
+        TWITTER,
+        obs(x_clean(), _unfinished(transfer(140)), _benign_transfer_refused()),
+        obs(vantage_ok().http, transfer(40_000)),
+        _canary_transfer(2_000, stall_after=0),
+        "inconclusive",
+    ),
+    Case(
+        # A CDN that serves its large object to the benign SNI stays the preferred control.
+        "throttle_rate_benign_large_object_is_a_control",
+        TWITTER,
+        obs(x_clean(), transfer(140), transfer(60_000, control=True)),
+        vantage_ok(),
+        _canary_transfer(150),
+        "throttled",
+        "throttle.rate",
     ),
     Case(
         "https_timeout_after_handshake_is_throttling",
