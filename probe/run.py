@@ -330,7 +330,7 @@ async def run_check(
     await canaries_task  # measured (and counted) even when no endpoint was chosen
     if shared is not None:
         moved = await shared.finish()  # each endpoint that started it waited for it: done
-        budget.settle(settings.throughput_bytes, moved.bytes if moved is not None else 0)
+        budget.settle(canary_transfer.size(settings), moved.bytes if moved is not None else 0)
     by_url = {(d.plan.platform, d.plan.url): d.measurement for d in done}
     measurements = [by_url[(p.platform, p.url)] for p in plans]
     results: list[EndpointResult] = []
@@ -350,7 +350,7 @@ def _canary_transfer(
 ) -> CanaryTransfer | None:
     """The run's one canary control transfer, when a plan transfers and the budget has room."""
     url = settings.throughput_canary
-    size = settings.throughput_bytes
+    size = canary_transfer.size(settings)
     if url is None or size == 0 or not any(transfer_cost(p, settings) for p in plans):
         return None
     return CanaryTransfer(url, settings) if budget.reserve(size) else None

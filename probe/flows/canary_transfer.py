@@ -5,7 +5,9 @@ SNI is one, but a real server rarely serves its large object to a name it does n
 an alert, or its default page). So a run also downloads one large object from an unrelated site
 (``throughput_canary`` in the config) through the same access path, once, shared by every
 endpoint of the run. It starts when the first endpoint starts its own transfers, so it shares the
-path with them: on a slow or congested link it is as slow as they are.
+path with them: on a slow or congested link it is as slow as they are. It moves at most half of
+one platform transfer's byte budget (``size``): enough to leave slow start on a fast path, and the
+run pays for it once.
 
 ``run_check`` opens a ``CanaryTransfer`` for the run (``active``); the web flow calls ``begin``
 when it is about to transfer; the classifier gets the result with the canaries' observations.
@@ -77,10 +79,15 @@ class CanaryTransfer:
             self.url,
             ip=None,
             control=True,
-            byte_budget=settings.throughput_bytes,
+            byte_budget=size(settings),
             deadline=deadline_in(settings.timeouts.throughput),
             clock=Clock(),
         )
+
+
+def size(settings: MeasureSettings) -> int:
+    """The canary control transfer's byte budget: half a platform transfer's."""
+    return settings.throughput_bytes // 2
 
 
 @contextmanager

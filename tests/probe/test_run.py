@@ -345,11 +345,11 @@ def test_no_helper_means_no_control_calls():
 
 
 def test_throughput_skipped_when_it_would_exceed_the_budget():
-    """The canary control's 100 KiB, three 100 KiB transfers and 350 KiB of budget: the control
+    """The canary control's 50 KiB, three 100 KiB transfers and 300 KiB of budget: the control
     and two transfers are reserved, one is skipped, none overrun (the fakes never start the
     control, so it moves nothing)."""
     fakes = Fakes()
-    config = make_config(budget={"run_bytes": 350 * 1024, "throughput_bytes": 100 * 1024})
+    config = make_config(budget={"run_bytes": 300 * 1024, "throughput_bytes": 100 * 1024})
     budget = DataBudget(config.budget.run_bytes)
     plats = [platform("alpha", "big1", "big2", "big3", throughput=True)]
     _, measurements = fakes.run(config, plats, budget=budget)
