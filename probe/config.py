@@ -41,6 +41,8 @@ DEFAULT_CANARIES = ("https://example.org/", "https://example.com/")
 # A large object on an unrelated site, downloaded once per run as the throughput control: a
 # speed-test endpoint that serves as many bytes as asked (the transfer stops at its byte budget).
 DEFAULT_THROUGHPUT_CANARY = "https://speed.cloudflare.com/__down?bytes=1048576"
+# Where the run's upload control sends its body: the same speed test's upload endpoint.
+DEFAULT_UPLOAD_CANARY = "https://speed.cloudflare.com/__up"
 MiB = 1024 * 1024
 KiB = 1024
 
@@ -135,6 +137,7 @@ class ProbeConfig(_Frozen):
     ca_file: Path | None = None
     canaries: tuple[Url, ...] = Field(default=DEFAULT_CANARIES, min_length=1)
     throughput_canary: Url | None = DEFAULT_THROUGHPUT_CANARY
+    upload_canary: Url | None = DEFAULT_UPLOAD_CANARY
     benign_sni: Domain = "example.org"
     retries: int = Field(default=1, ge=0, le=5)
     concurrency: int = Field(default=16, ge=1, le=256)
@@ -227,6 +230,7 @@ class ProbeConfig(_Frozen):
             benign_sni=self.benign_sni,
             canaries=self.canaries,
             throughput_canary=self.throughput_canary,
+            upload_canary=self.upload_canary,
             helper_url=self.helper_url,
             timeouts=Timeouts(
                 dns=t.dns,

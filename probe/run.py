@@ -328,9 +328,9 @@ async def run_check(
             )
 
     await canaries_task  # measured (and counted) even when no endpoint was chosen
-    if shared is not None:
-        moved = await shared.finish()  # each endpoint that started it waited for it: done
-        budget.settle(canary_transfer.size(settings), moved.bytes if moved is not None else 0)
+    for transfer in shared:
+        moved = await transfer.finish()  # each endpoint that started it waited for it: done
+        budget.settle(transfer.size, moved.bytes if moved is not None else 0)
     by_url = {(d.plan.platform, d.plan.url): d.measurement for d in done}
     measurements = [by_url[(p.platform, p.url)] for p in plans]
     results: list[EndpointResult] = []
@@ -347,13 +347,21 @@ async def run_check(
 
 def _canary_transfer(
     plans: Sequence[EndpointPlan], settings: MeasureSettings, budget: DataBudget
-) -> CanaryTransfer | None:
-    """The run's one canary control transfer, when a plan transfers and the budget has room."""
-    url = settings.throughput_canary
-    size = canary_transfer.size(settings)
-    if url is None or size == 0 or not any(transfer_cost(p, settings) for p in plans):
-        return None
-    return CanaryTransfer(url, settings) if budget.reserve(size) else None
+) -> tuple[CanaryTransfer, ...]:
+    """The run's canary control transfers (download, upload): one for each direction that some
+    plan transfers in, when it is configured and the budget has room (reserved first)."""
+    wanted = (
+        (settings.throughput_canary, "down", any(p.throughput_url for p in plans)),
+        (settings.upload_canary, "up", any(p.upload_url for p in plans)),
+    )
+    found: list[CanaryTransfer] = []
+    for url, direction, needed in wanted:
+        if url is None or not needed:
+            continue
+        transfer = CanaryTransfer(url, settings, "up" if direction == "up" else "down")
+        if transfer.size > 0 and budget.reserve(transfer.size):
+            found.append(transfer)
+    return tuple(found)
 
 
 async def _measure_one(
@@ -366,7 +374,7 @@ async def _measure_one(
     measure: MeasureEndpoint,
     classify: Classify,
     ask_control: AskControl | None,
-    shared: CanaryTransfer | None = None,
+    shared: tuple[CanaryTransfer, ...] = (),
 ) -> _Done:
     started_at = datetime.now(UTC)
     t0 = time.monotonic()
@@ -386,8 +394,12 @@ async def _measure_one(
         budget.settle(cost if with_throughput else 0, bytes_transferred(local or Observations()))
 
     canaries = await canaries_ready
-    if shared is not None and shared.started and local is not None and local.throughput:
-        canaries = canary_transfer.with_transfer(canaries, shared.url, await shared.result())
+    directions = {t.direction for t in local.throughput} if local is not None else set()
+    for transfer in shared:
+        if transfer.started and transfer.direction in directions:
+            canaries = canary_transfer.with_transfer(
+                canaries, transfer.url, await transfer.result()
+            )
     control: Observations | None = None
     # The control vantage is asked after the local transfers, never during them: in a lab on one
     # machine its transfers would share the CPU with the same-path comparison they are judged by.

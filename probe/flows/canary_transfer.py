@@ -1,13 +1,16 @@
-"""The run's canary control transfer: one download of a large object on an unrelated site.
+"""The run's canary control transfers: one download of a large object on an unrelated site, and
+one upload to an unrelated site.
 
 Throttling is judged against a control transfer on the same path. The same address with a benign
 SNI is one, but a real server rarely serves its large object to a name it does not host (it sends
 an alert, or its default page). So a run also downloads one large object from an unrelated site
 (``throughput_canary`` in the config) through the same access path, once, shared by every
 endpoint of the run. It starts when the first endpoint starts its own transfers, so it shares the
-path with them: on a slow or congested link it is as slow as they are. It moves at most half of
-one platform transfer's byte budget (``size``): enough to leave slow start on a fast path, and the
-run pays for it once.
+path with them: on a slow or congested link it is as slow as they are. The download moves at most
+half of one platform transfer's byte budget (``size``): enough to leave slow start on a fast path,
+and the run pays for it once. Uploads have their own canary (``upload_canary``), sent the upload
+budget when the first endpoint uploads: many links upload far slower than they download, so an
+upload is only ever compared with an upload.
 
 ``run_check`` opens a ``CanaryTransfer`` for the run (``active``); the web flow calls ``begin``
 when it is about to transfer; the classifier gets the result with the canaries' observations.
@@ -24,28 +27,29 @@ from contextlib import contextmanager
 
 from probe.flows.plan import MeasureSettings
 from probe.model.measurement import Observations
-from probe.model.observations import ThroughputObservation
+from probe.model.observations import Direction, ThroughputObservation
 from probe.steps import throughput
 from probe.steps._clock import Clock, deadline_in
 
 logger = logging.getLogger(__name__)
-_CURRENT: contextvars.ContextVar[CanaryTransfer | None] = contextvars.ContextVar(
-    "canary_transfer", default=None
+_CURRENT: contextvars.ContextVar[tuple[CanaryTransfer, ...]] = contextvars.ContextVar(
+    "canary_transfers", default=()
 )
 
 
 class CanaryTransfer:
-    """One budgeted download of ``url``, started at most once, awaited by every endpoint."""
+    """One budgeted transfer with ``url``, started at most once, awaited by every endpoint."""
 
-    def __init__(self, url: str, settings: MeasureSettings) -> None:
+    def __init__(self, url: str, settings: MeasureSettings, direction: Direction = "down") -> None:
         self.url = url
+        self.direction = direction
         self._settings = settings
         self._task: asyncio.Task[ThroughputObservation] | None = None
 
     def begin(self) -> None:
         """Start the download now, unless it already started."""
         if self._task is None:
-            self._task = asyncio.ensure_future(self._download())
+            self._task = asyncio.ensure_future(self._transfer())
 
     @property
     def started(self) -> bool:
@@ -73,38 +77,52 @@ class CanaryTransfer:
             return None
         return self._task.result()
 
-    async def _download(self) -> ThroughputObservation:
+    @property
+    def size(self) -> int:
+        """Its byte budget."""
+        return size(self._settings, self.direction)
+
+    async def _transfer(self) -> ThroughputObservation:
         settings = self._settings
+        if self.direction == "up":
+            return await throughput.upload(
+                self.url,
+                ip=None,
+                control=True,
+                byte_budget=self.size,
+                deadline=deadline_in(settings.timeouts.throughput),
+                clock=Clock(),
+            )
         return await throughput.download(
             self.url,
             ip=None,
             control=True,
-            byte_budget=size(settings),
+            byte_budget=self.size,
             deadline=deadline_in(settings.timeouts.throughput),
             clock=Clock(),
         )
 
 
-def size(settings: MeasureSettings) -> int:
-    """The canary control transfer's byte budget: half a platform transfer's."""
-    return settings.throughput_bytes // 2
+def size(settings: MeasureSettings, direction: Direction = "down") -> int:
+    """A canary control transfer's byte budget: half a platform download's, a whole upload's."""
+    return settings.upload_bytes if direction == "up" else settings.throughput_bytes // 2
 
 
 @contextmanager
-def active(transfer: CanaryTransfer | None) -> Iterator[None]:
-    """Make ``transfer`` the one the flows started inside this block (and their tasks) begin."""
-    token = _CURRENT.set(transfer)
+def active(transfers: tuple[CanaryTransfer, ...]) -> Iterator[None]:
+    """Make ``transfers`` the ones the flows started inside this block (and their tasks) begin."""
+    token = _CURRENT.set(transfers)
     try:
         yield
     finally:
         _CURRENT.reset(token)
 
 
-def begin() -> None:
-    """Start the current run's canary control transfer, if it has one and it has not started."""
-    transfer = _CURRENT.get()
-    if transfer is not None:
-        transfer.begin()
+def begin(directions: tuple[Direction, ...] = ("down",)) -> None:
+    """Start the current run's canary control transfers in ``directions`` that have not started."""
+    for transfer in _CURRENT.get():
+        if transfer.direction in directions:
+            transfer.begin()
 
 
 def with_transfer(

@@ -53,6 +53,7 @@ class MeasureSettings:
     benign_sni: str = "example.org"  # SNI for the same-IP control handshake
     canaries: tuple[str, ...] = ("https://example.org/",)  # URLs on the same path
     throughput_canary: str | None = None  # a large object elsewhere: the run's throughput control
+    upload_canary: str | None = None  # where the run's upload control POSTs its body
     helper_url: str | None = None  # control vantage ("test helper"); None disables it
     timeouts: Timeouts = field(default_factory=Timeouts)
     retries: int = 1  # extra tries on a fresh connection before a failure counts

@@ -6,7 +6,8 @@ connect, a TLS handshake with the platform SNI and, as control, one with the ben
 the first address that worked, the HTTP fetch and the throughput transfers (down, and up when the
 plan has an upload URL), each beside a control transfer on the same path: the same address with the
 benign SNI over https, or with the benign name as Host over cleartext http. The first endpoint to
-transfer also starts the run's one canary control transfer (``probe.flows.canary_transfer``).
+transfer also starts the run's canary control transfer in that direction
+(``probe.flows.canary_transfer``).
 
 Every failed step is retried on a fresh connection (``settings.retries`` times) and every try is
 kept. The tries of one step share that step's timeout: each try gets an equal share of what is left,
@@ -306,7 +307,10 @@ class _Flow:
                 if controls:
                     transfers.append(self._transfer(url, ip, up=up, control=True))
         if transfers and controls:
-            canary_transfer.begin()  # the run's canary control shares the path with these
+            # The run's canary controls share the path with these transfers.
+            canary_transfer.begin(
+                (*(("down",) if plan.throughput_url else ()), *(("up",) if plan.upload_url else ()))
+            )
         fetches, moved = await asyncio.gather(
             self._retry(fetch, settings.timeouts.http_total), asyncio.gather(*transfers)
         )

@@ -166,7 +166,7 @@ def _unfinished(t: ThroughputObservation) -> ThroughputObservation:
     return t.model_copy(update={"completed": False})
 
 
-def _canary_transfer(kbps: float, **options: float) -> dict[str, Observations]:
+def _canary_transfer(kbps: float, **options: float | str) -> dict[str, Observations]:
     """Working canaries plus the run's canary control transfer at ``kbps`` (same path)."""
     canaries = canaries_ok()
     download = transfer(kbps, control=True, **options).model_copy(
@@ -837,6 +837,38 @@ CASES: tuple[Case, ...] = (
         obs(vantage_ok().http, transfer(40_000)),
         _canary_transfer(2_000, stall_after=0),
         "inconclusive",
+    ),
+    Case(
+        # Upload-only policing, the benign SNI refused: the run's upload canary went fast.
+        "throttle_rate_upload_benign_alert_upload_canary",
+        TWITTER,
+        obs(
+            x_clean(),
+            transfer(50_000),
+            _benign_transfer_refused(),
+            transfer(140, direction="up"),
+            _benign_transfer_refused().model_copy(update={"direction": "up"}),
+        ),
+        vantage_ok(),
+        _canary_transfer(30_000, direction="up"),
+        "throttled",
+        "throttle.rate",
+    ),
+    Case(
+        # A fast canary download says nothing about uploads (links upload slower than they
+        # download): with no upload control, a finished slow upload is no call.
+        "fp_download_canary_is_no_upload_control",
+        TWITTER,
+        obs(
+            x_clean(),
+            transfer(50_000),
+            _benign_transfer_refused(),
+            transfer(140, direction="up"),
+            _benign_transfer_refused().model_copy(update={"direction": "up"}),
+        ),
+        vantage_ok(),
+        _canary_transfer(60_000),
+        "reachable",
     ),
     Case(
         # A CDN that serves its large object to the benign SNI stays the preferred control.

@@ -41,7 +41,9 @@ async def test_started_once_however_many_endpoints_begin_it(web: HTTPServer) -> 
     settings = MeasureSettings(throughput_bytes=128 * 1024)
     shared = CanaryTransfer(f"http://127.0.0.1:{web.port}/large", settings)
     assert await shared.result() is None  # not started: nothing to wait for
-    with canary_transfer.active(shared):
+    with canary_transfer.active((shared,)):
+        canary_transfer.begin(("up",))  # an upload does not start the download control
+        assert not shared.started
         for _ in range(3):
             canary_transfer.begin()
     first, second = await asyncio.gather(shared.result(), shared.result())
@@ -78,6 +80,7 @@ async def test_a_run_shares_one_canary_transfer_and_counts_it_once(web: HTTPServ
         {
             "canaries": ["https://canary.test/"],
             "throughput_canary": f"http://127.0.0.1:{web.port}/large",
+            "upload_canary": None,
             "budget": {"run_bytes": 1024 * 1024, "throughput_bytes": 128 * 1024},
         }
     )
