@@ -3,12 +3,13 @@
 A response is not a failed try: a blockpage or an outside redirect counts from one response,
 judged against the blockpage fingerprints and the control vantage's page. A timeout after a
 completed handshake (https) or after the status line (either scheme) is throttling evidence,
-not a block or an outage.
+not a block or an outage: ``throttle.stall``, unless the endpoint's own throughput transfer shows
+what the throttle is (a large front page fetched under a policer times out while still arriving).
 """
 
 from __future__ import annotations
 
-from probe.classify import outage
+from probe.classify import outage, throttle
 from probe.classify.blockpages import differences, fingerprint, urls
 from probe.classify.context import Context, answered, host_of, tls_failure
 from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, tries_phrase
@@ -79,6 +80,9 @@ def _failed(
         else:
             why = f"the TLS handshake with SNI {ctx.plan.domain} completed: a timeout after it"
         if path:
+            measured = throttle.check(ctx)
+            if measured is not None and measured.verdict == "throttled":
+                return measured.after([line])  # the endpoint's own transfer shows the rate
             stall = (line, f"{why}: throttling", "controls on the same path complete")
             return Finding("throttled", "throttle.stall", 0.7, stall)
         return Finding("inconclusive", None, 0.4, (line, f"{why}, but no control completed"))

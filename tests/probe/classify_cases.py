@@ -881,6 +881,23 @@ CASES: tuple[Case, ...] = (
         "throttle.rate",
     ),
     Case(
+        # Recorded in the lab (sni-throttle-police, real-sized 240 KB front page): the page
+        # fetch times out while still arriving; the endpoint's own transfer shows the plateau.
+        "throttle_rate_large_page_times_out_while_arriving",
+        TWITTER,
+        _x(
+            tls(X_IP),
+            benign(X_IP),
+            twice(_stalled_page("https://twitter.com/")),
+            transfer(140),
+            _benign_transfer_refused(),
+        ),
+        vantage_ok(),
+        _canary_transfer(60_000),
+        "throttled",
+        "throttle.rate",
+    ),
+    Case(
         "https_timeout_after_handshake_is_throttling",
         TWITTER,
         _x(tls(X_IP), benign(X_IP), twice(http(failure=F.TIMEOUT))),
