@@ -349,17 +349,19 @@ def _canary_transfer(
     plans: Sequence[EndpointPlan], settings: MeasureSettings, budget: DataBudget
 ) -> tuple[CanaryTransfer, ...]:
     """The run's canary control transfers (download, upload): one for each direction that some
-    plan transfers in, when it is configured and the budget has room (reserved first)."""
+    plan transfers in, when it is configured and the budget has room for it and for at least one
+    of the endpoints' transfers (a control with nothing to compare is wasted data)."""
     wanted = (
         (settings.throughput_canary, "down", any(p.throughput_url for p in plans)),
         (settings.upload_canary, "up", any(p.upload_url for p in plans)),
     )
+    costs = [cost for p in plans if (cost := transfer_cost(p, settings)) > 0]
     found: list[CanaryTransfer] = []
     for url, direction, needed in wanted:
-        if url is None or not needed:
+        if url is None or not needed or not costs:
             continue
         transfer = CanaryTransfer(url, settings, "up" if direction == "up" else "down")
-        if transfer.size > 0 and budget.reserve(transfer.size):
+        if 0 < transfer.size <= budget.remaining - min(costs) and budget.reserve(transfer.size):
             found.append(transfer)
     return tuple(found)
 
