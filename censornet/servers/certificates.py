@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
 import ssl
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,11 +46,16 @@ class SiteCertificates:
 
 
 class InterceptionCertificates:
-    """Mints, per SNI, a certificate signed by the interception CA (cached for the process)."""
+    """Mints, per SNI, a certificate signed by the interception CA (cached for the process).
 
-    def __init__(self, pki: Pki) -> None:
+    The minted keys live in ``directory`` (inside the lab's state directory, which the lab's
+    teardown removes even when the server process was killed).
+    """
+
+    def __init__(self, pki: Pki, directory: Path) -> None:
         self._ca_cert, self._ca_key = lab_pki.load_ca(pki.mitm_ca, pki.mitm_ca_key)
-        self._dir = tempfile.TemporaryDirectory(prefix="censornet-mitm-")
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._dir = directory
         self._contexts: dict[str, ssl.SSLContext] = {}
 
     def __call__(self, sni: str | None) -> ssl.SSLContext:
@@ -65,7 +70,7 @@ class InterceptionCertificates:
 
     def close(self) -> None:
         """Remove the minted keys from disk."""
-        self._dir.cleanup()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def _mint(self, name: str) -> ssl.SSLContext:
         key = lab_pki.generate_key()
@@ -76,7 +81,7 @@ class InterceptionCertificates:
         except ValueError:
             dns_names, ips = (name,), ()
         cert = lab_pki.issue_certificate(key, dns_names, self._ca_cert, self._ca_key, ips=ips)
-        base = Path(self._dir.name) / f"{len(self._contexts)}"
+        base = self._dir / f"{len(self._contexts)}"
         cert_path, key_path = base.with_suffix(".pem"), base.with_suffix(".key")
         cert_path.write_bytes(lab_pki.cert_pem(cert) + lab_pki.cert_pem(self._ca_cert))
         key_path.touch(mode=0o600)

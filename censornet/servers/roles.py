@@ -51,7 +51,12 @@ def inet_services(state_dir: Path) -> list[Service]:
     # front stays here: unbound's DoH speaks HTTP/2 only, public DoH services HTTP/1.1 as well.
     unbound = ForwardingResolver(topology.CONTROL_RESOLVER_IP, lambda: (), recursive=True)
     return [
-        WebServer([topology.MITM_IP], 443, sites, certificates=InterceptionCertificates(pki)),
+        WebServer(
+            [topology.MITM_IP],
+            443,
+            sites,
+            certificates=InterceptionCertificates(pki, state_dir / "mitm"),
+        ),
         WebServer(
             [topology.CONTROL_RESOLVER_IP],
             443,

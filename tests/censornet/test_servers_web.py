@@ -230,7 +230,7 @@ async def test_blockpage_server(pki: Pki) -> None:
 async def test_mitm_mints_certificate_for_sni_from_untrusted_ca(tmp_path: Path, pki: Pki) -> None:
     """The MITM certificate names the SNI but chains to the interception CA, not the lab CA."""
     app = SiteApp(PolicyWatcher(tmp_path, "inet").current)
-    certificates = InterceptionCertificates(pki)
+    certificates = InterceptionCertificates(pki, tmp_path / "mitm")
     mitm = WebServer(["127.0.0.73"], 0, app, certificates=certificates)
     await mitm.start()
     try:
