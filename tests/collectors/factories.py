@@ -35,7 +35,8 @@ def make_measurement(i: int = 0, *, asn: int | None = 64500, country: str = "PK"
         platform="x",
         target="https://twitter.com/" if blocked else "https://abs.twimg.com/",
         domain="twitter.com" if blocked else "abs.twimg.com",
-        started_at=T0 + timedelta(seconds=i),
+        # inside the collector's accepted window however many are made (T0 is 2 h back)
+        started_at=T0 + timedelta(seconds=i % 3600),
         runtime=1.5,
         vantage=VantageInfo(country=country, asn=asn, network="isp1", software="blockprobe 0.1.0"),
         local=Observations(
