@@ -3,8 +3,11 @@
 A response is not a failed try: a blockpage or an outside redirect counts from one response,
 judged against the blockpage fingerprints and the control vantage's page. A timeout after a
 completed handshake (https) or after the status line (either scheme) is throttling evidence,
-not a block or an outage: ``throttle.stall``, unless the endpoint's own throughput transfer shows
-what the throttle is (a large front page fetched under a policer times out while still arriving).
+not a block or an outage. The endpoint's own throughput transfer names the throttle when it shows
+one; else the page's own progress does: a body still arriving at the deadline, far slower than
+the control transfer on the same path, is ``throttle.rate`` (a large front page under a policer);
+only a body whose bytes stopped for the stall interval (or none after the handshake) is
+``throttle.stall``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from probe.classify.context import Context, answered, host_of, tls_failure
 from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, tries_phrase
 from probe.classify.tries import ACTIVE_FAILURES, Tries, settle
 from probe.model.failures import Failure
-from probe.model.observations import HTTPObservation
+from probe.model.observations import HTTPObservation, ThroughputObservation
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 METHODS: dict[Failure, str] = {
@@ -24,6 +27,8 @@ METHODS: dict[Failure, str] = {
     Failure.TIMEOUT: "http.timeout",
     Failure.EOF: "http.eof",
 }
+STOP_FACTOR = 2.0  # a body stopped: silent this many times its longest gap while arriving
+_PATH_WORKS = "controls on the same path complete"
 
 
 def check(ctx: Context) -> Finding | None:
@@ -83,6 +88,10 @@ def _failed(
             measured = throttle.check(ctx)
             if measured is not None and measured.verdict == "throttled":
                 return measured.after([line])  # the endpoint's own transfer shows the rate
+            if started:
+                progress = _progress(ctx, started[0], line)
+                if progress is not None:
+                    return progress
             stall = (line, f"{why}: throttling", "controls on the same path complete")
             return Finding("throttled", "throttle.stall", 0.7, stall)
         return Finding("inconclusive", None, 0.4, (line, f"{why}, but no control completed"))
@@ -100,6 +109,57 @@ def _failed(
         evidence.append(f"control vantage: HTTP {page.status}")
         confidence += 0.05
     return Finding("blocked", method, confidence, tuple(evidence))
+
+
+def _progress(ctx: Context, page: HTTPObservation, line: str) -> Finding | None:
+    """Judge a body cut off by the deadline by how it was arriving (None: not recorded).
+
+    Stopped: silent for the stall interval, and far longer than any gap while it arrived (a TLS
+    record under a policer reaches the application only whole, a second apart at 128 kbit/s).
+    Still arriving: its rate against the control transfer on the same path.
+    """
+    samples, seconds = page.body_samples, page.body_seconds
+    if len(samples) < 2 or seconds is None:
+        return None
+    last, total = samples[-1]
+    quiet = max(seconds - last, 0.0)
+    gaps = [b[0] - a[0] for a, b in zip(samples, samples[1:], strict=False) if b[1] > a[1]]
+    if quiet >= throttle.STALL_SECONDS and quiet >= STOP_FACTOR * max(gaps, default=0.0):
+        why = (
+            f"the body stopped after {total} bytes: no byte for the last {quiet:.1f} s before "
+            "the timeout (throttling)"
+        )
+        return Finding("throttled", "throttle.stall", 0.75, (line, why, _PATH_WORKS))
+    kbps = total * 8 / 1000 / last if last > 0 else 0.0
+    arriving = (
+        f"the body was still arriving when it timed out: {total} bytes in {last:.1f} s "
+        f"({kbps:.0f} kbps), the last byte {quiet:.1f} s before the timeout"
+    )
+    control = throttle.control_for(ctx, "down")
+    if control is None or control.kbps == 0:
+        why = "no working control transfer on the same path to compare its rate with"
+        return Finding("inconclusive", None, 0.4, (line, arriving, why))
+    ratio = kbps / control.kbps
+    versus = (
+        f"{control.kbps:.0f} kbps for {throttle.describe_control(control, _as_transfer(page))} "
+        f"on the same path (ratio {ratio:.3f})"
+    )
+    if ratio >= throttle.RATIO:
+        why = f"not far slower than {versus}: a large page on a slow path, not throttling"
+        return Finding("inconclusive", None, 0.5, (line, arriving, why))
+    evidence = [line, arriving, f"far slower than {versus}"]
+    fit = throttle.plateau(samples)
+    if fit is not None and fit[0] >= throttle.STEADY_R2:
+        evidence.append(f"steady at {fit[1]:.0f} kbps (R² {fit[0]:.2f}): a policer's plateau")
+    vantage = throttle.vantage_kbps(ctx, "down")
+    if vantage is not None:
+        evidence.append(f"control vantage transfers at {vantage:.0f} kbps")
+    return Finding("throttled", "throttle.rate", 0.8, tuple(evidence))
+
+
+def _as_transfer(page: HTTPObservation) -> ThroughputObservation:
+    """The page fetch as a transfer, to name the control it is compared with."""
+    return ThroughputObservation(url=page.url, ip=page.ip, t0=page.t0, t=page.t)
 
 
 def _redirect(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:

@@ -164,7 +164,8 @@ def check(ctx: Context) -> Finding | None:
     return ranked[0] if ranked else None
 
 
-def _vantage_kbps(ctx: Context, direction: Direction) -> float | None:
+def vantage_kbps(ctx: Context, direction: Direction) -> float | None:
+    """The control vantage's fastest transfer of the endpoint in ``direction`` (None: none)."""
     if ctx.control is None:
         return None
     moved = [
@@ -196,7 +197,7 @@ def _direction(ctx: Context, direction: Direction) -> Finding | None:
         f"{label} at {best.kbps:.0f} kbps vs {control.kbps:.0f} kbps for {what} on the same "
         f"path (ratio {ratio:.3f})"
     )
-    vantage = _vantage_kbps(ctx, direction)
+    vantage = vantage_kbps(ctx, direction)
     if vantage is not None and best.kbps / vantage >= RATIO:
         why = (
             f"the control vantage gets it at {vantage:.0f} kbps too: a slow server, not throttling"

@@ -136,6 +136,10 @@ class HTTPObservation(_Wire):
     body_truncated: bool = False
     blockpage: str | None = None  # the blockpage fingerprint the body matched (body not kept)
     failure: Failure | None = None
+    # For a body cut off by a failure: (seconds since the status line, cumulative body bytes),
+    # the last sample when the last byte came, and the seconds from the status line to the end.
+    body_samples: tuple[tuple[float, int], ...] = ()
+    body_seconds: float | None = None
     t0: float
     t: float
 

@@ -5,6 +5,10 @@ the real ones (``probe.steps._pinning``). Redirects are followed (up to ``max_re
 their host is within ``follow_within`` (and its subdomains); a redirect elsewhere is recorded in
 ``redirects`` but not fetched, since a warning page outside the platform is the evidence. Hosts
 other than the first are resolved by the system. The body is read up to ``body_cap`` bytes.
+
+While a body arrives, its progress is sampled (``body_samples``: seconds since the status line,
+cumulative bytes), so that a fetch cut off by its deadline tells a page still arriving at a low
+rate (a policer) from one whose bytes stopped (a stall).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from probe.steps._errors import NETWORK_ERRORS, classify_exception
 from probe.steps._pinning import PinnedTransport, client_context
 
 BODY_CAP = 512 * 1024  # OONI's cap (1 << 19)
+SAMPLE_EVERY = 0.1  # seconds between body progress samples
 MAX_REDIRECTS = 10
 DEFAULT_USER_AGENT = "blockprobe/0.1"
 # Headers worth keeping (fingerprints of servers, caches and blockpages); never cookies.
@@ -62,7 +67,33 @@ class _Page:
         self.truncated = truncated
 
 
-_Partial = tuple[str, httpx.Response, bytearray]  # a page whose body is still arriving
+class _Progress:
+    """Body bytes against time since the status line, sampled about every ``SAMPLE_EVERY``."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._start = clock.now()
+        self._samples: list[tuple[float, int]] = [(0.0, 0)]
+        self._last: tuple[float, int] = (0.0, 0)  # when the last byte came, and the count then
+
+    def add(self, total: int) -> None:
+        """Note that the body has reached ``total`` bytes."""
+        self._last = (self.elapsed(), total)
+        if self._last[0] - self._samples[-1][0] >= SAMPLE_EVERY:
+            self._samples.append(self._last)
+
+    def samples(self) -> tuple[tuple[float, int], ...]:
+        """The samples, ending with the time the last byte arrived."""
+        if self._last[0] > self._samples[-1][0]:
+            return (*self._samples, self._last)
+        return tuple(self._samples)
+
+    def elapsed(self) -> float:
+        """Seconds since the status line."""
+        return round(self._clock.now() - self._start, 6)
+
+
+_Partial = tuple[str, httpx.Response, bytearray, _Progress]  # a page whose body is arriving
 
 
 async def fetch(
@@ -92,6 +123,8 @@ async def fetch(
     partial: list[_Partial] = []
     redirects: list[str] = []
     failure: Failure | None = None
+    body_samples: tuple[tuple[float, int], ...] = ()
+    body_seconds: float | None = None
     try:
         async with (
             asyncio.timeout_at(deadline),
@@ -100,7 +133,7 @@ async def fetch(
             current = url
             while True:
                 partial.clear()
-                page = await _get(client, current, body_cap, partial)
+                page = await _get(client, current, body_cap, partial, clock)
                 if page.status not in _REDIRECT_STATUSES or not page.location:
                     break
                 target = urllib.parse.urljoin(current, page.location)
@@ -116,8 +149,10 @@ async def fetch(
     except NETWORK_ERRORS as exc:
         failure = classify_exception(exc)
         if partial:  # the status line came, then the body broke off
-            at, response, body = partial[0]
+            at, response, body, progress = partial[0]
             page = _Page(at, response, bytes(body[:body_cap]), True)
+            body_samples = progress.samples()
+            body_seconds = progress.elapsed()
     return HTTPObservation(
         url=url,
         ip=ip,
@@ -131,25 +166,30 @@ async def fetch(
         body_truncated=page.truncated if page else False,
         blockpage=await _blockpage(page),
         failure=failure,
+        body_samples=body_samples,
+        body_seconds=body_seconds,
         t0=t0,
         t=clock.now(),
     )
 
 
 async def _get(
-    client: httpx.AsyncClient, url: str, body_cap: int, partial: list[_Partial]
+    client: httpx.AsyncClient, url: str, body_cap: int, partial: list[_Partial], clock: Clock
 ) -> _Page:
     """One GET, the body read up to ``body_cap`` bytes.
 
-    Once the status line is in, ``partial`` holds the page as read so far: when the body then
-    stalls or breaks, the fetch still records the status and the bytes that arrived.
+    Once the status line is in, ``partial`` holds the page as read so far and its progress: when
+    the body then stalls or breaks, the fetch still records the status, the bytes that arrived
+    and when they arrived.
     """
     async with client.stream("GET", url) as response:
         body = bytearray()
-        partial[:] = [(url, response, body)]
+        progress = _Progress(clock)
+        partial[:] = [(url, response, body, progress)]
         truncated = False
         async for chunk in response.aiter_bytes():
             body.extend(chunk)
+            progress.add(len(body))
             if len(body) > body_cap:
                 del body[body_cap:]
                 truncated = True

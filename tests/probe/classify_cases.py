@@ -128,6 +128,24 @@ def _stalled_page(url: str) -> HTTPObservation:
     )
 
 
+def _page_stopped(url: str) -> HTTPObservation:
+    """A fetch whose body came at a good pace for 13 KB, then nothing for 3.7 s until the
+    deadline (sni-throttle-stall: the connection freezes after about 16 KB)."""
+    samples = tuple((round(0.1 * i, 1), 3300 * i) for i in range(5))
+    return _stalled_page(url).model_copy(
+        update={"body_length": 13200, "body_samples": samples, "body_seconds": 4.1}
+    )
+
+
+def _page_arriving(url: str) -> HTTPObservation:
+    """Recorded-style under the 16 kB/s policer: a 240 KB page whose body arrives a TLS record
+    (16 KiB) about every second until the 4 s deadline, the last one 0.3 s before it."""
+    samples = ((0.0, 0), (0.1, 32768), (1.1, 49152), (2.0, 65536), (3.1, 81920), (3.8, 98304))
+    return _stalled_page(url).model_copy(
+        update={"body_length": 98304, "body_samples": samples, "body_seconds": 4.1}
+    )
+
+
 def _benign_transfer_refused() -> ThroughputObservation:
     """The same-IP control transfer with the benign SNI, refused by the server's TLS alert."""
     return ThroughputObservation(
@@ -896,6 +914,37 @@ CASES: tuple[Case, ...] = (
         _canary_transfer(60_000),
         "throttled",
         "throttle.rate",
+    ),
+    Case(
+        # sni-throttle-police on api.x.com, which has no large object of its own: its 240 KB
+        # page still arrives, a record a second, when the deadline hits: a rate, not a stall.
+        "throttle_rate_page_still_arriving_without_a_transfer",
+        TWITTER,
+        _x(tls(X_IP), benign(X_IP), twice(_page_arriving("https://twitter.com/"))),
+        vantage_ok(),
+        _canary_transfer(60_000),
+        "throttled",
+        "throttle.rate",
+    ),
+    Case(
+        # The same page whose bytes stopped for the last 3.7 s: a stall.
+        "throttle_stall_page_stopped_without_a_transfer",
+        TWITTER,
+        _x(tls(X_IP), benign(X_IP), twice(_page_stopped("https://twitter.com/"))),
+        vantage_ok(),
+        _canary_transfer(60_000),
+        "throttled",
+        "throttle.stall",
+    ),
+    Case(
+        # Still arriving, at the canary control's own pace: a large page on a slow path.
+        "page_still_arriving_as_fast_as_the_control_is_no_throttle",
+        TWITTER,
+        _x(tls(X_IP), benign(X_IP), twice(_page_arriving("https://twitter.com/"))),
+        vantage_ok(),
+        _canary_transfer(200),
+        "inconclusive",
+        None,
     ),
     Case(
         "https_timeout_after_handshake_is_throttling",

@@ -170,6 +170,9 @@ async def test_a_body_that_stalls_keeps_the_status_and_the_bytes(web: HTTPServer
     obs = await _fetch(f"http://x.test:{web.port}/stall", wait=0.5)
     assert (Failure.TIMEOUT, 200, 1000) == (obs.failure, obs.status, obs.body_length)
     assert obs.body_truncated
+    assert 1000 == obs.body_samples[-1][1]  # when the last byte came, and the count then
+    assert obs.body_seconds is not None
+    assert obs.body_seconds > obs.body_samples[-1][0]  # silent since, until the deadline
 
 
 async def test_a_blockpage_body_is_named_not_kept(web: HTTPServer) -> None:
