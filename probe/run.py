@@ -397,6 +397,8 @@ async def _measure_one(
 
     canaries = await canaries_ready
     directions = {t.direction for t in local.throughput} if local is not None else set()
+    if local is not None and any(r.body_samples for r in local.http):
+        directions.add("down")  # a page cut off while arriving is judged by its rate too
     for transfer in shared:
         if transfer.started and transfer.direction in directions:
             canaries = canary_transfer.with_transfer(
