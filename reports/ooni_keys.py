@@ -270,6 +270,8 @@ def requests(obs: Json) -> list[Json]:
                 "sha256": r.get("body_sha256"),
                 "title": r.get("title"),
                 "blockpage": r.get("blockpage"),
+                "samples": [list(x) for x in r.get("body_samples", [])],
+                "seconds": r.get("body_seconds"),
             }
             hops.append(hop)
         found.extend(reversed(hops))

@@ -437,9 +437,31 @@ def _fold(hops: list[Json]) -> HTTPObservation:
         body_truncated=bool(response.get("body_is_truncated")),
         blockpage=body_fingerprint(body, headers) if body else kept.get("blockpage"),
         failure=failure,
+        body_samples=_body_samples(kept.get("samples")),
+        body_seconds=_number(kept.get("seconds")),
         t0=t0,
         t=max(_times(last)[1], t0),
     )
+
+
+def _body_samples(raw: object) -> tuple[tuple[float, int], ...]:
+    """Our export's body progress samples, [[seconds, bytes], ...] (none when malformed)."""
+    if not isinstance(raw, list):
+        return ()
+    samples: list[tuple[float, int]] = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2):
+            return ()
+        t, count = item
+        if not isinstance(t, int | float) or not isinstance(count, int):
+            return ()
+        samples.append((float(t), count))
+    return tuple(samples)
+
+
+def _number(raw: object) -> float | None:
+    """``raw`` as a float when it is a JSON number (None otherwise)."""
+    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
 
 
 def _valid_ip(value: str | None) -> str | None:
