@@ -337,8 +337,12 @@ def _site_locations(site: str, rule: WebRule | None, www: Path) -> list[str]:
         ]
     redirect = site in HTTPS_ONLY_SITES
     serve = [
-        # An upload endpoint: answers 200 and reads (discards) the whole body.
-        "      if ($request_method = POST) { return 200 '{\"received\": true}\\n'; }",
+        # An upload endpoint, as real ones are: reads the whole body, then answers 200 (a
+        # ``return`` would answer at once and discard the body while the client still sends).
+        "      if ($request_method = POST) {",
+        "        echo_read_request_body;",
+        "        echo '{\"received\": true}';",
+        "      }",
         f"      try_files $uri $uri/ /{content.LARGE_OBJECT};",
         "      add_header Cache-Control no-store;",
     ]

@@ -8,7 +8,9 @@ Samples count bytes on the wire where the kernel tells (Linux ``TCP_INFO``: byte
 download, bytes the server acknowledged for an upload, from the moment the request is sent), so a
 policer's steady trickle shows even between 16 KiB TLS records and an upload's progress is not
 hidden in socket buffers; elsewhere they count bytes read or handed to the socket. Progress (for
-the stall cut-off) is either count growing.
+the stall cut-off) is either count growing. An upload counts, when the answer comes, only what
+the server acknowledged: a server that answers before reading the body ends the upload there
+without inflating its rate.
 Transfers connect to ``ip`` with the URL's Host and an optional different SNI (the benign-SNI
 control on the same path). They do not check certificates: that is the TLS step's job, and the
 benign-SNI control could not pass it. Uploads use a small socket send buffer so bytes counted as
@@ -101,6 +103,8 @@ class _Meter:
         self.ttfb: float | None = None
         self.status: int | None = None
         self.samples: list[tuple[float, int]] = []
+        self.wire_at_answer: int | None = None  # wire bytes when the response headers came
+        self.answered_at: float | None = None
 
     async def trace(self, event: str, info: dict[str, object]) -> None:
         """httpcore's trace hook: find the socket, and start counting when the request goes."""
@@ -111,6 +115,9 @@ class _Meter:
                 self.wire.attach(get_extra_info("socket"))
         elif event == "http11.send_request_headers.started":
             self.wire.start()
+        elif event == "http11.receive_response_headers.complete":
+            self.wire_at_answer = self.wire.count()  # the connection may be closed after it
+            self.answered_at = self.elapsed()
 
     def elapsed(self) -> float:
         return self._loop.time() - self._start
@@ -135,6 +142,17 @@ class _Meter:
             if wire is None or wire >= self.bytes:
                 return 0.0  # all sent (and acknowledged, when that can be told): the server's turn
         return 0.0 if self._last_progress is None else self._loop.time() - self._last_progress
+
+    def settle_upload(self) -> None:
+        """Count only what the server had acknowledged when its answer came (when the kernel
+        tells): a server that answers before the body has arrived ends the upload there, and
+        bytes still in socket buffers do not inflate its rate."""
+        wire = self.wire_at_answer
+        if wire is not None and wire < self.bytes:
+            self.bytes = wire
+            at = round(self.answered_at or self.elapsed(), 4)
+            self.samples = [(t, min(count, wire)) for t, count in self.samples if t < at]
+            self.samples.append((at, wire))
 
     def sample(self) -> None:
         wire = self.wire.count()
@@ -219,6 +237,7 @@ async def upload(
         )
         response = await client.send(request)
         meter.status = response.status_code
+        meter.settle_upload()
         return response.is_success and meter.bytes >= byte_budget
 
     return await _measure(

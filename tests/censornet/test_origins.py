@@ -54,6 +54,15 @@ def test_each_behaviour_renders_its_default_server(tmp_path: Path) -> None:
     assert "origin-default.pem" not in own
 
 
+def test_an_upload_is_answered_after_its_whole_body(tmp_path: Path) -> None:
+    """As real upload endpoints: the POST's body is read first (a ``return`` would answer at once
+    and discard the body while the client still sends it)."""
+    conf = render(tmp_path, "netns", OriginSettings(), Policy(), 1)
+    post = conf.split("if ($request_method = POST) {", 1)[1].split("}", 1)[0]
+    assert post.index("echo_read_request_body;") < post.index("echo '")
+    assert "return" not in post
+
+
 def test_web_rules_split_a_site_by_name(tmp_path: Path) -> None:
     policy = Policy(web=(WebRule(suffix="twitter.com", mode="http503"),))
     conf = render(tmp_path, "netns", OriginSettings(), policy, 1)

@@ -203,3 +203,37 @@ async def test_samples_count_wire_bytes_and_never_decrease(web: HTTPServer) -> N
     counts = [count for _, count in obs.samples]
     assert counts == sorted(counts)
     assert counts[-1] >= obs.bytes
+
+
+async def test_an_early_answer_counts_only_what_the_server_acknowledged() -> None:
+    """A server that answers before reading the body (then reads it slowly): the upload ends at
+    the answer with the bytes acknowledged by then, not those still in socket buffers."""
+    import socket
+
+    async def answer_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        chunk = b"-"
+        while chunk:
+            await asyncio.sleep(0.05)  # slowly, and the stream buffers little (limit)
+            chunk = await reader.read(4096)
+        writer.close()
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # accepted sockets inherit it
+    listener.bind(("127.0.0.1", 0))
+    server = await asyncio.start_server(answer_first, sock=listener, limit=1024)
+    try:
+        obs = await throughput.upload(
+            f"http://x.test:{listener.getsockname()[1]}/up",
+            ip="127.0.0.1",
+            byte_budget=100_000,
+            deadline=deadline_in(5),
+            clock=Clock(),
+        )
+    finally:
+        server.close()
+    assert 200 == obs.status
+    assert not obs.completed
+    assert 0 < obs.bytes < 100_000
