@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, select
 
 from reports.asnames import operator
 from reports.model import Incident, IncidentKind, ReportQuery, construct, current_bucket_end
@@ -168,10 +168,14 @@ def incidents(
     per_network: dict[tuple[str, int], list[Run]] = {key: [] for key in wanted_n}
     labels: dict[tuple[str, int], str] = {}
     if window_runs is None:
-        for cc, asn, which in sorted(per_platform):
-            per_platform[(cc, asn, which)] = _series_runs(conn, cc, asn, which, lead, until)
-        for cc, asn in sorted(per_network):
-            per_network[(cc, asn)] = _series_runs(conn, cc, asn, None, lead, until)
+        if per_platform:
+            for key, runs in _span_runs(conn, query, False, lead, until, rule).items():
+                if key in per_platform:
+                    per_platform[key] = runs  # type: ignore[index]
+        if per_network:
+            for key, runs in _span_runs(conn, query, True, lead, until, rule).items():
+                if key in per_network:
+                    per_network[key] = runs  # type: ignore[index]
         located: Iterable[Located] = (
             (cc, asn, run)
             for group in (per_platform.items(), per_network.items())
@@ -240,16 +244,87 @@ RUN_COLUMNS = (
 )
 
 
-def _series_runs(
-    conn: Connection, country: str, asn: int, platform: str | None, since: int, until: int
-) -> list[Run]:
-    """The runs of one platform (or, ``platform`` None, every platform) of a network, in time."""
+def _span_runs(
+    conn: Connection, query: ReportQuery, network: bool, lead: float, until: float, rule: Rule
+) -> dict[tuple[Any, ...], list[Run]]:
+    """The runs in ``[lead, until)`` that can change incidents, per series, in time order.
+
+    Per platform (``network`` False) or, over every platform, per network. A long stretch of
+    reachable runs only moves the "last good run" along, so only the time around each failing
+    run is read: from the last reachable run or ``VOTE_WINDOW`` before it, whichever is earlier,
+    to the ``close_after``-th reachable run after it (strictly later: runs at equal times are
+    read whole), each range cut at the series' previous and next failing runs (whose own ranges
+    cover the rest). One statement: the failing runs (partial index), two index range scans
+    each for their reachable neighbours, and a range scan of the series index per range. The
+    rule and the votes over these runs give what they give over every run.
+    """
     r = report_runs.c
-    clauses = [r.country == country, r.asn == asn, r.started >= since, r.started < until]
-    if platform is not None:
-        clauses.append(r.platform == platform)
-    rows = conn.execute(select(*RUN_COLUMNS).where(*clauses).order_by(r.started, r.bundle_digest))
-    return [as_run(row) for row in rows]
+    near, far = report_runs.alias("near"), report_runs.alias("far")
+    keys = ("country", "asn") if network else ("country", "asn", "platform")
+
+    def same(t: Any, other: Any) -> list[ColumnElement[bool]]:
+        return [t.c[k] == other.c[k] for k in keys]
+
+    def good(t: Any) -> list[ColumnElement[bool]]:
+        if network:  # any run that reached the Internet
+            return [t.c.network_down == 0, t.c.verdict != "inconclusive"]
+        return [t.c.verdict == "reachable", t.c.network_down == 0]
+
+    before = (
+        select(func.max(near.c.started))
+        .where(*same(near, report_runs), *good(near), near.c.started < r.started)
+        .where(near.c.started >= lead)
+        .scalar_subquery()
+    )
+    after = (
+        select(far.c.started)
+        .where(*same(far, report_runs), *good(far), far.c.started > r.started)
+        .where(far.c.started < until)
+        .order_by(far.c.started)
+        .limit(1)
+        .offset(rule.close_after - 1)
+        .scalar_subquery()
+    )
+    series = [r[k] for k in keys]
+    order = {"partition_by": series, "order_by": r.started}
+    failing = [r.network_down == 1] if network else [r.failing == 1, r.network_down == 0]
+    spans = (
+        select(
+            *series,
+            r.started,
+            before.label("good_before"),
+            after.label("good_after"),
+            func.lag(r.started).over(**order).label("previous"),
+            func.lead(r.started).over(**order).label("next"),
+        )
+        .where(*failing, r.started >= lead, r.started < until, *_filters(query, not network))
+        .subquery()
+    )
+    s = spans.c
+    vote = s.started - VOTE_WINDOW
+    good_before = func.coalesce(s.good_before, s.started)
+    lo = case((good_before < vote, good_before), else_=vote)
+    previous = func.coalesce(s.previous, lead)
+    nxt, good_after = func.coalesce(s.next, until), func.coalesce(s.good_after, until)
+    ranges = select(
+        *(s[k] for k in keys),
+        case((lo < previous, previous), else_=lo).label("lo"),
+        case((nxt < good_after, nxt), else_=good_after).label("hi"),
+    ).subquery()
+    rows = conn.execute(
+        select(*[r[k] for k in keys], *RUN_COLUMNS)
+        .distinct()
+        .select_from(ranges)
+        .join(report_runs, and_(*(r[k] == ranges.c[k] for k in keys)))
+        .where(r.started >= ranges.c.lo, r.started <= ranges.c.hi)
+        .order_by(r.started, r.bundle_digest)
+    )
+    found: dict[tuple[Any, ...], list[Run]] = {}
+    width = len(keys)
+    for row in rows:
+        if row.started < until:  # ``hi`` may be the window's end, which is not in it
+            found.setdefault(tuple(row[:width]), []).append(as_run(row[width:]))
+    return found
 
 
 def window_runs(conn: Connection, query: ReportQuery) -> list[Located]:

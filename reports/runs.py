@@ -68,7 +68,7 @@ UNKNOWN_COUNTRY = "ZZ"
 
 
 def create_runs_table(conn: Connection) -> None:
-    """Create ``report_runs`` and its indexes: by series, by network, failing runs, by time."""
+    """Create ``report_runs`` and its indexes: by series, network, failing runs, time, verdict."""
     metadata.create_all(conn)
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS report_runs_series"
@@ -81,6 +81,10 @@ def create_runs_table(conn: Connection) -> None:
         "CREATE INDEX IF NOT EXISTS report_runs_network ON report_runs (country, asn, started)"
     )
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS report_runs_time ON report_runs (started)")
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS report_runs_verdict"
+        " ON report_runs (country, asn, platform, verdict, started)"
+    )
 
 
 def epoch_seconds(moment: datetime) -> float:

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from collectors.store import Store
-from reports.incidents import Rule, incidents
+from reports.incidents import VOTE_WINDOW, Rule, _span_runs, incidents
 from reports.model import ReachabilityRow, ReportQuery, construct
 from reports.query import reachability
-from reports.rollup import rebuild_networks
+from reports.rollup import epoch, rebuild_networks
+from reports.runs import report_runs
 from reports.tables import report_failing, report_networks
 from tests.reports import reference
 
@@ -51,8 +52,14 @@ def _verdict(rng: random.Random, regime: str) -> tuple[str, str | None]:
     return REGIMES[regime][-1][1:]
 
 
-def load_random(store: Store, seed: int) -> None:
-    """Random bundles: regimes that persist for hours per network (and platform), shuffled."""
+def load_random(
+    store: Store, seed: int, *, hours: int = HOURS, change: float = 0.25, outages: float = 0.08
+) -> None:
+    """Random bundles: regimes that persist for hours per network (and platform), shuffled.
+
+    ``change``: how likely a platform's regime changes each hour; ``outages``: how likely a
+    network is down for an hour.
+    """
     rng = random.Random(seed)
     regimes: dict[tuple[int, str], str] = {}
     bundles: list[tuple[str, str, list[dict[str, Any]]]] = []
@@ -60,11 +67,11 @@ def load_random(store: Store, seed: int) -> None:
         keys = [f"{n:02d}{k:062x}" for k in range(3)]
         for key in keys:
             store.enroll(key, bytes(32), network=(cc, asn), voucher=f"token:{key}")
-        for hour in range(HOURS):
-            down = rng.random() < 0.08  # the whole network out for this hour
+        for hour in range(hours):
+            down = rng.random() < outages  # the whole network out for this hour
             for platform in PLATFORMS:
                 previous = regimes.get((n, platform), "fine")
-                if rng.random() < 0.25:
+                if rng.random() < change:
                     previous = rng.choice(["fine", "fine", "blocked", "throttled", "mixed"])
                 regimes[(n, platform)] = previous
             for key in keys:
@@ -132,6 +139,32 @@ def test_fast_paths_match_a_recomputation(engine: Engine, seed: int) -> None:
         rebuild_networks(conn)
         assert sorted(conn.execute(select(report_networks)).all()) == networks
         assert sorted(conn.execute(select(report_failing)).all()) == failing
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_incidents_read_around_failures_as_over_every_run(engine: Engine, seed: int) -> None:
+    """Rare failures in long reachable stretches: the runs read around them are enough."""
+    hours = 160
+    load_random(Store(engine), seed, hours=hours, change=0.04, outages=0.02)
+    end = T0 + timedelta(hours=hours)
+    queries = [
+        ReportQuery(since=T0, until=end),
+        ReportQuery(since=T0 + timedelta(hours=50), until=end - timedelta(hours=30)),
+        ReportQuery(since=T0 + timedelta(hours=90), until=end, platform="youtube"),
+        ReportQuery(since=T0, until=end, country="PK"),
+    ]
+    with engine.connect() as conn:
+        seen = 0
+        for query in queries:
+            for rule in (Rule(), Rule(close_after=1), Rule(close_after=4)):
+                want = reference.incidents(conn, query, rule)
+                assert incidents(conn, query, rule) == want
+                seen += len(want)
+        assert seen > 10
+        lead = epoch(T0) - VOTE_WINDOW
+        read = _span_runs(conn, queries[0], False, lead, epoch(end), Rule())
+        every = conn.execute(select(func.count()).select_from(report_runs)).scalar()
+        assert 0 < sum(map(len, read.values())) < 3 * (every or 0) // 4  # a part left unread
 
 
 def test_construct_is_model_construct() -> None:
