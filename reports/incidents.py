@@ -302,14 +302,22 @@ def _span_runs(
     )
     s = spans.c
     vote = s.started - VOTE_WINDOW
-    good_before = func.coalesce(s.good_before, s.started)
-    lo = case((good_before < vote, good_before), else_=vote)
-    previous = func.coalesce(s.previous, lead)
-    nxt, good_after = func.coalesce(s.next, until), func.coalesce(s.good_after, until)
+    streak = (  # the first failing run: from close_after reachable runs before it (or lead)
+        select(near.c.started)
+        .where(*same(near, spans), *good(near), near.c.started < s.started)
+        .where(near.c.started >= lead)
+        .order_by(near.c.started.desc())
+        .limit(1)
+        .offset(rule.close_after - 1)
+        .scalar_subquery()
+    )
+    first = _greatest(_least(vote, func.coalesce(streak, lead)), lead)
+    later = _greatest(_least(vote, func.coalesce(s.good_before, s.started)), s.previous)
+    hi = _least(func.coalesce(s.next, until), func.coalesce(s.good_after, until))
     ranges = select(
         *(s[k] for k in keys),
-        case((lo < previous, previous), else_=lo).label("lo"),
-        case((nxt < good_after, nxt), else_=good_after).label("hi"),
+        case((s.previous.is_(None), first), else_=later).label("lo"),
+        hi.label("hi"),
     ).subquery()
     rows = conn.execute(
         select(*[r[k] for k in keys], *RUN_COLUMNS)
@@ -325,6 +333,14 @@ def _span_runs(
         if row.started < until:  # ``hi`` may be the window's end, which is not in it
             found.setdefault(tuple(row[:width]), []).append(as_run(row[width:]))
     return found
+
+
+def _least(a: Any, b: Any) -> Any:
+    return case((a < b, a), else_=b)
+
+
+def _greatest(a: Any, b: Any) -> Any:
+    return case((a > b, a), else_=b)
 
 
 def window_runs(conn: Connection, query: ReportQuery) -> list[Located]:
@@ -358,8 +374,7 @@ def _with_onset(
     rule: Rule,
 ) -> list[Run]:
     """``runs``, preceded by earlier ones when the series was failing at the window start."""
-    first = next((s for s in map(status, runs) if s is not None), None)
-    if first is None or first == "reachable":
+    if _closed_before(runs, since, status, rule):
         return runs
     country, asn, platform = series
     r = report_runs.c
@@ -403,6 +418,23 @@ def _with_onset(
             extra = [run for run in extra if run.method != "outage.local"]
         earlier.extend(extra)
     return [*reversed(earlier), *runs]
+
+
+def _closed_before(runs: Sequence[Run], since: float, status: Judge, rule: Rule) -> bool:
+    """Whether nothing before ``runs`` can change the series' incidents in the window.
+
+    True when ``close_after`` reachable runs come before the first failing one (an incident
+    open before them ended), and that failing run is in the window (its votes are among
+    ``runs``), or when nothing fails.
+    """
+    reachable = 0
+    for run in runs:
+        s = status(run)
+        if s == "reachable":
+            reachable += 1
+        elif s is not None:
+            return reachable >= rule.close_after and run.started >= since
+    return True
 
 
 def outvoted(span: Span, runs: Sequence[Run], judge: Judge, starts: Sequence[float]) -> bool:
