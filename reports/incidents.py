@@ -286,7 +286,6 @@ def _span_runs(
         .scalar_subquery()
     )
     series = [r[k] for k in keys]
-    order = {"partition_by": series, "order_by": r.started}
     failing = [r.network_down == 1] if network else [r.failing == 1, r.network_down == 0]
     spans = (
         select(
@@ -294,8 +293,8 @@ def _span_runs(
             r.started,
             before.label("good_before"),
             after.label("good_after"),
-            func.lag(r.started).over(**order).label("previous"),
-            func.lead(r.started).over(**order).label("next"),
+            func.lag(r.started).over(partition_by=series, order_by=r.started).label("previous"),
+            func.lead(r.started).over(partition_by=series, order_by=r.started).label("next"),
         )
         .where(*failing, r.started >= lead, r.started < until, *_filters(query, not network))
         .subquery()
