@@ -171,11 +171,11 @@ def incidents(
         if per_platform:
             for key, runs in _span_runs(conn, query, False, lead, until, rule).items():
                 if key in per_platform:
-                    per_platform[key] = runs  # type: ignore[index]
+                    per_platform[key] = runs
         if per_network:
             for key, runs in _span_runs(conn, query, True, lead, until, rule).items():
                 if key in per_network:
-                    per_network[key] = runs  # type: ignore[index]
+                    per_network[key] = runs
         located: Iterable[Located] = (
             (cc, asn, run)
             for group in (per_platform.items(), per_network.items())
