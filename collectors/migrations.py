@@ -90,6 +90,23 @@ def _v6_report_runs(conn: Connection) -> None:
     backfill_runs(conn)
 
 
+def _v7_votes_from_runs(conn: Connection) -> None:
+    """A key's vote in a cell counts its runs (the probe's verdict per platform), not measurements.
+
+    The rollups are rebuilt from the measurements; ``report_runs`` gains its verdict index.
+    """
+    from reports.rollup import backfill, rebuild_networks
+    from reports.runs import create_runs_table
+    from reports.tables import create_network_rollup, create_rollup_tables, drop_rollup_tables
+
+    drop_rollup_tables(conn)
+    create_rollup_tables(conn)
+    create_network_rollup(conn)
+    backfill(conn)
+    rebuild_networks(conn)
+    create_runs_table(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_baseline,
     _v2_report_indexes,
@@ -97,6 +114,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v4_report_networks,
     _v5_binding_and_votes,
     _v6_report_runs,
+    _v7_votes_from_runs,
 ]
 
 

@@ -1,8 +1,9 @@
 """Reachability reports read from the rollups: one row per platform, network and time bucket.
 
-A cell's ``state`` is its verdict by majority of votes (one per probe key, ``reports.votes``):
-failing (blocked, throttled, outage) when more than half of its votes fail, the most frequent
-failing verdict then; reachable when at least half are reachable; otherwise inconclusive. A
+A cell's ``state`` is its verdict by majority of votes (one per probe key, the majority of the
+key's runs there: ``reports.votes``): failing (blocked, throttled, outage) when more than half of
+its votes fail, the most frequent failing verdict then; reachable when at least half are
+reachable; otherwise inconclusive. A
 network outage (every platform measured in the network failing, with the canaries:
 ``outage.local``) makes every cell of that bucket ``outage``.
 """

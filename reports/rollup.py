@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from reports.runs import run_verdict
 from reports.tables import (
     TABLES,
     UNKNOWN_ASN,
@@ -226,6 +227,7 @@ def update_rollups(
     added: dict[CellKey, list[int]] = {}  # measurements, the five verdicts, failed, outage.local
     methods: dict[tuple[str, int, str, str, int, str], int] = {}
     presence: set[Presence] = set()
+    run_methods: dict[CellKey, dict[tuple[str, str], int]] = {}
     for row in rows:
         verdict = str(row["verdict"])
         method = row["method"]
@@ -248,6 +250,9 @@ def update_rollups(
                 methods[mkey] = methods.get(mkey, 0) + 1
                 if method == LOCAL_OUTAGE:
                     counts[_LOCAL] += 1
+                pair = (verdict, str(method))
+                chosen = run_methods.setdefault(key, {})
+                chosen[pair] = chosen.get(pair, 0) + 1
             presence.add((*key, ""))
             if failed:
                 counts[_FAILED] += 1
@@ -255,7 +260,8 @@ def update_rollups(
     if not added:
         return
     new = _add_presence(conn, sorted(presence), key_id)
-    cells, voters = _vote(conn, added, key_id)
+    ballots = {key: ballot(counts, run_methods.get(key, {})) for key, counts in added.items()}
+    cells, voters = _vote(conn, added, ballots, key_id)
     params = [
         {
             **_key_dict(key),
@@ -278,22 +284,43 @@ def update_rollups(
     _confirm(conn, sorted(p for p in new if p[0] == "hour" and p[5]))
 
 
-def _vote(
-    conn: Connection, added: Mapping[CellKey, list[int]], key_id: str
-) -> tuple[dict[CellKey, list[int]], dict[CellKey, tuple[int, int]]]:
-    """Add the bundle to the key's counts per cell; the change to each cell's counts.
+def ballot(counts: Sequence[int], methods: Mapping[tuple[str, str], int]) -> list[int]:
+    """The bundle's run in one cell as a key's tally: one for its verdict, one if local outage.
 
-    Returns, per cell, the rows to add to ``report_cells`` (measurements, new probe, the five
-    vote counts, failed measurements) and the change in (votes, local-outage votes).
+    ``counts`` are the cell's additions (measurements, the five verdicts, ...); the run's verdict
+    is the worst seen (``reports.runs.run_verdict``), its method the most frequent of that
+    verdict, as the ``report_runs`` row of the bundle says for the platform.
+    """
+    verdict = run_verdict(dict(zip(VERDICTS, counts[1:6], strict=True)))
+    chosen = [(n, m) for (v, m), n in methods.items() if v == verdict]
+    method = min(chosen, key=lambda nm: (-nm[0], nm[1]))[1] if chosen else None
+    tally = [0] * 6
+    tally[VERDICTS.index(verdict)] = 1
+    tally[5] = int(method == LOCAL_OUTAGE)
+    return tally
+
+
+def _vote(
+    conn: Connection,
+    added: Mapping[CellKey, list[int]],
+    ballots: Mapping[CellKey, list[int]],
+    key_id: str,
+) -> tuple[dict[CellKey, list[int]], dict[CellKey, tuple[int, int]]]:
+    """Add the bundle's runs to the key's tallies per cell; the change to each cell's counts.
+
+    A key's tally in a cell counts its runs there by verdict (``ballot``), so its vote is the
+    majority of its runs' verdicts. Returns, per cell, the rows to add to ``report_cells``
+    (measurements, new probe, the five vote counts, failed measurements) and the change in
+    (votes, local-outage votes).
     """
     params = [
         {
             **_key_dict(key),
             "key_id": key_id,
-            **dict(zip(VERDICTS, counts[1:6], strict=True)),
-            "outage_local": counts[_LOCAL],
+            **dict(zip(VERDICTS, ballots[key][:5], strict=True)),
+            "outage_local": ballots[key][5],
         }
-        for key, counts in sorted(added.items())
+        for key in sorted(added)
     ]
     cells: dict[CellKey, list[int]] = {}
     voters: dict[CellKey, tuple[int, int]] = {}
@@ -301,8 +328,8 @@ def _vote(
         _statement(conn, "votes"), params
     ):
         key = (grain, bucket, platform, country, asn)
-        mine = added[key]
-        before = [a - b for a, b in zip(after[:5], mine[1:6], strict=True)]
+        mine, tally = added[key], ballots[key]
+        before = [a - b for a, b in zip(after[:5], tally[:5], strict=True)]
         was, now = vote_of(before), vote_of(after[:5])
         assert now is not None  # the key has at least this bundle's measurements here
         change = [mine[0], int(was is None), 0, 0, 0, 0, 0, mine[_FAILED]]
@@ -310,7 +337,7 @@ def _vote(
             change[2 + was] -= 1
         change[2 + now] += 1
         cells[key] = change
-        local_before = was is not None and local_outage_vote(before, after[5] - mine[_LOCAL])
+        local_before = was is not None and local_outage_vote(before, after[5] - tally[5])
         voters[key] = (int(was is None), local_outage_vote(after[:5], after[5]) - local_before)
     return cells, voters
 

@@ -1,11 +1,11 @@
-"""One vote per key per cell: a key's vote is the majority verdict of its own measurements there.
+"""One vote per key per cell: a key's vote is the majority verdict of its own runs there.
 
-The rule is the cell rule applied to one key (docs/reports.md): failing when more than half of the
-key's measurements in the cell fail (the most frequent failing verdict; ties go to the more
-severe), reachable when at least half are reachable, otherwise inconclusive. A key that uploads
-ten bundles into a cell still casts one vote; a key whose measurements change its majority moves
-its vote.
-"""
+A key's tally in a cell counts its runs (one bundle's measurements of the platform in that cell,
+judged as the probe judges a platform: the worst endpoint verdict, ``reports.runs``). The rule is
+the cell rule applied to one key (docs/reports.md): failing when more than half of the key's runs
+fail (the most frequent failing verdict; ties go to the more severe), reachable when at least half
+are reachable, otherwise inconclusive. A key that uploads ten bundles into a cell still casts one
+vote; a key whose runs change its majority moves its vote."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ _FAILING_BY_SEVERITY = tuple(
 
 
 def vote_of(counts: Sequence[int]) -> int | None:
-    """The index in ``VERDICTS`` of the vote of per-verdict ``counts``; None without any."""
+    """The index in ``VERDICTS`` of the vote of per-verdict run ``counts``; None without any."""
     total = sum(counts[:5])
     if total == 0:
         return None
@@ -34,6 +34,6 @@ def vote_of(counts: Sequence[int]) -> int | None:
 
 
 def local_outage_vote(counts: Sequence[int], outage_local: int) -> bool:
-    """Whether a key's vote is a local outage: an outage vote, mostly ``outage.local``."""
+    """Whether a key's vote is a local outage: an outage vote, mostly ``outage.local`` runs."""
     total = sum(counts[:5])
     return vote_of(counts) == 3 and 2 * outage_local >= total

@@ -28,10 +28,19 @@ def vote(verdicts: Counter[str]) -> str:
     return "reachable" if 2 * verdicts["reachable"] >= total else "inconclusive"
 
 
+def run_of(verdicts: Counter[str]) -> str:
+    """A bundle's run in a cell: its worst verdict, inconclusive only when nothing else."""
+    for kind in ("blocked", "throttled", "outage", "reachable"):
+        if verdicts[kind]:
+            return kind
+    return "inconclusive"
+
+
 def recount(engine: Engine) -> dict[str, Any]:
     """The rollups recomputed from ``measurements`` and ``bundles`` in Python."""
     m, b = schema.measurements.c, schema.bundles.c
     cells: dict[Key, Counter[str]] = defaultdict(Counter)
+    per_run: dict[tuple[Key, str, str], Counter[str]] = defaultdict(Counter)
     per_key: dict[tuple[Key, str], Counter[str]] = defaultdict(Counter)
     methods: Counter[tuple[Key, str]] = Counter()
     keys: dict[Key, set[str]] = defaultdict(set)
@@ -39,14 +48,15 @@ def recount(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         rows = conn.execute(
             select(m.platform, m.country, m.asn, m.verdict, m.method, m.started_at, b.key_id)
+            .add_columns(b.digest)
             .join(schema.bundles, b.digest == m.bundle_digest)
             .join(schema.probes, schema.probes.c.key_id == b.key_id)
             .where(schema.probes.c.revoked_at.is_(None))  # revoked keys leave the reports
         ).all()
-    for platform, country, asn, verdict, method, started, kid in rows:
+    for platform, country, asn, verdict, method, started, kid, digest in rows:
         for grain in GRAINS:
             key = (grain, bucket_of(started, grain), platform, country or "ZZ", asn or 0)
-            per_key[(key, kid)][verdict] += 1
+            per_run[(key, kid, digest)][verdict] += 1
             cells[key]["measurements"] += 1
             keys[key].add(kid)
             if method:
@@ -55,6 +65,8 @@ def recount(engine: Engine) -> dict[str, Any]:
                 agree[(key, family(verdict, method))].add(kid)
     for key, kids in keys.items():
         cells[key]["probes"] = len(kids)
+    for (key, kid, _digest), verdicts in per_run.items():
+        per_key[(key, kid)][run_of(verdicts)] += 1  # a key's tally: its runs' verdicts
     for (key, _kid), verdicts in per_key.items():
         cells[key][vote(verdicts)] += 1  # one vote per key and cell
     confirmations = set()
@@ -165,3 +177,48 @@ def test_revocation_recomputes_the_rollups(loaded: tuple[Engine, dict[str, list[
         after = [i for i in incidents(conn, window) if i.asn == 64500]
     assert after and not any(i.confirmed for i in after)  # a1 alone: the block is unconfirmed
     assert ("hour", 64500, "tls") not in {(k[0], k[4], f) for k, f in got["confirmations"]}
+
+
+def test_a_throttled_run_makes_its_cell_throttled(engine: Engine) -> None:
+    """One endpoint throttled out of four: the probe says ``throttled``, and so does the cell.
+
+    Two keys each send two bundles in the hour with three reachable endpoints and one throttled
+    transfer; a third key sees the platform work. The keys' runs say ``throttled``, so the cell
+    reads ``throttled`` although most of its measurements are reachable.
+    """
+    from datetime import UTC, datetime
+
+    from collectors.store import Store
+    from reports.model import ReportQuery
+    from reports.query import reachability
+
+    store = Store(engine)
+    t0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    for n, key in enumerate(("a" * 64, "b" * 64, "c" * 64)):
+        store.enroll(key, bytes(32), network=("PK", 64502), voucher=f"token:{key}")
+        for bundle in range(2):
+            rows = []
+            for i in range(4):
+                throttled = n < 2 and i == 3
+                rows.append(
+                    {
+                        "measurement_id": f"{n}-{bundle}-{i}",
+                        "platform": "x",
+                        "target": f"t{i}",
+                        "domain": "x.com",
+                        "country": "PK",
+                        "asn": 64502,
+                        "verdict": "throttled" if throttled else "reachable",
+                        "method": "throttle.rate" if throttled else None,
+                        "started_at": t0 + timedelta(minutes=10 * bundle + n),
+                        "body": "{}",
+                    }
+                )
+            store.add_bundle(f"{n}{bundle}".ljust(64, "0"), key, b"{}", rows)
+    query = ReportQuery(since=t0, until=t0 + timedelta(hours=1))
+    with engine.connect() as conn:
+        (row,) = reachability(conn, query)
+    assert row.state == "throttled"
+    assert (row.probes, row.throttled, row.reachable) == (3, 2, 1)
+    assert row.measurements == 24 and row.methods == {"throttle.rate": 4}
+    assert row.dominant_method == "throttle.rate"
