@@ -16,7 +16,8 @@ from the ``resolver`` policy rules as unbound does it for real ISPs:
 
 A platform DNS outage (``authoritative`` rules) removes the platform's zones from nsd: nsd then
 refuses them and every resolver answers SERVFAIL. Each switch reloads what changed through
-unbound-control on a unix socket in the state directory, which also empties the caches.
+unbound-control on a unix socket in the state directory, and empties the caches, the
+infrastructure cache (upstream timeouts and back-offs) included.
 """
 
 from __future__ import annotations
@@ -164,10 +165,22 @@ class NameServers:
 
     def refresh_resolvers(self, reload: Iterable[str], flush: Iterable[str]) -> None:
         """At once: have the unbounds in ``reload`` re-read their configuration (which empties
-        every cache, the infrastructure cache too), and empty the answer cache of those in
-        ``flush``."""
-        commands: list[tuple[str, tuple[str, ...]]] = [(name, ("reload",)) for name in reload]
-        commands += [(name, ("flush_zone", ".")) for name in flush]
+        the answer caches) and empty the answer cache of those in ``flush``; then empty every
+        one's infrastructure cache, which a reload keeps (unbound keeps it while its size is
+        unchanged): a scenario's upstream timeouts or SERVFAILs must not slow the next one's
+        forwarding (an upstream backed off for minutes answered X's names too late for a DNS
+        injection's race to show)."""
+        reload, flush = list(reload), list(flush)
+        first: list[tuple[str, tuple[str, ...]]] = [(name, ("reload",)) for name in reload]
+        first += [(name, ("flush_zone", ".")) for name in flush]
+        failed = self._control(first)
+        if not failed:
+            failed = self._control([(name, ("flush_infra", "all")) for name in reload + flush])
+        if failed:
+            raise LabError("unbound-control failed: " + "; ".join(failed))
+
+    def _control(self, commands: list[tuple[str, tuple[str, ...]]]) -> list[str]:
+        """Run the unbound-control ``commands`` (resolver name, arguments) at once; the failures."""
         running = [
             (name, command, subprocess.Popen(
                 [UNBOUND_CONTROL, "-c", str(self.unbound_conf(name)), *command],
@@ -184,8 +197,7 @@ class NameServers:
                 out, _ = proc.communicate()
             if proc.returncode != 0:
                 failed.append(f"{' '.join(command)} for resolver {name}: {out.strip()[-300:]}")
-        if failed:
-            raise LabError("unbound-control failed: " + "; ".join(failed))
+        return failed
 
     def wait_ready(self, deadline: float, alive: dict[str, object]) -> None:
         """Wait until every unbound answers on its control socket and nsd has started."""

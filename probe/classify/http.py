@@ -27,6 +27,7 @@ METHODS: dict[Failure, str] = {
     Failure.TIMEOUT: "http.timeout",
     Failure.EOF: "http.eof",
 }
+MIN_ARRIVALS = 3  # body arrivals needed to tell a rate (the first is a burst)
 STOP_FACTOR = 2.0  # a body stopped: silent this many times its longest gap while arriving
 _PATH_WORKS = "controls on the same path complete"
 
@@ -112,28 +113,31 @@ def _failed(
 
 
 def _progress(ctx: Context, page: HTTPObservation, line: str) -> Finding | None:
-    """Judge a body cut off by the deadline by how it was arriving (None: not recorded).
+    """Judge a body cut off by the deadline by how it was arriving (None: not recorded, or
+    fewer than ``MIN_ARRIVALS`` arrivals: one burst then silence shows no rate).
 
     Stopped: silent for the stall interval, and far longer than any gap while it arrived (a TLS
     record under a policer reaches the application only whole, a second apart at 128 kbit/s).
     Still arriving: its rate against the control transfer on the same path.
     """
     samples, seconds = page.body_samples, page.body_seconds
-    if len(samples) < 2 or seconds is None:
-        return None
+    arrivals = [b for a, b in zip(samples, samples[1:], strict=False) if b[1] > a[1]]
+    if len(arrivals) < MIN_ARRIVALS or seconds is None:
+        return None  # one burst then silence (a shaper's queue) shows no rate: no call here
     last, total = samples[-1]
     quiet = max(seconds - last, 0.0)
-    gaps = [b[0] - a[0] for a, b in zip(samples, samples[1:], strict=False) if b[1] > a[1]]
+    gaps = [b[0] - a[0] for a, b in zip(arrivals, arrivals[1:], strict=False)]
     if quiet >= throttle.STALL_SECONDS and quiet >= STOP_FACTOR * max(gaps, default=0.0):
         why = (
             f"the body stopped after {total} bytes: no byte for the last {quiet:.1f} s before "
             "the timeout (throttling)"
         )
         return Finding("throttled", "throttle.stall", 0.75, (line, why, _PATH_WORKS))
-    kbps = total * 8 / 1000 / last if last > 0 else 0.0
+    first_at, first_bytes = arrivals[0]
+    kbps = (total - first_bytes) * 8 / 1000 / (last - first_at) if last > first_at else 0.0
     arriving = (
         f"the body was still arriving when it timed out: {total} bytes in {last:.1f} s "
-        f"({kbps:.0f} kbps), the last byte {quiet:.1f} s before the timeout"
+        f"({kbps:.0f} kbps after the first burst), the last byte {quiet:.1f} s before the timeout"
     )
     control = throttle.control_for(ctx, "down")
     if control is None or control.kbps == 0:

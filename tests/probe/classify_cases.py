@@ -146,6 +146,18 @@ def _page_arriving(url: str) -> HTTPObservation:
     )
 
 
+def _page_one_burst(url: str) -> HTTPObservation:
+    """Recorded in the lab (sni-throttle-shape, t.co): one 16 KB burst at once, then nothing
+    for the 0.7 s left before the deadline (a shaper's deep queue)."""
+    return _stalled_page(url).model_copy(
+        update={
+            "body_length": 16123,
+            "body_samples": ((0.0, 0), (0.002, 16123)),
+            "body_seconds": 0.7,
+        }
+    )
+
+
 def _benign_transfer_refused() -> ThroughputObservation:
     """The same-IP control transfer with the benign SNI, refused by the server's TLS alert."""
     return ThroughputObservation(
@@ -933,6 +945,17 @@ CASES: tuple[Case, ...] = (
         _x(tls(X_IP), benign(X_IP), twice(_page_stopped("https://twitter.com/"))),
         vantage_ok(),
         _canary_transfer(60_000),
+        "throttled",
+        "throttle.stall",
+    ),
+    Case(
+        # One burst, then a silence shorter than the stall interval: no rate can be told from
+        # it (not 1.5 Gbit/s "still arriving"); the timeout after the status line is a stall.
+        "throttle_stall_page_one_burst_then_the_deadline",
+        TWITTER,
+        _x(tls(X_IP), benign(X_IP), twice(_page_one_burst("https://twitter.com/"))),
+        vantage_ok(),
+        _canary_transfer(4_000),
         "throttled",
         "throttle.stall",
     ),
