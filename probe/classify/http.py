@@ -27,7 +27,7 @@ METHODS: dict[Failure, str] = {
     Failure.TIMEOUT: "http.timeout",
     Failure.EOF: "http.eof",
 }
-MIN_ARRIVALS = 3  # body arrivals needed to tell a rate (the first is a burst)
+MIN_ARRIVALS = 2  # body arrivals needed to tell a rate (the first may be a burst)
 STOP_FACTOR = 2.0  # a body stopped: silent this many times its longest gap while arriving
 _PATH_WORKS = "controls on the same path complete"
 

@@ -438,6 +438,26 @@ def test_switching_scenarios_leaves_no_state(lab: Lab) -> None:
 
 @pytest.mark.lab
 @pytest.mark.slow
+def test_switching_scenarios_forgets_upstream_failures(lab: Lab) -> None:
+    """unbound keeps its infrastructure cache (upstream round trips, timeouts, back-offs) across
+    a reload: each switch empties it, so one scenario's SERVFAILs cannot slow the next one's
+    upstream (dns-injection's real answer then came too late to race the forged one)."""
+    from censornet.nameservers import UNBOUND_CONTROL, NameServers
+
+    def infra() -> str:
+        conf = NameServers(lab.state_dir).unbound_conf("isp1")
+        return lab.run("isp1", [UNBOUND_CONTROL, "-c", str(conf), "dump_infra"]).stdout
+
+    apply_scenario(lab, "dns-servfail")
+    assert dns(lab, "t.co")["rcode"] == "SERVFAIL"
+    assert "127.0.0.1" in infra()  # the forwarder that fails the name
+    apply_scenario(lab, "dns-injection")
+    assert "127.0.0.1" not in infra()
+    apply_scenario(lab, "clean")
+
+
+@pytest.mark.lab
+@pytest.mark.slow
 def test_one_isp_only_and_status_record(lab: Lab) -> None:
     apply_scenario(lab, "sni-reset", isp="isp1")
     assert tls(lab, X_IP, "x.com", at="v1a")["outcome"] == "reset"
