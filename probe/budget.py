@@ -1,9 +1,11 @@
 """The data budget of one run: bytes transferred so far, and room reserved for transfers to come.
 
-Throughput and upload transfers are the expensive part of a run. Before one starts, the run
-reserves its byte budget; when the endpoint is done, the reservation is released and the bytes the
-observations actually moved are counted. A transfer that would not fit is skipped (the endpoint is
-still measured, without it).
+Nothing moves before room for it is reserved: each endpoint (and each canary) reserves its page
+budget and a small allowance for DNS and handshakes before it is measured, and its throughput and
+upload transfers (with their same-path controls) when it gets them. When the endpoint is done, the
+reservation is released and the bytes the observations actually moved are counted. A transfer that
+would not fit is skipped (the endpoint is still measured, without it). ``probe.run`` sizes the
+transfers so that a run's usual set fits its budget (``fit_settings``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,18 @@ if TYPE_CHECKING:
     from probe.model import Observations
 
 
+# Reserved per measured endpoint or canary for what is not a body: DNS queries, the server's
+# handshake messages (certificates), request and response headers.
+HANDSHAKE_ALLOWANCE = 8 * 1024
+
+
 def bytes_transferred(observations: Observations) -> int:
-    """Bytes the observations moved: HTTP bodies and throughput transfers, both directions."""
+    """Bytes the observations moved: HTTP bodies, throughput transfers (both directions), and the
+    servers' TLS handshake messages."""
     bodies = sum(h.body_length or 0 for h in observations.http)
     transfers = sum(t.bytes for t in observations.throughput)
-    return bodies + transfers
+    handshakes = sum(h.received or 0 for h in observations.tls)
+    return bodies + transfers + handshakes
 
 
 class DataBudget:

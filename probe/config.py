@@ -110,6 +110,7 @@ class BudgetConfig(_Frozen):
     run_bytes: int = Field(default=MiB, ge=0)  # all transfers of one run
     throughput_bytes: int = Field(default=256 * KiB, ge=0)  # one throughput transfer
     upload_bytes: int = Field(default=64 * KiB, ge=0)  # one upload transfer
+    page_bytes: int = Field(default=32 * KiB, ge=1024)  # one endpoint's page body, all tries
 
 
 class VantageConfig(_Frozen):
@@ -242,6 +243,7 @@ class ProbeConfig(_Frozen):
             retries=self.retries,
             throughput_bytes=self.budget.throughput_bytes,
             upload_bytes=self.budget.upload_bytes,
+            page_bytes=self.budget.page_bytes,
             concurrency=self.concurrency,
             user_agent=self.user_agent,
         )

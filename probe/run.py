@@ -12,6 +12,7 @@ parameters, so the orchestration can be exercised with fakes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -23,11 +24,16 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from probe import __version__
-from probe.budget import DataBudget, bytes_transferred
+from probe.budget import HANDSHAKE_ALLOWANCE, DataBudget, bytes_transferred
 from probe.config import ProbeConfig
 from probe.flows import canary_transfer
 from probe.flows.canary_transfer import CanaryTransfer
-from probe.flows.plan import NO_LARGE_OBJECT_NOTE, EndpointPlan, MeasureSettings
+from probe.flows.plan import (
+    NO_LARGE_OBJECT_NOTE,
+    EndpointPlan,
+    MeasureSettings,
+    transfer_bytes,
+)
 from probe.model import (
     EndpointResult,
     Measurement,
@@ -145,10 +151,57 @@ def endpoint_time_limit(settings: MeasureSettings, with_throughput: bool) -> flo
 
 
 def transfer_cost(plan: EndpointPlan, settings: MeasureSettings) -> int:
-    """Bytes to reserve before measuring ``plan`` with its throughput/upload transfers."""
-    down = settings.throughput_bytes if plan.throughput_url else 0
-    up = settings.upload_bytes if plan.upload_url else 0
+    """Bytes to reserve before measuring ``plan`` with its throughput/upload transfers: each
+    transfer and its same-path control."""
+    down = up = 0
+    if plan.throughput_url:
+        down = sum(transfer_bytes(settings, up=False, control=c) for c in (False, True))
+    if plan.upload_url:
+        up = sum(transfer_bytes(settings, up=True, control=c) for c in (False, True))
     return down + up
+
+
+def page_cost(settings: MeasureSettings) -> int:
+    """Bytes to reserve before measuring an endpoint or a canary at all: its page (every try of
+    the fetch shares ``page_bytes``) and the allowance for DNS, handshakes and headers."""
+    return settings.page_bytes + HANDSHAKE_ALLOWANCE
+
+
+MIN_TRANSFER = 32 * 1024  # a transfer is not made smaller than this to fit a run's budget
+
+
+def fit_settings(
+    settings: MeasureSettings, plans: Sequence[EndpointPlan], room: int
+) -> MeasureSettings:
+    """``settings`` with page and transfer sizes that let ``plans`` and the canaries fit ``room``.
+
+    The pages come first: when even they do not fit, each page gets an equal share of what is
+    left and no transfer is made. Otherwise the transfers (every endpoint's, their controls and
+    the run's canary controls) are scaled down together so they fit beside the pages, but never
+    below ``MIN_TRANSFER``: transfers that still do not fit are skipped when their turn comes.
+    """
+    pages = len(plans) + len(settings.canaries)
+    if pages and page_cost(settings) * pages > room:
+        page = max(room // pages - HANDSHAKE_ALLOWANCE, 0)
+        return dataclasses.replace(settings, page_bytes=page, throughput_bytes=0, upload_bytes=0)
+    wanted = sum(transfer_cost(p, settings) for p in plans)
+    if settings.throughput_canary and any(p.throughput_url for p in plans):
+        wanted += canary_transfer.size(settings, "down")
+    if settings.upload_canary and any(p.upload_url for p in plans):
+        wanted += canary_transfer.size(settings, "up")
+    left = room - page_cost(settings) * pages
+    if wanted <= left:
+        return settings
+    scale = left / wanted
+
+    def scaled(size: int) -> int:
+        return max(int(size * scale), min(size, MIN_TRANSFER))
+
+    return dataclasses.replace(
+        settings,
+        throughput_bytes=scaled(settings.throughput_bytes),
+        upload_bytes=scaled(settings.upload_bytes),
+    )
 
 
 def vantage_info(config: ProbeConfig) -> VantageInfo:
@@ -283,20 +336,25 @@ async def run_check(
     measure = measure or _default_measure()
     measure_canary = measure_canary or _default_canary()
     classify = classify or _default_classify()
-    settings = config.to_settings()
-    if settings.helper_url is not None:
+    if config.helper_url is not None:
         ask_control = ask_control or _default_ask_control()
     chosen = list(platforms) if platforms is not None else config.chosen_platforms()
     budget = budget if budget is not None else DataBudget(config.budget.run_bytes)
+    plans = [plan for platform in chosen for plan in platform.plans()]
+    settings = fit_settings(config.to_settings(), plans, budget.remaining)
     report = progress or (lambda message: None)
     vantage = vantage_info(config)
     started_at = datetime.now(UTC)
+    # Every page (and handshake allowance) of the run is reserved before anything moves; each
+    # endpoint and canary releases its share when it is done.
+    pages = len(plans) + len(settings.canaries)
+    page_held = page_cost(settings) if budget.reserve(page_cost(settings) * pages) else 0
 
     async def measure_canaries() -> dict[str, Observations]:
         canary_obs = await asyncio.gather(*(measure_canary(u, settings) for u in settings.canaries))
         found: dict[str, Observations] = {}
         for url, obs in zip(settings.canaries, canary_obs, strict=True):
-            budget.spend(obs)
+            budget.settle(page_held, bytes_transferred(obs))
             key = host_of(url)
             found[url if key in found else key] = obs  # by domain; by URL when two share one
         return found
@@ -304,7 +362,6 @@ async def run_check(
     # The canaries are measured alongside the endpoints: only the verdicts wait for them.
     report(f"measuring {len(settings.canaries)} canaries")
     canaries_task = asyncio.ensure_future(measure_canaries())
-    plans = [plan for platform in chosen for plan in platform.plans()]
     report(f"measuring {len(plans)} endpoints of {', '.join(p.name for p in chosen)}")
     limit = asyncio.Semaphore(settings.concurrency)
     shared = _canary_transfer(plans, settings, budget)
@@ -313,7 +370,7 @@ async def run_check(
         async with limit:
             return await _measure_one(
                 plan, config, settings, canaries_task, vantage, budget, measure, classify,
-                ask_control, shared,
+                ask_control, shared, page_held,
             )  # fmt: skip
 
     done: list[_Done] = []
@@ -377,6 +434,7 @@ async def _measure_one(
     classify: Classify,
     ask_control: AskControl | None,
     shared: tuple[CanaryTransfer, ...] = (),
+    page_held: int = 0,
 ) -> _Done:
     started_at = datetime.now(UTC)
     t0 = time.monotonic()
@@ -393,7 +451,8 @@ async def _measure_one(
         logger.exception("measuring %s failed", plan.url)
         problem = f"probe error while measuring: {type(exc).__name__}: {exc}"
     finally:
-        budget.settle(cost if with_throughput else 0, bytes_transferred(local or Observations()))
+        reserved = page_held + (cost if with_throughput else 0)
+        budget.settle(reserved, bytes_transferred(local or Observations()))
 
     canaries = await canaries_ready
     directions = {t.direction for t in local.throughput} if local is not None else set()

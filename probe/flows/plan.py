@@ -59,6 +59,18 @@ class MeasureSettings:
     retries: int = 1  # extra tries on a fresh connection before a failure counts
     throughput_bytes: int = 256 * 1024  # byte budget of one throughput transfer
     upload_bytes: int = 64 * 1024  # byte budget of one upload transfer
+    page_bytes: int = 32 * 1024  # byte budget of one endpoint's page (all its tries)
     concurrency: int = 16  # endpoints measured at once
     user_agent: str = "blockprobe/0.1"
     packet_evidence: bool = True  # packet-level evidence after a failure, when raw sockets allow
+
+
+def transfer_bytes(settings: MeasureSettings, *, up: bool, control: bool) -> int:
+    """The byte budget of one endpoint transfer, or of its same-path control.
+
+    The control (benign SNI, or the benign name as Host) only has to show the path's rate beside
+    the endpoint's own transfer, so it gets half the bytes: a rate is judged from the samples,
+    not from the total.
+    """
+    size = settings.upload_bytes if up else settings.throughput_bytes
+    return size // 2 if control else size

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from probe.flows import canary_transfer, packets
-from probe.flows.plan import EndpointPlan, MeasureSettings
+from probe.flows.plan import EndpointPlan, MeasureSettings, transfer_bytes
 from probe.model.failures import Failure
 from probe.model.measurement import Observations
 from probe.model.observations import (
@@ -283,9 +283,10 @@ class _Flow:
     ) -> tuple[list[HTTPObservation], list[TransferObs]]:
         """The HTTP fetch and the throughput transfers on ``ip``, concurrently."""
         settings = self.settings
+        read: list[int] = []  # page bytes of earlier tries: every try shares one page budget
 
-        def fetch(deadline: float) -> Awaitable[HTTPObservation]:
-            return http.fetch(
+        async def fetch(deadline: float) -> HTTPObservation:
+            obs = await http.fetch(
                 plan.url,
                 ip=ip,
                 deadline=deadline,
@@ -294,7 +295,10 @@ class _Flow:
                 follow_within=plan.platform_domains,
                 user_agent=settings.user_agent,
                 follow_upgrade=urllib.parse.urlsplit(plan.url).scheme != "http",
+                body_cap=max(settings.page_bytes - sum(read), 0),
             )
+            read.append(obs.body_length or 0)
+            return obs
 
         transfers: list[Awaitable[list[TransferObs]]] = []
         if with_throughput:
@@ -334,7 +338,7 @@ class _Flow:
                     ip=ip,
                     sni=sni,
                     control=control,
-                    byte_budget=settings.upload_bytes,
+                    byte_budget=transfer_bytes(settings, up=True, control=control),
                     deadline=deadline,
                     clock=self.clock,
                 )
@@ -344,7 +348,7 @@ class _Flow:
                     ip=ip,
                     sni=sni,
                     control=control,
-                    byte_budget=settings.throughput_bytes,
+                    byte_budget=transfer_bytes(settings, up=False, control=control),
                     deadline=deadline,
                     clock=self.clock,
                 )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from probe.budget import DataBudget, bytes_transferred
+from probe.budget import HANDSHAKE_ALLOWANCE, DataBudget, bytes_transferred
 from probe.config import ProbeConfig
 from probe.flows.plan import NO_LARGE_OBJECT_NOTE, EndpointPlan, MeasureSettings
 from probe.model import (
@@ -28,7 +28,14 @@ from probe.model import (
     Verdict,
 )
 from probe.platforms import Platform
-from probe.run import platform_summary, run_check, shows_failure
+from probe.run import (
+    MIN_TRANSFER,
+    fit_settings,
+    page_cost,
+    platform_summary,
+    run_check,
+    shows_failure,
+)
 
 SERVER = "198.18.100.10"
 # What a real socket would know about our side: it must never reach the output.
@@ -344,23 +351,50 @@ def test_no_helper_means_no_control_calls():
     assert [("https://alpha.test/", False)] == fakes.classified
 
 
-def test_throughput_skipped_when_it_would_exceed_the_budget():
-    """The canary control's 50 KiB, three 100 KiB transfers and 300 KiB of budget: the control
-    and two transfers are reserved, one is skipped, none overrun (the fakes never start the
-    control, so it moves nothing)."""
+def test_transfers_are_scaled_down_to_fit_the_budget():
+    """Pages (1 KiB each plus the handshake allowance, canaries included) are reserved first; the
+    three 100 KiB transfers, their half-size controls and the 50 KiB canary control are scaled
+    down together to fit the 300 KiB left over: every endpoint transfers, nothing is skipped."""
     fakes = Fakes()
-    config = make_config(budget={"run_bytes": 300 * 1024, "throughput_bytes": 100 * 1024})
+    budget_config = {"run_bytes": 300 * 1024, "throughput_bytes": 100 * 1024, "page_bytes": 1024}
+    config = make_config(budget=budget_config)
+    budget = DataBudget(config.budget.run_bytes)
+    plats = [platform("alpha", "big1", "big2", "big3", throughput=True)]
+    _, measurements = fakes.run(config, plats, budget=budget)
+    assert [True, True, True] == [with_tp for _, with_tp in fakes.measured]
+    assert (0, 0) == (budget.skipped, budget.reserved)
+    left = 300 * 1024 - 5 * (1024 + HANDSHAKE_ALLOWANCE)
+    size = int(100 * 1024 * left / (3 * 150 * 1024 + 50 * 1024))
+    expected = 2 * 500 + 3 * 1000 + 3 * size  # canaries, pages, three scaled transfers
+    assert expected == budget.used
+    assert expected == sum(bytes_transferred(m.local) for m in measurements) + 2 * 500
+
+
+def test_throughput_skipped_when_it_would_exceed_the_budget():
+    """With 150 KiB, scaling would make the transfers smaller than MIN_TRANSFER: they keep that
+    size, the canary control and one endpoint transfer are reserved, two are skipped, and the run
+    never overruns its budget (the fakes never start the control, so it moves nothing)."""
+    fakes = Fakes()
+    budget_config = {"run_bytes": 150 * 1024, "throughput_bytes": 100 * 1024, "page_bytes": 1024}
+    config = make_config(budget=budget_config)
     budget = DataBudget(config.budget.run_bytes)
     plats = [platform("alpha", "big1", "big2", "big3", throughput=True)]
     _, measurements = fakes.run(config, plats, budget=budget)
     flags = [with_tp for _, with_tp in fakes.measured]
-    assert 2 == flags.count(True) and 1 == flags.count(False)
-    assert 1 == budget.skipped
-    assert 0 == budget.reserved
-    expected = 2 * 500 + 3 * 1000 + 2 * 100 * 1024  # canaries, pages, two transfers
+    assert 1 == flags.count(True) and 2 == flags.count(False)
+    assert (2, 0) == (budget.skipped, budget.reserved)
+    expected = 2 * 500 + 3 * 1000 + MIN_TRANSFER  # canaries, pages, one transfer
     assert expected == budget.used
     assert budget.used <= budget.limit
-    assert expected == sum(bytes_transferred(m.local) for m in measurements) + 2 * 500
+
+
+def test_pages_alone_over_the_budget_share_it_and_nothing_transfers():
+    """A budget smaller than the pages: each page gets an equal share, no transfer is made."""
+    settings = make_config().to_settings()
+    plans = [p for plat in [platform("alpha", "a", "b", throughput=True)] for p in plat.plans()]
+    fitted = fit_settings(settings, plans, 40 * 1024)
+    assert (0, 0) == (fitted.throughput_bytes, fitted.upload_bytes)
+    assert 4 * page_cost(fitted) <= 40 * 1024 < 4 * page_cost(settings)
 
 
 def test_throughput_never_asked_when_the_platform_forbids_it():
