@@ -8,6 +8,7 @@ the probe measured. Hosts without a pin are resolved the usual way (the system r
 from __future__ import annotations
 
 import functools
+import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -52,6 +53,18 @@ class _PinnedBackend(AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         """Sleep on the running async library."""
         await self._inner.sleep(seconds)
+
+
+MIN_WINDOW = 4096  # the smallest receive window asked for (the kernel has a floor of its own)
+TCP_WINDOW_CLAMP: int | None = getattr(socket, "TCP_WINDOW_CLAMP", None)  # Linux only
+
+
+def window_clamp(size: int) -> tuple[SocketOption, ...]:
+    """Socket options that keep the receive window at most ``size`` bytes (Linux), so a server
+    cannot push much more than the reader means to read into the socket's buffers."""
+    if TCP_WINDOW_CLAMP is None:
+        return ()
+    return ((socket.IPPROTO_TCP, TCP_WINDOW_CLAMP, max(size, MIN_WINDOW)),)
 
 
 class PinnedTransport(httpx.AsyncHTTPTransport):

@@ -27,7 +27,7 @@ from probe.model.failures import Failure
 from probe.model.observations import HTTPObservation
 from probe.steps._clock import Clock
 from probe.steps._errors import NETWORK_ERRORS, classify_exception
-from probe.steps._pinning import PinnedTransport, client_context
+from probe.steps._pinning import PinnedTransport, client_context, window_clamp
 
 BODY_CAP = 512 * 1024  # OONI's cap (1 << 19)
 SAMPLE_EVERY = 0.1  # seconds between body progress samples
@@ -118,7 +118,9 @@ async def fetch(
     t0 = clock.now()
     host = urllib.parse.urlsplit(url).hostname or ""
     pins = {host: ip} if ip else {}
-    transport = PinnedTransport(pins, ssl_context=client_context(ca_file))
+    transport = PinnedTransport(
+        pins, ssl_context=client_context(ca_file), socket_options=window_clamp(body_cap)
+    )
     page: _Page | None = None
     partial: list[_Partial] = []
     redirects: list[str] = []

@@ -20,6 +20,7 @@ sent are close to bytes on the wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import urllib.parse
@@ -32,7 +33,14 @@ from probe.model.failures import Failure
 from probe.model.observations import Direction, ThroughputObservation
 from probe.steps._clock import Clock
 from probe.steps._errors import NETWORK_ERRORS, classify_exception
-from probe.steps._pinning import PinnedTransport, SocketOption, client_context
+from probe.steps._pinning import (
+    MIN_WINDOW,
+    TCP_WINDOW_CLAMP,
+    PinnedTransport,
+    SocketOption,
+    client_context,
+    window_clamp,
+)
 
 SAMPLE_INTERVAL = 0.1
 # Seconds without progress, after the first byte, that end a transfer as stalled: longer than a
@@ -53,6 +61,8 @@ class _Socket(Protocol):
 
     def getsockopt(self, level: int, option: int, size: int, /) -> bytes: ...
 
+    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
+
 
 class _Wire:
     """Bytes of one TCP connection on the wire in one direction, from a base (None: unknown)."""
@@ -65,6 +75,12 @@ class _Wire:
     def attach(self, sock: object) -> None:
         if callable(getattr(sock, "getsockopt", None)) and _TCP_INFO is not None:
             self._sock = cast(_Socket, sock)
+
+    def clamp(self, size: int) -> None:
+        """Keep the receive window at most ``size`` bytes from now on (where the kernel can)."""
+        if self._sock is not None and TCP_WINDOW_CLAMP is not None:
+            with contextlib.suppress(OSError):  # closed meanwhile
+                self._sock.setsockopt(socket.IPPROTO_TCP, TCP_WINDOW_CLAMP, max(size, MIN_WINDOW))
 
     def start(self) -> None:
         """Count from now (the request is about to be sent)."""
@@ -186,7 +202,11 @@ async def download(
     """Stream ``url`` from ``ip`` (SNI ``sni``, default the URL's host) within the budgets."""
 
     async def transfer(client: httpx.AsyncClient, meter: _Meter) -> bool:
-        request = client.build_request("GET", url, extensions=_extensions(sni, meter))
+        # A server that honours Range sends no more than the budget; one that does not is held
+        # back by the receive window, narrowed to what the budget has left as the bytes come.
+        headers = {"range": f"bytes=0-{max(byte_budget - 1, 0)}"}
+        extensions = _extensions(sni, meter)
+        request = client.build_request("GET", url, headers=headers, extensions=extensions)
         response = await client.send(request, stream=True)
         meter.status = response.status_code
         try:
@@ -195,12 +215,14 @@ async def download(
                 meter.add(len(chunk))
                 if meter.bytes >= byte_budget:
                     break
+                meter.wire.clamp(byte_budget - meter.bytes)
             return response.is_success
         finally:
             await response.aclose()
 
+    options = window_clamp(byte_budget)
     return await _measure(
-        url, "down", transfer, (), ip, sni, control, deadline, clock, stall, interval
+        url, "down", transfer, options, ip, sni, control, deadline, clock, stall, interval
     )
 
 
