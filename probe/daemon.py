@@ -79,13 +79,17 @@ class RunCheck(Protocol):
     ) -> Awaitable[tuple[RunDocument, list[Measurement]]]: ...
 
 
-def _default_run_check() -> RunCheck:
-    from probe.run import run_check
+def _run_in_child(state_dir: Path, country: str | None) -> RunCheck:
+    """Each run in a child process of its own (``probe.run_child``), which also seals the bundles
+    with the keys in ``state_dir``: the daemon's idle memory stays low."""
+    from probe.run_child import run_in_child
 
     async def call(
         config: ProbeConfig, platforms: Sequence[Platform], *, budget: DataBudget
     ) -> tuple[RunDocument, list[Measurement]]:
-        return await run_check(config, platforms, budget=budget)
+        return await run_in_child(
+            config, platforms, budget=budget, state_dir=state_dir, country=country
+        )
 
     return call
 
@@ -122,7 +126,7 @@ class Daemon:
         self.state_dir = state_dir
         self._reload = reload
         self._relog = relog
-        self._run = run or _default_run_check()
+        self._run = run or _run_in_child(state_dir, loaded.probe.vantage.country)
         self._client = client
         self.platforms = self._platforms(loaded)
         self.state = State(state_dir)
@@ -367,7 +371,17 @@ class Daemon:
         return record
 
     def _queue(self, measurements: list[Measurement]) -> tuple[str | None, int]:
-        """Seal the measurements (one bundle per network) into the outbox: (digest, bytes)."""
+        """Seal the measurements (one bundle per network) into the outbox: (digest, bytes).
+
+        A run made in a child process comes with its bundles already sealed: they are only put.
+        """
+        from probe.run_child import SealedMeasurements
+
+        if isinstance(measurements, SealedMeasurements):
+            for digest, envelope in measurements.bundles:
+                self.outbox.put(digest, envelope)
+            last = measurements.bundles[-1][0] if measurements.bundles else None
+            return last, sum(len(envelope) for _, envelope in measurements.bundles)
         from probe.submit import seal_into_outbox
 
         queued = seal_into_outbox(
