@@ -166,19 +166,23 @@ async def test_uploads_count_the_bytes_sent(tmp_path):
 
 @pytest.mark.anyio
 async def test_runs_are_skipped_once_the_days_budget_is_used(tmp_path):
-    """Past the daily cap no run starts; the skip is counted and shown as the last run."""
-    loaded = loaded_config(tmp_path, "alpha", daily_bytes=300_000)
+    """Past the daily cap no run starts; the skip is counted and shown as the last run. Transfers
+    shrink to fit what the day has left, then stop once they no longer fit."""
+    loaded = loaded_config(tmp_path, "alpha", daily_bytes=190_000)
     run = FakeRun()
     daemon = Daemon(loaded, tmp_path / "state", run=run)
-    outcomes = [(await daemon.run_platform("alpha")).outcome for _ in range(40)]
+    runs = 90
+    outcomes = [(await daemon.run_platform("alpha")).outcome for _ in range(runs)]
     assert "skipped" in outcomes
     first_skip = outcomes.index("skipped")
-    assert ["skipped"] * (40 - first_skip) == outcomes[first_skip:]
+    assert ["skipped"] * (runs - first_skip) == outcomes[first_skip:]
     assert first_skip == len(run.calls)
-    assert [True] + [False] * (first_skip - 1) == [w for _, w in run.fakes.measured]
+    transfers = [w for _, w in run.fakes.measured]
+    assert transfers[0] and not transfers[-1]
+    assert transfers == sorted(transfers, reverse=True)  # once they stop, they stay stopped
     usage = daemon.state.usage()
-    assert 40 - first_skip == usage.skipped
-    assert usage.total >= 300_000
+    assert runs - first_skip == usage.skipped
+    assert usage.total >= 190_000
     last = daemon.state.last_runs()["alpha"]
     assert "daily data budget" in (last.reason or "")
 
