@@ -176,32 +176,33 @@ def fit_settings(
     """``settings`` with page and transfer sizes that let ``plans`` and the canaries fit ``room``.
 
     The pages come first: when even they do not fit, each page gets an equal share of what is
-    left and no transfer is made. Otherwise the transfers (every endpoint's, their controls and
-    the run's canary controls) are scaled down together so they fit beside the pages, but never
-    below ``MIN_TRANSFER``: transfers that still do not fit are skipped when their turn comes.
+    left and no transfer is made. Otherwise the downloads (every endpoint's, their controls and
+    the run's canary control) are scaled down together so they fit beside the pages and the
+    uploads, but never below ``MIN_TRANSFER``: transfers that still do not fit are skipped when
+    their turn comes.
     """
     pages = len(plans) + len(settings.canaries)
     if pages and page_cost(settings) * pages > room:
         page = max(room // pages - HANDSHAKE_ALLOWANCE, 0)
         return dataclasses.replace(settings, page_bytes=page, throughput_bytes=0, upload_bytes=0)
-    wanted = sum(transfer_cost(p, settings) for p in plans)
+    down = sum(transfer_bytes(settings, up=False, control=c) for c in (False, True))
+    up = sum(transfer_bytes(settings, up=True, control=c) for c in (False, True))
+    downloads = down * sum(1 for p in plans if p.throughput_url)
+    uploads = up * sum(1 for p in plans if p.upload_url)
     if settings.throughput_canary and any(p.throughput_url for p in plans):
-        wanted += canary_transfer.size(settings, "down")
+        downloads += canary_transfer.size(settings, "down")
     if settings.upload_canary and any(p.upload_url for p in plans):
-        wanted += canary_transfer.size(settings, "up")
+        uploads += canary_transfer.size(settings, "up")
     left = room - page_cost(settings) * pages
-    if wanted <= left:
+    if downloads + uploads <= left:
         return settings
-    scale = left / wanted
+    # Uploads are small already: a policer's burst would hide a throttle from a smaller one.
+    scale = max(left - uploads, 0) / downloads if downloads else 0.0
 
     def scaled(size: int) -> int:
         return max(int(size * scale), min(size, MIN_TRANSFER))
 
-    return dataclasses.replace(
-        settings,
-        throughput_bytes=scaled(settings.throughput_bytes),
-        upload_bytes=scaled(settings.upload_bytes),
-    )
+    return dataclasses.replace(settings, throughput_bytes=scaled(settings.throughput_bytes))
 
 
 def vantage_info(config: ProbeConfig) -> VantageInfo:

@@ -68,9 +68,11 @@ class MeasureSettings:
 def transfer_bytes(settings: MeasureSettings, *, up: bool, control: bool) -> int:
     """The byte budget of one endpoint transfer, or of its same-path control.
 
-    The control (benign SNI, or the benign name as Host) only has to show the path's rate beside
-    the endpoint's own transfer, so it gets half the bytes: a rate is judged from the samples,
-    not from the total.
+    A download's control (benign SNI, or the benign name as Host) only has to show the path's
+    rate beside the endpoint's own transfer, so it gets half the bytes: a rate is judged from the
+    samples, not from the total. An upload's control gets the whole (small) upload budget: a
+    shorter upload would still be leaving slow start when it ends.
     """
-    size = settings.upload_bytes if up else settings.throughput_bytes
-    return size // 2 if control else size
+    if up:
+        return settings.upload_bytes
+    return settings.throughput_bytes // 2 if control else settings.throughput_bytes
