@@ -146,13 +146,13 @@ class Ingestor:
         except SignatureError as exc:
             return refusal(400, "malformed", f"payload: {exc}")
 
-        probe_or_refusal = self._signer(envelope)
+        digest = hashlib.sha256(payload).hexdigest()
+        named, index = self.store.lookup([s.keyid for s in envelope.signatures], digest)
+        probe_or_refusal = self._signer(envelope, named)
         if isinstance(probe_or_refusal, Outcome):
             return probe_or_refusal
         probe = probe_or_refusal
 
-        digest = hashlib.sha256(payload).hexdigest()
-        index = self.store.bundle_index(digest)
         if index is not None:
             self.metrics.duplicate()
             return Outcome(200, {"digest": digest, "status": "already_stored", "log_index": index})
@@ -208,11 +208,13 @@ class Ingestor:
             {"digest": digest, "status": "stored", "log_index": index, "measurements": len(rows)},
         )
 
-    def _signer(self, envelope: Envelope) -> ProbeRecord | Outcome:
+    def _signer(
+        self, envelope: Envelope, enrolled: dict[str, ProbeRecord]
+    ) -> ProbeRecord | Outcome:
         """The enrolled key whose signature verifies (DSSE: key ids are hints), or a refusal."""
-        named = []
+        named: list[ProbeRecord] = []
         for signature in envelope.signatures:
-            probe = self.store.probe(signature.keyid)
+            probe = enrolled.get(signature.keyid)
             if probe is not None and probe not in named:
                 named.append(probe)
         usable = [p for p in named if p.revoked_at is None and p.approved_at is not None]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 Subtree = Callable[[int, int], bytes]  # (start, end) -> MTH(D[start:end])
 Perfect = Callable[[int, int], bytes]  # (level, index) -> hash of leaves [index*2**level, ...)
+Nodes = dict[tuple[int, int], bytes]  # (level, index) -> perfect subtree hash
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -41,6 +42,16 @@ def subtree_from_perfect(perfect: Perfect) -> Subtree:
         return node_hash(subtree(start, start + k), subtree(start + k, end))
 
     return subtree
+
+
+def append_siblings(index: int) -> list[tuple[int, int]]:
+    """The (level, index) perfect subtrees that appending a leaf at ``index`` hashes with."""
+    siblings = []
+    level, i = 0, index
+    while i & 1:
+        siblings.append((level, i - 1))
+        level, i = level + 1, i // 2
+    return siblings
 
 
 def new_perfect_nodes(index: int, leaf: bytes, perfect: Perfect) -> list[tuple[int, int, bytes]]:

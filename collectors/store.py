@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from collectors import merkle
@@ -120,6 +120,26 @@ class Store:
             row = conn.execute(select(probes).where(probes.c.key_id == key_id)).first()
         return ProbeRecord(**row._asdict()) if row else None
 
+    def lookup(
+        self, key_ids: Sequence[str], digest: str
+    ) -> tuple[dict[str, ProbeRecord], int | None]:
+        """The enrolled keys among ``key_ids`` and the log index of bundle ``digest``, in one
+        query (ingest's first read). The index is None when not stored or no key is enrolled."""
+        stored = select(bundles.c.log_index).where(bundles.c.digest == digest).scalar_subquery()
+        query = select(probes, stored.label("stored_index")).where(
+            probes.c.key_id.in_(sorted(set(key_ids)))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found: dict[str, ProbeRecord] = {}
+        index: int | None = None
+        for row in rows:
+            fields = row._asdict()
+            stored_index = fields.pop("stored_index")
+            index = None if stored_index is None else int(stored_index)
+            found[row.key_id] = ProbeRecord(**fields)
+        return found, index
+
     def probes(self) -> list[ProbeRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(probes).order_by(probes.c.enrolled_at)).all()
@@ -189,14 +209,13 @@ class Store:
         new_nodes: list[tuple[int, int, bytes]] = []
         wait: float | None = None
         with write_transaction(self.engine) as conn:
-            size = int(
-                conn.execute(
-                    select(log_head.c.size).where(log_head.c.id == 1).with_for_update()
-                ).scalar_one()
-            )
-            existing = conn.execute(
-                select(bundles.c.log_index).where(bundles.c.digest == digest)
-            ).scalar()
+            stored = select(bundles.c.log_index).where(bundles.c.digest == digest)
+            head, existing = conn.execute(
+                select(log_head.c.size, stored.scalar_subquery())
+                .where(log_head.c.id == 1)
+                .with_for_update(of=log_head)
+            ).one()
+            size = int(head)
             if existing is not None:
                 return False, int(existing)
             wait = spend(conn) if spend is not None else None
@@ -218,26 +237,50 @@ class Store:
         new_nodes: list[tuple[int, int, bytes]],
     ) -> None:
         """Insert the bundle, its rows, rollups and log leaf at index ``size`` (in ``conn``)."""
-        conn.execute(
-            insert(bundles).values(
-                digest=digest,
-                key_id=key_id,
-                received_at=datetime.now(UTC),
-                log_index=size,
-                measurement_count=len(rows),
-                envelope=envelope,
+        leaf = merkle.leaf_hash(bytes.fromhex(digest))
+        known = self._nodes_in(conn, merkle.append_siblings(size))
+        new_nodes += merkle.new_perfect_nodes(size, leaf, lambda lv, i: known[(lv, i)])
+        bundle = {
+            "digest": digest,
+            "key_id": key_id,
+            "received_at": datetime.now(UTC),
+            "log_index": size,
+            "measurement_count": len(rows),
+            "envelope": envelope,
+        }
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(_PG_APPEND, _pg_append_params(bundle, rows, new_nodes))
+        else:
+            conn.execute(insert(bundles).values(**bundle))
+            if rows:
+                conn.execute(insert(measurements), [{**r, "bundle_digest": digest} for r in rows])
+            conn.execute(
+                insert(log_nodes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in new_nodes]
             )
-        )
+            conn.execute(update(log_head).where(log_head.c.id == 1).values(size=size + 1))
         if rows:
-            conn.execute(insert(measurements), [{**r, "bundle_digest": digest} for r in rows])
             update_rollups(conn, rows, key_id=key_id, digest=digest)
             record_runs(conn, rows, key_id=key_id, digest=digest)
-        leaf = merkle.leaf_hash(bytes.fromhex(digest))
-        new_nodes += merkle.new_perfect_nodes(size, leaf, lambda lv, i: self._node(conn, lv, i))
-        conn.execute(
-            insert(log_nodes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in new_nodes]
-        )
-        conn.execute(update(log_head).where(log_head.c.id == 1).values(size=size + 1))
+
+    def _nodes_in(self, conn: Connection, wanted: Sequence[tuple[int, int]]) -> merkle.Nodes:
+        """The perfect subtrees ``wanted``: from the cache, the rest in one query."""
+        found = {key: self._nodes[key] for key in wanted if key in self._nodes}
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            n = log_nodes.c
+            read = conn.execute(
+                select(n.level, n.idx, n.hash).where(
+                    tuple_(n.level, n.idx).in_([tuple_(lv, i) for lv, i in missing])
+                )
+            ).all()
+            fresh = [(int(lv), int(i), bytes(h)) for lv, i, h in read]
+            # Every node read was committed by an earlier append (the head lock orders appends).
+            self._remember(fresh)
+            found.update({(lv, i): h for lv, i, h in fresh})
+            absent = [key for key in missing if key not in found]
+            if absent:
+                raise LookupError(f"log node {absent[0]} is missing")
+        return found
 
     def measurement_count(self) -> int:
         with self.engine.connect() as conn:
@@ -287,3 +330,47 @@ class Store:
             self._nodes.clear()
         for level, index, value in nodes:
             self._nodes[(level, index)] = value
+
+
+# PostgreSQL: the bundle, its measurement rows, its log nodes and the new log size in ONE statement
+# (one round trip; the same transaction as before, so a crash still leaves all or none).
+_MEASUREMENT_COLUMNS = (
+    ("measurement_id", "text"),
+    ("platform", "text"),
+    ("target", "text"),
+    ("domain", "text"),
+    ("country", "text"),
+    ("asn", "bigint"),
+    ("verdict", "text"),
+    ("method", "text"),
+    ("started_at", "timestamptz"),
+    ("body", "text"),
+)
+_PG_APPEND = f"""
+WITH b AS (
+    INSERT INTO bundles (digest, key_id, received_at, log_index, measurement_count, envelope)
+    VALUES (%(digest)s, %(key_id)s, %(received_at)s, %(log_index)s, %(measurement_count)s,
+            %(envelope)s)
+), m AS (
+    INSERT INTO measurements (bundle_digest, {", ".join(c for c, _ in _MEASUREMENT_COLUMNS)})
+    SELECT %(digest)s, * FROM unnest({
+    ", ".join(f"%(m_{c})s::{t}[]" for c, t in _MEASUREMENT_COLUMNS)
+})
+), n AS (
+    INSERT INTO log_nodes (level, idx, hash)
+    SELECT * FROM unnest(%(levels)s::integer[], %(idxs)s::bigint[], %(hashes)s::bytea[])
+)
+UPDATE log_head SET size = %(log_index)s + 1 WHERE id = 1
+"""
+
+
+def _pg_append_params(
+    bundle: dict[str, Any], rows: Sequence[dict[str, Any]], nodes: list[tuple[int, int, bytes]]
+) -> dict[str, Any]:
+    params = dict(bundle)
+    for column, _ in _MEASUREMENT_COLUMNS:
+        params[f"m_{column}"] = [row[column] for row in rows]
+    params["levels"] = [lv for lv, _, _ in nodes]
+    params["idxs"] = [i for _, i, _ in nodes]
+    params["hashes"] = [h for _, _, h in nodes]
+    return params
