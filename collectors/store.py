@@ -8,12 +8,13 @@ one order. Perfect subtree hashes are stored as they complete; proofs read O(log
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from collectors import merkle
@@ -125,12 +126,8 @@ class Store:
     ) -> tuple[dict[str, ProbeRecord], int | None]:
         """The enrolled keys among ``key_ids`` and the log index of bundle ``digest``, in one
         query (ingest's first read). The index is None when not stored or no key is enrolled."""
-        stored = select(bundles.c.log_index).where(bundles.c.digest == digest).scalar_subquery()
-        query = select(probes, stored.label("stored_index")).where(
-            probes.c.key_id.in_(sorted(set(key_ids)))
-        )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_LOOKUP, {"key_ids": sorted(set(key_ids)), "digest": digest}).all()
         found: dict[str, ProbeRecord] = {}
         index: int | None = None
         for row in rows:
@@ -209,12 +206,7 @@ class Store:
         new_nodes: list[tuple[int, int, bytes]] = []
         wait: float | None = None
         with write_transaction(self.engine) as conn:
-            stored = select(bundles.c.log_index).where(bundles.c.digest == digest)
-            head, existing = conn.execute(
-                select(log_head.c.size, stored.scalar_subquery())
-                .where(log_head.c.id == 1)
-                .with_for_update(of=log_head)
-            ).one()
+            head, existing = conn.execute(_LOCK_HEAD, {"digest": digest}).one()
             size = int(head)
             if existing is not None:
                 return False, int(existing)
@@ -251,13 +243,13 @@ class Store:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(_PG_APPEND, _pg_append_params(bundle, rows, new_nodes))
         else:
-            conn.execute(insert(bundles).values(**bundle))
+            conn.execute(_INSERT_BUNDLE, bundle)
             if rows:
-                conn.execute(insert(measurements), [{**r, "bundle_digest": digest} for r in rows])
+                conn.execute(_INSERT_MEASUREMENTS, [{**r, "bundle_digest": digest} for r in rows])
             conn.execute(
-                insert(log_nodes), [{"level": lv, "idx": i, "hash": h} for lv, i, h in new_nodes]
+                _INSERT_NODES, [{"level": lv, "idx": i, "hash": h} for lv, i, h in new_nodes]
             )
-            conn.execute(update(log_head).where(log_head.c.id == 1).values(size=size + 1))
+            conn.execute(_SET_SIZE, {"size": size + 1})
         if rows:
             update_rollups(conn, rows, key_id=key_id, digest=digest)
             record_runs(conn, rows, key_id=key_id, digest=digest)
@@ -332,8 +324,24 @@ class Store:
             self._nodes[(level, index)] = value
 
 
+# Ingest's statements, built once (SQLAlchemy builds and keys a statement made per call anew).
+_STORED_INDEX = select(bundles.c.log_index).where(bundles.c.digest == bindparam("digest"))
+_LOOKUP = select(probes, _STORED_INDEX.scalar_subquery().label("stored_index")).where(
+    probes.c.key_id.in_(bindparam("key_ids", expanding=True))
+)
+_LOCK_HEAD = (  # the head row's lock orders appends; the digest's index says if already stored
+    select(log_head.c.size, _STORED_INDEX.scalar_subquery())
+    .where(log_head.c.id == 1)
+    .with_for_update(of=log_head)
+)
+_INSERT_BUNDLE = insert(bundles)
+_INSERT_MEASUREMENTS = insert(measurements)
+_INSERT_NODES = insert(log_nodes)
+_SET_SIZE = update(log_head).where(log_head.c.id == 1).values(size=bindparam("size"))
+
 # PostgreSQL: the bundle, its measurement rows, its log nodes and the new log size in ONE statement
-# (one round trip; the same transaction as before, so a crash still leaves all or none).
+# (one round trip; the same transaction as before, so a crash still leaves all or none). The
+# rows travel as one JSON array: psycopg's text arrays escape each element in Python.
 _MEASUREMENT_COLUMNS = (
     ("measurement_id", "text"),
     ("platform", "text"),
@@ -353,9 +361,11 @@ WITH b AS (
             %(envelope)s)
 ), m AS (
     INSERT INTO measurements (bundle_digest, {", ".join(c for c, _ in _MEASUREMENT_COLUMNS)})
-    SELECT %(digest)s, * FROM unnest({
-    ", ".join(f"%(m_{c})s::{t}[]" for c, t in _MEASUREMENT_COLUMNS)
-})
+    SELECT %(digest)s, {", ".join(f'r."{c}"' for c, _ in _MEASUREMENT_COLUMNS)}
+    FROM ROWS FROM (json_to_recordset(%(rows)s::json) AS ({
+    ", ".join(f'"{c}" {t}' for c, t in _MEASUREMENT_COLUMNS)
+})) WITH ORDINALITY AS r({", ".join(f'"{c}"' for c, _ in _MEASUREMENT_COLUMNS)}, ord)
+    ORDER BY r.ord
 ), n AS (
     INSERT INTO log_nodes (level, idx, hash)
     SELECT * FROM unnest(%(levels)s::integer[], %(idxs)s::bigint[], %(hashes)s::bytea[])
@@ -368,9 +378,14 @@ def _pg_append_params(
     bundle: dict[str, Any], rows: Sequence[dict[str, Any]], nodes: list[tuple[int, int, bytes]]
 ) -> dict[str, Any]:
     params = dict(bundle)
-    for column, _ in _MEASUREMENT_COLUMNS:
-        params[f"m_{column}"] = [row[column] for row in rows]
+    params["rows"] = json.dumps(
+        [{c: _json_value(row[c]) for c, _ in _MEASUREMENT_COLUMNS} for row in rows]
+    )
     params["levels"] = [lv for lv, _, _ in nodes]
     params["idxs"] = [i for _, i, _ in nodes]
     params["hashes"] = [h for _, _, h in nodes]
     return params
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
