@@ -205,14 +205,23 @@ class Store:
         """
         new_nodes: list[tuple[int, int, bytes]] = []
         wait: float | None = None
-        with write_transaction(self.engine) as conn:
-            head, existing = conn.execute(_LOCK_HEAD, {"digest": digest}).one()
-            size = int(head)
-            if existing is not None:
-                return False, int(existing)
-            wait = spend(conn) if spend is not None else None
-            if wait is None:
-                self._append(conn, size, digest, key_id, envelope, rows, new_nodes)
+        try:
+            with write_transaction(self.engine) as conn:
+                head, existing = conn.execute(_LOCK_HEAD, {"digest": digest}).one()
+                size = int(head)
+                if existing is not None:
+                    return False, int(existing)
+                wait = spend(conn) if spend is not None else None
+                if wait is None:
+                    self._append(conn, size, digest, key_id, envelope, rows, new_nodes)
+        except IntegrityError:
+            # PostgreSQL reads the digest with the snapshot taken before the head lock was
+            # granted: a worker that stored the same bundle meanwhile is seen only here. All of
+            # this transaction (the spent token too) rolled back.
+            stored = self.bundle_index(digest)
+            if stored is None:
+                raise
+            return False, stored
         if wait is not None:
             raise RateLimited(wait)
         self._remember(new_nodes)  # only once committed
