@@ -59,6 +59,12 @@ class Store:
 
     def __init__(self, engine: Engine, node_cache: int = 500_000) -> None:
         self.engine = engine
+        # One statement needs no transaction around it: on PostgreSQL that saves its BEGIN and
+        # ROLLBACK round trips (SQLite's reads cost none).
+        postgres = engine.dialect.name == "postgresql"
+        self._single_reads = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
+        )
         self._nodes: dict[tuple[int, int], bytes] = {}  # committed perfect subtrees (immutable)
         self._node_cache = node_cache
 
@@ -126,7 +132,7 @@ class Store:
     ) -> tuple[dict[str, ProbeRecord], int | None]:
         """The enrolled keys among ``key_ids`` and the log index of bundle ``digest``, in one
         query (ingest's first read). The index is None when not stored or no key is enrolled."""
-        with self.engine.connect() as conn:
+        with self._single_reads.connect() as conn:
             rows = conn.execute(_LOOKUP, {"key_ids": sorted(set(key_ids)), "digest": digest}).all()
         found: dict[str, ProbeRecord] = {}
         index: int | None = None
