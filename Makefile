@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m censornet.demo
 
 lint: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -30,10 +31,10 @@ unit: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest -q
 
-# Rebuild probe/classify/data/fingerprints.json from OONI's blocking-fingerprints CSV files.
+# Rebuild probe/fingerprints/data/fingerprints.json from OONI's blocking-fingerprints CSV files.
 FINGERPRINT_CSVS ?= ../shared/ooni/fingerprints
 fingerprints: $(STAMP)
-	$(BIN)/python -m probe.classify.make_fingerprints $(FINGERPRINT_CSVS)
+	$(BIN)/python -m probe.fingerprints.make $(FINGERPRINT_CSVS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -28,9 +28,9 @@ LAB_CONFIG = ROOT / "config" / "lab" / "probe-lab.toml"
 
 async def _inner(config_path: str | None) -> dict[str, int]:
     """One X check sealed into one bundle: its bytes, compressed bytes and measurement count."""
-    from probe.bundle import build, seal
     from probe.config import load_config
-    from probe.keys import KeyStore
+    from probe.evidence.bundle import build, seal
+    from probe.evidence.keys import KeyStore
     from probe.run import run_check
 
     config = load_config(Path(config_path) if config_path else None)
@@ -41,7 +41,7 @@ async def _inner(config_path: str | None) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         key = KeyStore(Path(tmp)).for_network(measurements[0].vantage.asn)
         data = seal(build(measurements, key), key).to_bytes()
-    wire = gzip.compress(data, compresslevel=6, mtime=0)  # as probe.upload sends it
+    wire = gzip.compress(data, compresslevel=6, mtime=0)  # as probe.evidence.upload sends it
     return {"bytes": len(data), "gzip": len(wire), "measurements": len(measurements)}
 
 

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from probe.config import ProbeConfig  # noqa: E402
-from probe.state import State  # noqa: E402
+from probe.daemon.state import State  # noqa: E402
 from tests.local_site import start_local_site  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def run_default_daemon(tmp: Path, idle: float) -> dict[str, float]:
     config.write_text('[daemon]\nstate_dir = "state"\n')
     log = tmp / "daemon.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPROBE_")}
-    argv = [sys.executable, "-m", "probe", "daemon", "-c", str(config), "--accept"]
+    argv = [sys.executable, "-m", "blockprobe", "daemon", "-c", str(config), "--accept"]
     t0 = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -135,7 +135,7 @@ def run_daemon(tmp: Path, port: int, extra: str, runs: int, idle: float) -> dict
     t0 = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "probe", "daemon", "-c", str(config), "--accept"],
+            [sys.executable, "-m", "blockprobe", "daemon", "-c", str(config), "--accept"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -45,7 +45,7 @@ def main() -> None:
                 apply_scenario(lab, scenario.id, isp="isp1" if scenario.scope == "isp" else None)
                 done = lab.run(
                     "v1a",
-                    [sys.executable, "-m", "probe", "run", "--platform", "x", "--json",
+                    [sys.executable, "-m", "blockprobe", "run", "--platform", "x", "--json",
                      "--config", str(LAB_CONFIG)],
                     env={"BLOCKPROBE_CA_FILE": str(lab.ca_file)},
                     timeout=180,

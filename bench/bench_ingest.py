@@ -37,10 +37,10 @@ from collectors.ingest import Ingestor
 from collectors.limits import SharedRateLimiter
 from collectors.metrics import Metrics
 from collectors.store import Store
-from probe.bundle import SealedBundle, build, seal
-from probe.keys import ProbeKey
-from probe.signing import b64decode
-from probe.upload import enroll
+from probe.evidence.bundle import SealedBundle, build, seal
+from probe.evidence.keys import ProbeKey
+from probe.evidence.signing import b64decode
+from probe.evidence.upload import enroll
 from tests.collectors.factories import TOKEN, make_key, make_measurement
 from tests.collectors.processes import CollectorProcess
 

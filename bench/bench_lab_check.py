@@ -34,7 +34,7 @@ def check(prefix: str, report: Path, *args: str) -> tuple[float, dict[str, Any]]
     """One `lab check` run; its wall time and JSON report."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "check", "--report", str(report), *args],
+        [sys.executable, "-m", "blockprobe", "lab", "check", "--report", str(report), *args],
         env={**os.environ, "BLOCKPROBE_LAB_PREFIX": prefix},
         stdout=subprocess.DEVNULL,
         check=False,

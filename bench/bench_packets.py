@@ -29,7 +29,7 @@ from pathlib import Path
 from probe.flows.plan import EndpointPlan, MeasureSettings
 from probe.flows.web import measure_endpoint
 from probe.steps import centrace, dnspackets, packets
-from probe.steps._clock import deadline_in
+from probe.net.clock import deadline_in
 
 IP, HOST = "198.18.100.10", "twitter.com"
 plan = EndpointPlan(platform="x", url="https://twitter.com/", domain=HOST,

@@ -41,8 +41,8 @@ def _bundle_size(measurements: list[Any]) -> dict[str, int]:
     import gzip
     import tempfile
 
-    from probe.bundle import build, seal
-    from probe.keys import KeyStore
+    from probe.evidence.bundle import build, seal
+    from probe.evidence.keys import KeyStore
 
     with tempfile.TemporaryDirectory() as tmp:
         key = KeyStore(Path(tmp)).for_network(measurements[0].vantage.asn)

@@ -27,20 +27,20 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
 from collectors.db import make_engine
 from collectors.ingest import Ingestor
 from collectors.metrics import Metrics
 from collectors.migrations import migrate
 from collectors.ratelimit import RateLimiter
+from collectors.rollup import rebuild_networks
+from collectors.runs import FAILING, run_verdict
 from collectors.store import Store
-from probe.bundle import build, seal
+from probe.evidence.bundle import build, seal
+from reports.app import create_app
 from reports.incidents import incidents
 from reports.model import ReportQuery
 from reports.query import reachability
-from reports.rollup import rebuild_networks
-from reports.runs import FAILING, run_verdict
 from tests.collectors.factories import make_key, make_measurement
 
 PLATFORMS = ["x", "youtube", "whatsapp", "telegram", "facebook", "instagram", "tiktok", "signal"]
@@ -182,7 +182,7 @@ def bulk_load(path: Path, total: int) -> float:
 
 
 def _run_rows(runs: dict[tuple[str, str], list[object]]) -> list[tuple[object, ...]]:
-    """``report_runs`` rows, as ingest makes them (``reports.runs.run_rows``)."""
+    """``report_runs`` rows, as ingest makes them (``collectors.runs.run_rows``)."""
     out: list[tuple[object, ...]] = []
     for (digest, platform), (cc, asn, key_id, started, verdicts, methods) in runs.items():
         assert isinstance(verdicts, Counter) and isinstance(methods, Counter)

@@ -21,7 +21,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo: tests' factories too
 
-from probe.upload import enroll
+from probe.evidence.upload import enroll
 from tests.collectors.factories import TOKEN, make_key, make_sealed
 from tests.collectors.processes import CollectorProcess
 

@@ -50,8 +50,7 @@ from censornet.e2e import (
 from censornet.lab import Lab
 from censornet.netns import LabError
 from censornet.scenario import apply_scenario, reset_lab
-from probe.outbox import Outbox
-from probe.status import OUTBOX_FILE
+from probe.evidence.outbox import OUTBOX_FILE, Outbox
 
 COUNTRY = "PK"
 ASNS: dict[str, int] = {"isp1": 64501, "isp2": 64502}
@@ -176,7 +175,7 @@ def wait_until_due(states: Sequence[Path]) -> float:
 def report(argv: Sequence[str], timeout: float = 120.0) -> str:
     """Run ``blockprobe report ...`` on this machine; its output (raises on failure)."""
     done = subprocess.run(
-        [PYTHON, "-m", "probe", "report", *argv],
+        [PYTHON, "-m", "blockprobe", "report", *argv],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -29,7 +29,7 @@ from censornet.lab import LAB_PROBE_CONFIG, Lab
 from censornet.netns import LabError
 from censornet.policy import write_policy
 from censornet.processes import Tracked
-from censornet.scenario import interfaces, restore_input, vantage_interfaces
+from censornet.scenario import interfaces, next_generation, restore_input, vantage_interfaces
 from censornet.servers.injector import POLL_INTERVAL as INJECTOR_POLL_INTERVAL
 
 COLLECTOR_PORT = 8481
@@ -78,7 +78,7 @@ class Collector:
         """Start the collector and wait until it accepts connections."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
-            PYTHON, "-m", "probe", "collector", "serve", "--host", self.host,
+            PYTHON, "-m", "blockprobe", "collector", "serve", "--host", self.host,
             "--port", str(self.port), "--data-dir", str(self.data_dir),
         ]  # fmt: skip
         for vantage in topology.VANTAGES:
@@ -142,7 +142,7 @@ def overlay_scenario(lab: Lab, scenario_id: str, isp: str) -> Scenario:
         raise ValueError(f"scenario {scenario_id!r} is {scenario.scope}, not per ISP")
     role = topology.isp(isp).name
     ns = shlex.quote(lab.ns(role))
-    generation = _next_generation(lab.state_dir)
+    generation = next_generation(lab.state_dir)
     lines = [
         f"ip netns exec {ns} iptables-restore --noflush <<'BP_RULES'\n"
         f"{restore_input(scenario, generation)}BP_RULES"
@@ -164,19 +164,6 @@ def overlay_scenario(lab: Lab, scenario_id: str, isp: str) -> Scenario:
     record = lab.state_dir / "scenario" / f"{role}.json"
     record.write_text(json.dumps({"id": scenario.id, "scope": scenario.scope}) + "\n")
     return scenario
-
-
-def _next_generation(state_dir: Path) -> int:
-    """A fresh suffix for hashlimit table names (the counter ``censornet.scenario`` keeps)."""
-    path = state_dir / "scenario" / "generation"
-    try:
-        previous = int(path.read_text())
-    except (FileNotFoundError, ValueError):
-        previous = 0
-    generation = (previous + 1) % 0x1000
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{generation}\n")
-    return generation
 
 
 # --- probes ---------------------------------------------------------------------------------
@@ -228,7 +215,7 @@ class _Running:
 def probe_argv(lab: Lab, site: ProbeSite, collector_url: str, platform: str) -> list[str]:
     """``blockprobe run --platform P --json --upload ...`` for ``site``."""
     return [
-        PYTHON, "-m", "probe", "run", "--platform", platform, "--json", "--upload",
+        PYTHON, "-m", "blockprobe", "run", "--platform", platform, "--json", "--upload",
         "--config", str(LAB_PROBE_CONFIG), "--ca-file", str(lab.ca_file),
         "--collector", collector_url, "--state-dir", str(site.state_dir),
         "--country", site.country, "--asn", str(site.asn), "--network", site.network,
@@ -309,7 +296,7 @@ def _outcome(item: _Running, seconds: float) -> ProbeOutcome:
 def drain_outbox(lab: Lab, site: ProbeSite, collector_url: str) -> str:
     """``blockprobe upload`` at ``site``: what it printed (one line)."""
     argv = [
-        PYTHON, "-m", "probe", "upload", "--collector", collector_url,
+        PYTHON, "-m", "blockprobe", "upload", "--collector", collector_url,
         "--state-dir", str(site.state_dir),
     ]  # fmt: skip
     done = lab.run(site.vantage, argv, check=False, timeout=PROBE_TIMEOUT)

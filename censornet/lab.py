@@ -328,7 +328,7 @@ class Lab:
         """Start ``blockprobe helper serve`` in the control vantage (the uncensored comparison)."""
         address = topology.vantage(topology.CTRL).address
         argv = [
-            sys.executable, "-m", "probe", "helper", "serve", "--host", address,
+            sys.executable, "-m", "blockprobe", "helper", "serve", "--host", address,
             "--port", str(topology.HELPER_PORT), "--config", str(LAB_PROBE_CONFIG),
         ]  # fmt: skip
         log = (self.state_dir / "logs" / "helper.log").open("ab")

@@ -146,7 +146,7 @@ def _install(lab: Lab, scenario: Scenario | None, targets: Sequence[str]) -> Non
     if origins_move is not None:
         lab.reload_origins(origins_move)  # nginx renders the web rules; waits for the reload
     _switch_name_servers(lab, policies)
-    generation = _next_generation(lab.state_dir)
+    generation = next_generation(lab.state_dir)
     lab.shell.script(reset_script(lab, scenario, targets, generation), timeout=SCRIPT_TIMEOUT)
     if injector_moves:
         # The on-path injectors poll their policy; wait until they have all seen the new one.
@@ -189,7 +189,7 @@ def _renamed(rule: str, generation: int) -> str:
     return _HASHLIMIT_NAME.sub(lambda m: f"{m[1]}{m[2]}-{generation:x}", rule)
 
 
-def _next_generation(state_dir: Path) -> int:
+def next_generation(state_dir: Path) -> int:
     path = state_dir / "scenario" / "generation"
     try:
         previous = int(path.read_text())

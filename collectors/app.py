@@ -20,10 +20,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
-from collectors import merkle
 from collectors.body_limit import BodyLimit
 from collectors.bounds import TimeWindow
-from collectors.checkpoint import Checkpoint, sign_checkpoint
 from collectors.config import CollectorSettings
 from collectors.content_encoding import BadEncoding, TooLarge, UnsupportedEncoding, decoded
 from collectors.db import make_engine
@@ -34,15 +32,13 @@ from collectors.enrolment import (
     EnrolmentRefused,
     admit,
 )
-from collectors.evidence import router as evidence_router
 from collectors.ingest import AUTH_FAILURES, Ingestor, Outcome, refusal
 from collectors.limits import SharedRateLimiter
 from collectors.metrics import Metrics
 from collectors.migrations import migrate
 from collectors.ratelimit import RateLimiter
 from collectors.store import Store
-from probe.model.bundle import Envelope
-from probe.signing import (
+from probe.evidence.signing import (
     b64decode,
     b64encode,
     key_id,
@@ -50,8 +46,9 @@ from probe.signing import (
     load_public_key,
     raw_public_key,
 )
-from reports.api import router as reports_router
-from reports.feed import router as feed_router
+from probe.model.bundle import Envelope
+from translog import merkle
+from translog.checkpoint import Checkpoint, sign_checkpoint
 
 DIGEST = r"^[0-9a-f]{64}$"
 BUNDLES = "/api/v1/bundles"
@@ -373,9 +370,6 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         return JSONResponse({"key_id": kid, "status": "revoked", "reason": reason})
 
     app.state.checkpoint_note = checkpoint_note
-    app.include_router(reports_router)
-    app.include_router(evidence_router)
-    app.include_router(feed_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:

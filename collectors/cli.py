@@ -60,6 +60,9 @@ def serve(
         typer.Option(help="The log's signing key (default data-dir/log-key.pem); share it."),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    served: Annotated[
+        str, typer.Option("--app", hidden=True, help="The app factory uvicorn serves.")
+    ] = "collectors.app:create_app",
 ) -> None:
     """Serve the collector API. Client addresses are never logged (access log off)."""
     if enroll_policy not in ("approval", "token", "open"):
@@ -89,7 +92,7 @@ def serve(
         env["BLOCKPROBE_COLLECTOR_ADMIN_TOKEN"] = admin_token
     os.environ.update(env)
     uvicorn.run(
-        "collectors.app:create_app",
+        served,
         factory=True,
         host=host,
         port=port,

@@ -3,15 +3,15 @@
 The collector hands out challenges it can check without storing them (an HMAC over a time and a
 random nonce, keyed by a secret all workers derive from the log key), valid for
 ``CHALLENGE_TTL`` seconds. An enrolment request carries the key, the network (country and ASN) it
-is bound to, a challenge, the key's signature over ``probe.enrolment.enrolment_message`` and,
-depending on the policy, a token:
+is bound to, a challenge, the key's signature over ``probe.evidence.enrolment.enrolment_message``
+and, depending on the policy, a token:
 
 - ``approval`` (the default): a valid token enrols at once; without one the key waits, pending,
   until an administrator approves it (``POST /api/v1/admin/probes/{key_id}/approve``);
 - ``token``: a valid token is required;
 - ``open``: any key that proves possession enrols (for labs; anyone can mint votes).
 
-Small-order and non-canonical keys are refused (``probe.pubkeys``).
+Small-order and non-canonical keys are refused (``probe.evidence.pubkeys``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from probe.enrolment import enrolment_message
-from probe.pubkeys import WeakKeyError, check_public_key
-from probe.signing import SignatureError, b64decode, b64encode, load_public_key
+from probe.evidence.enrolment import enrolment_message
+from probe.evidence.pubkeys import WeakKeyError, check_public_key
+from probe.evidence.signing import SignatureError, b64decode, b64encode, load_public_key
 
 Policy = Literal["approval", "token", "open"]
 CHALLENGE_TTL = 300.0  # seconds a challenge stays valid

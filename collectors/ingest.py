@@ -27,8 +27,7 @@ from collectors.limits import SharedRateLimiter
 from collectors.metrics import Metrics
 from collectors.ratelimit import RateLimiter
 from collectors.store import ProbeRecord, RateLimited, Store
-from probe.model.bundle import PAYLOAD_TYPE, Bundle, Envelope
-from probe.signing import (
+from probe.evidence.signing import (
     SignatureError,
     b64decode,
     canonical_json,
@@ -36,6 +35,7 @@ from probe.signing import (
     load_public_key,
     verify_envelope,
 )
+from probe.model.bundle import PAYLOAD_TYPE, Bundle, Envelope
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,14 @@ def _v2_report_indexes(conn: Connection) -> None:
 
 def _v3_report_rollups(conn: Connection) -> None:
     """Report rollups, maintained at ingest (v5 fills them from the measurements)."""
-    from reports.tables import create_rollup_tables
+    from collectors.rollup_tables import create_rollup_tables
 
     create_rollup_tables(conn)
 
 
 def _v4_report_networks(conn: Connection) -> None:
     """Network rollup (outage checks) and the failing cells (incidents); v5 fills them."""
-    from reports.tables import create_network_rollup
+    from collectors.rollup_tables import create_network_rollup
 
     create_network_rollup(conn)
 
@@ -54,8 +54,12 @@ def _v5_binding_and_votes(conn: Connection) -> None:
     Keys enrolled before v5 are bound to the network of their first stored measurement and count
     as approved, each its own voucher. The rollups are rebuilt from the measurements.
     """
-    from reports.rollup import backfill, rebuild_networks
-    from reports.tables import create_network_rollup, create_rollup_tables, drop_rollup_tables
+    from collectors.rollup import backfill, rebuild_networks
+    from collectors.rollup_tables import (
+        create_network_rollup,
+        create_rollup_tables,
+        drop_rollup_tables,
+    )
 
     present = {c["name"] for c in inspect(conn).get_columns("probes")}
     for name, kind in [
@@ -84,7 +88,7 @@ def _v5_binding_and_votes(conn: Connection) -> None:
 
 def _v6_report_runs(conn: Connection) -> None:
     """Runs (one probe's bundle, one platform) for incidents at the measurements' own times."""
-    from reports.runs import backfill_runs, create_runs_table
+    from collectors.runs import backfill_runs, create_runs_table
 
     create_runs_table(conn)
     backfill_runs(conn)
@@ -95,9 +99,13 @@ def _v7_votes_from_runs(conn: Connection) -> None:
 
     The rollups are rebuilt from the measurements; ``report_runs`` gains its verdict index.
     """
-    from reports.rollup import backfill, rebuild_networks
-    from reports.runs import create_runs_table
-    from reports.tables import create_network_rollup, create_rollup_tables, drop_rollup_tables
+    from collectors.rollup import backfill, rebuild_networks
+    from collectors.rollup_tables import (
+        create_network_rollup,
+        create_rollup_tables,
+        drop_rollup_tables,
+    )
+    from collectors.runs import create_runs_table
 
     drop_rollup_tables(conn)
     create_rollup_tables(conn)

@@ -17,11 +17,11 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from collectors import merkle
 from collectors.db import write_transaction
+from collectors.rollup import forget_key, update_rollups
+from collectors.runs import forget_runs, record_runs
 from collectors.schema import bundles, log_head, log_nodes, measurements, probes
-from reports.rollup import forget_key, update_rollups
-from reports.runs import forget_runs, record_runs
+from translog import merkle
 
 EnrollStatus = Literal["enrolled", "already_enrolled", "pending", "revoked", "other_network"]
 Network = tuple[str | None, int | None]  # country, ASN

@@ -146,7 +146,7 @@ class ProbeConfig(_Frozen):
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     vantage: VantageConfig = Field(default_factory=VantageConfig)
-    # The daemon's own table, validated by probe.daemon_config.DaemonConfig (docs/daemon.md).
+    # The daemon's own table, validated by probe.daemon.settings.DaemonConfig (docs/daemon.md).
     daemon: dict[str, Any] = Field(default_factory=dict)
 
     _source: str = PrivateAttr(default="(defaults)")

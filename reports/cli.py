@@ -347,8 +347,8 @@ def _collector_client(data_dir: Path | None, collector: str | None) -> Iterator[
         return
     if not data_dir:
         raise typer.BadParameter("give --data-dir or --collector")
-    from collectors.app import create_app
     from collectors.config import CollectorSettings
+    from reports.app import create_app
     from reports.evidence_pack import InProcess
 
     with open_database(None, data_dir):

@@ -5,7 +5,7 @@
 - for throttles, the measured transfer rate against the same-path control's, run by run;
 - a summary per country, and the incident list with links to the signed bundles' pages.
 
-Colours come from the probes' runs (``reports.runs``) in buckets sized to the data shown: from
+Colours come from the probes' runs (``collectors.runs``) in buckets sized to the data shown: from
 one second (a demo's minutes) through 5 and 15 minutes (a day or two) to a day. In a bucket, each
 platform's state is its runs' majority (``reports.query.state_of``); the row shows the worst
 platform, or ``outage`` when most runs saw the network itself down; a state is drawn on until the

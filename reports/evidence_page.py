@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from probe.evidence.verify import BundleCheck
 from probe.model.measurement import Measurement, Observations
-from reports.evidence import BundleCheck
 
 COLOURS = {
     "reachable": "#2e7d32",

@@ -1,6 +1,6 @@
 """Incidents: blocks, throttles and outages at the measurements' own times (docs/reports.md).
 
-Incidents are found over *runs* (``reports.runs``: one probe's bundle, one platform), ordered by
+Incidents are found over *runs* (``collectors.runs``: one probe's bundle, one platform), ordered by
 the time of their first measurement. Per platform and network (country, ASN):
 
 - a failing run (blocked, throttled, outage) of kind K opens an incident of kind K, or extends
@@ -31,12 +31,12 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, and_, case, func, select
 
+from collectors.rollup import bucket_of, epoch
+from collectors.rollup_tables import report_confirmations
+from collectors.runs import report_runs
 from reports.asnames import operator
 from reports.model import Incident, IncidentKind, ReportQuery, construct, current_bucket_end
 from reports.query import FAMILIES, to_datetime
-from reports.rollup import bucket_of, epoch
-from reports.runs import report_runs
-from reports.tables import report_confirmations
 
 Scope = Literal["platform", "network"]
 SAMPLES = 5

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
+from collectors.rollup_tables import report_cells
 from reports.model import Grain, ReportQuery
-from reports.tables import report_cells
 
 
 class BadParameter(Exception):

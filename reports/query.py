@@ -1,7 +1,7 @@
 """Reachability reports read from the rollups: one row per platform, network and time bucket.
 
 A cell's ``state`` is its verdict by majority of votes (one per probe key, the majority of the
-key's runs there: ``reports.votes``): failing (blocked, throttled, outage) when more than half of
+key's runs there: ``collectors.votes``): failing (blocked, throttled, outage) when more than half of
 its votes fail, the most frequent failing verdict then; reachable when at least half are
 reachable; otherwise inconclusive. A
 network outage (every platform measured in the network failing, with the canaries:
@@ -17,10 +17,15 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, literal_column, select
 
+from collectors.rollup import bucket_of, epoch
+from collectors.rollup_tables import (
+    report_cells,
+    report_confirmations,
+    report_methods,
+    report_networks,
+)
 from probe.model.verdict import METHODS, SEVERITY, VerdictKind
 from reports.model import Grain, ReachabilityRow, ReportQuery, construct
-from reports.rollup import bucket_of, epoch
-from reports.tables import report_cells, report_confirmations, report_methods, report_networks
 
 CellId = tuple[int, str, str, int]  # bucket, platform, country, asn
 NetworkId = tuple[int, str, int]  # bucket, country, asn

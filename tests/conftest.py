@@ -10,6 +10,12 @@ import pytest
 from censornet.lab import Lab
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the probe's loop), not on every anyio backend."""
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def session_lab() -> Iterator[Lab]:
     """A lab with its own prefix, brought up once and always torn down."""

@@ -21,7 +21,17 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "probe", "collectors", "reports", "censornet", "config")
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "blockprobe",
+    "probe",
+    "translog",
+    "collectors",
+    "reports",
+    "censornet",
+    "config",
+)
 
 
 def run(*argv: str | Path, cwd: Path | None = None) -> str:

@@ -33,7 +33,7 @@ Status = Literal["pass", "fail", "error"]
 DEFAULT_TIMEOUT = 180.0
 STDERR_TAIL = 2000
 DEFAULT_PROBE_CMD = (
-    f"{shlex.quote(sys.executable)} -m probe run --platform x --json "
+    f"{shlex.quote(sys.executable)} -m blockprobe run --platform x --json "
     '--config "$BLOCKPROBE_PROBE_CONFIG"'
 )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from censornet.servers.dnsserver import DnsServer
 from censornet.servers.doh import doh_app
 from censornet.servers.injector import DnsInjector
 from censornet.servers.proxy import TransparentProxy
+from censornet.servers.ready import write_ready
 from censornet.servers.resolver import ForwardingResolver
 from censornet.servers.rst_injector import RstInjector
 from censornet.servers.web import SiteApp, WebServer
@@ -122,11 +122,3 @@ async def close_all(services: Sequence[Service]) -> None:
             await service.close()
         except Exception:
             log.exception("closing %r failed", service)
-
-
-def write_ready(path: Path) -> None:
-    """Atomically create the ready file (content: our PID)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"{os.getpid()}\n")
-    os.replace(tmp, path)

@@ -153,7 +153,7 @@ async def serve(
     state_dir: Path, snis: tuple[str, ...], *, ip_ttl: int, ip_id: int, drop: bool
 ) -> None:
     """Inject for ``snis`` (and drop their ClientHellos if ``drop``) until a stop signal."""
-    from censornet.servers.roles import write_ready  # the role module imports this one
+    from censornet.servers.ready import write_ready
 
     injector = RstInjector(lambda: snis, ip_ttl=ip_ttl, ip_id=ip_id)
     stop = asyncio.Event()

@@ -7,11 +7,11 @@ resolved through the same system resolver.
 
 from __future__ import annotations
 
-from probe.classify.blockpages import differences, dns_fingerprint, fingerprint
 from probe.classify.bogons import is_bogon
 from probe.classify.context import CERT_FAILURES, Context, answered, tls_failure
 from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, tries_phrase
 from probe.classify.tries import Tries, settle
+from probe.fingerprints.blockpages import differences, dns_fingerprint, fingerprint
 from probe.model.failures import Failure
 from probe.model.observations import DNSObservation
 

@@ -13,10 +13,10 @@ only a body whose bytes stopped for the stall interval (or none after the handsh
 from __future__ import annotations
 
 from probe.classify import outage, throttle
-from probe.classify.blockpages import differences, fingerprint, urls
 from probe.classify.context import Context, answered, host_of, tls_failure
 from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, tries_phrase
 from probe.classify.tries import ACTIVE_FAILURES, Tries, settle
+from probe.fingerprints.blockpages import differences, fingerprint, urls
 from probe.model.failures import Failure
 from probe.model.observations import HTTPObservation, ThroughputObservation
 

@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from probe.flows.plan import MeasureSettings
 from probe.model.measurement import Observations
 from probe.model.observations import Direction, ThroughputObservation
+from probe.net.clock import Clock, deadline_in
 from probe.steps import throughput
-from probe.steps._clock import Clock, deadline_in
 
 logger = logging.getLogger(__name__)
 _CURRENT: contextvars.ContextVar[tuple[CanaryTransfer, ...]] = contextvars.ContextVar(

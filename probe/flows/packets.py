@@ -19,12 +19,12 @@ from probe.model.observations import (
     TCPConnectObservation,
     TLSHandshakeObservation,
 )
-from probe.steps._clock import Clock
-from probe.steps.capture import raw_sockets_available
+from probe.net.capture import raw_sockets_available
+from probe.net.clock import Clock
+from probe.net.triggers import Trigger
 from probe.steps.centrace import locate_censor
 from probe.steps.dnspackets import dns_evidence
 from probe.steps.packets import AllowCheck, reset_evidence
-from probe.steps.triggers import Trigger
 
 BUDGET = 3.0  # seconds of packet work per endpoint, at most
 TLS_INTERFERENCE = frozenset({Failure.CONNECTION_RESET, Failure.EOF, Failure.TIMEOUT})

@@ -19,7 +19,6 @@ within its connect timeout (plus DNS). A throughput transfer is retried only whe
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
@@ -35,8 +34,9 @@ from probe.model.observations import (
     ThroughputObservation,
     TLSHandshakeObservation,
 )
+from probe.net.clock import Clock, deadline_in, remaining
 from probe.steps import dns, http, tcp, throughput, tls
-from probe.steps._clock import Clock, deadline_in, remaining
+from probe.steps.resolvers import is_ip
 
 
 class _Observation(Protocol):
@@ -166,7 +166,7 @@ class _Flow:
         ``answered`` gets the addresses to test as soon as every resolver has either answered or
         given up, before the UDP late windows close: the connections need not wait for them.
         """
-        if _is_ip(host):
+        if is_ip(host):
             return []
         resolvers = [dns.system_resolver(self.settings.system_resolver)]
         resolvers += [dns.parse_resolver(spec) for spec in self.settings.control_resolvers]
@@ -218,7 +218,7 @@ class _Flow:
         concurrently, so the re-check costs about one DNS timeout.
         """
         canaries = [urllib.parse.urlsplit(url).hostname for url in self.settings.canaries]
-        canary = next((name for name in canaries if name and not _is_ip(name)), None)
+        canary = next((name for name in canaries if name and not is_ip(name)), None)
         if canary is None:
             return []
 
@@ -379,7 +379,7 @@ def _stalled_silently(handshakes: Sequence[TLSHandshakeObservation]) -> list[str
 
 def _addresses(host: str, lookups: Sequence[DNSObservation]) -> list[str]:
     """The addresses to test: the host itself if it is an IP, else system answers then control's."""
-    if _is_ip(host):
+    if is_ip(host):
         return [host]
     ordered = [o for o in lookups if not o.control] + [o for o in lookups if o.control]
     found: list[str] = []
@@ -392,11 +392,3 @@ def _with_host(parts: urllib.parse.SplitResult, host: str) -> str:
     """``parts`` as a URL with ``host`` in place of its host (the port kept)."""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

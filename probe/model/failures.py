@@ -1,7 +1,7 @@
 """Failure strings: stable snake_case names, OONI's where OONI has one.
 
 A step records ``failure: Failure | None`` (None on success). The mapping from Python exceptions to
-these values lives in one table, ``probe.steps._errors``. Rough hierarchy:
+these values lives in one table, ``probe.net.errors``. Rough hierarchy:
 
 - DNS: ``dns_nxdomain_error``, ``dns_servfail_error``, ``dns_refused_error``, ``dns_no_answer``
 - connect: ``connection_refused``, ``connection_reset``, ``host_unreachable``,

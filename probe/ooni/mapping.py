@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
-from probe.classify.blockpages import body_fingerprint, differences
+from probe.fingerprints.blockpages import body_fingerprint, differences
 from probe.flows.plan import EndpointPlan
 from probe.model.failures import Failure
 from probe.model.measurement import Observations

@@ -29,11 +29,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from probe.model.failures import Failure
-from probe.steps._errors import NETWORK_ERRORS, classify_exception
-from probe.steps.capture import Capture, Captured, raw_sockets_available
-from probe.steps.headers import FIN, ICMP_TIME_EXCEEDED, ICMP_UNREACHABLE, Packet
+from probe.net.capture import Capture, Captured, raw_sockets_available
+from probe.net.errors import NETWORK_ERRORS, classify_exception
+from probe.net.headers import FIN, ICMP_TIME_EXCEEDED, ICMP_UNREACHABLE, Packet
+from probe.net.triggers import DEFAULT_PORTS, Trigger, payload
 from probe.steps.packets import NOT_AVAILABLE, AllowCheck, check_allowed
-from probe.steps.triggers import DEFAULT_PORTS, Trigger, payload
 
 MAX_RATE = 10.0  # probes per second, never more
 MAX_TTL = 12

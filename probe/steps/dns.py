@@ -34,9 +34,9 @@ import httpx
 
 from probe.model.failures import Failure
 from probe.model.observations import DNSAnswer, DNSObservation
-from probe.steps._clock import Clock
-from probe.steps._errors import NETWORK_ERRORS, classify_exception
-from probe.steps._pinning import PinnedTransport, client_context
+from probe.net.clock import Clock
+from probe.net.errors import NETWORK_ERRORS, classify_exception
+from probe.net.pinning import PinnedTransport, client_context
 from probe.steps.resolvers import Resolver, parse_resolver, system_resolver
 
 __all__ = [

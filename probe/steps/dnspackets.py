@@ -21,7 +21,7 @@ import dns.rcode
 import dns.rdatatype
 from pydantic import BaseModel, ConfigDict
 
-from probe.steps.capture import Capture, Captured, raw_sockets_available
+from probe.net.capture import Capture, Captured, raw_sockets_available
 from probe.steps.packets import NOT_AVAILABLE, AllowCheck, check_allowed
 
 WINDOW = 0.5  # seconds to keep listening after the first response

@@ -1,7 +1,7 @@
 """HTTP(S) GET of a URL at a chosen address, following redirects and describing the response.
 
 The connection goes to ``ip`` while the URL keeps its host, so the Host header and the TLS SNI are
-the real ones (``probe.steps._pinning``). Redirects are followed (up to ``max_redirects``) while
+the real ones (``probe.net.pinning``). Redirects are followed (up to ``max_redirects``) while
 their host is within ``follow_within`` (and its subdomains); a redirect elsewhere is recorded in
 ``redirects`` but not fetched, since a warning page outside the platform is the evidence. Hosts
 other than the first are resolved by the system. The body is read up to ``body_cap`` bytes.
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import httpx
 
-from probe.classify.blockpages import body_fingerprint
+from probe.fingerprints.blockpages import body_fingerprint
 from probe.model.failures import Failure
 from probe.model.observations import HTTPObservation
-from probe.steps._clock import Clock
-from probe.steps._errors import NETWORK_ERRORS, classify_exception
-from probe.steps._pinning import PinnedTransport, client_context, window_clamp
+from probe.net.clock import Clock
+from probe.net.errors import NETWORK_ERRORS, classify_exception
+from probe.net.pinning import PinnedTransport, client_context, window_clamp
 
 BODY_CAP = 512 * 1024  # OONI's cap (1 << 19)
 SAMPLE_EVERY = 0.1  # seconds between body progress samples

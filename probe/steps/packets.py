@@ -15,7 +15,7 @@ that differs by more than ``TTL_TOLERANCE`` hops either way, or an IP ID far fro
 counter, makes the RST ``injected`` on its own. Linux servers send the SYN-ACK with IP ID 0, so the
 IP ID is compared only when the server sent other packets with an ID.
 
-Optional and privileged: without raw-socket capability (``probe.steps.capture``) the result says
+Optional and privileged: without raw-socket capability (``probe.net.capture``) the result says
 ``available=False`` and nothing is sent. Network failures are data, as in every step.
 """
 
@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from probe.model.failures import Failure
-from probe.steps._errors import NETWORK_ERRORS, classify_exception
-from probe.steps.capture import Capture, Captured, raw_sockets_available
-from probe.steps.headers import FIN, Packet
-from probe.steps.triggers import client_hello
+from probe.net.capture import Capture, Captured, raw_sockets_available
+from probe.net.errors import NETWORK_ERRORS, classify_exception
+from probe.net.headers import FIN, Packet
+from probe.net.triggers import client_hello
 
 TTL_TOLERANCE = 1  # hops a genuine RST's TTL may differ from the SYN-ACK's (route change)
 COMMON_INITIAL_TTLS = (64, 128, 255)  # Linux/BSD/macOS, Windows, network gear

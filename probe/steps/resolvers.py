@@ -46,8 +46,8 @@ def parse_resolver(spec: str, *, control: bool = True) -> Resolver:
         parsed = urllib.parse.urlsplit(url)
         if not parsed.hostname:
             raise ValueError(f"no host in DoH URL {spec!r}")
-        ip = bootstrap or (parsed.hostname if _is_ip(parsed.hostname) else None)
-        if ip is not None and not _is_ip(ip):
+        ip = bootstrap or (parsed.hostname if is_ip(parsed.hostname) else None)
+        if ip is not None and not is_ip(ip):
             raise ValueError(f"bootstrap address {ip!r} is not an IP address")
         return Resolver("doh", ip, parsed.port or 443, url=url, control=control)
     scheme, sep, rest = spec.partition(":")
@@ -97,7 +97,7 @@ def _split(address: str, default_port: int) -> tuple[str, int]:
         host, _, port = address.partition(":")
     else:
         host, port = address, ""
-    if not _is_ip(host):
+    if not is_ip(host):
         raise ValueError(f"{host!r} is not an IP address")
     return host, int(port) if port else default_port
 
@@ -109,7 +109,7 @@ def _join(ip: str, port: int, default_port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:

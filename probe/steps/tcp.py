@@ -6,8 +6,8 @@ import asyncio
 
 from probe.model.failures import Failure
 from probe.model.observations import TCPConnectObservation
-from probe.steps._clock import Clock
-from probe.steps._errors import NETWORK_ERRORS, classify_exception
+from probe.net.clock import Clock
+from probe.net.errors import NETWORK_ERRORS, classify_exception
 
 
 async def connect(ip: str, port: int, *, deadline: float, clock: Clock) -> TCPConnectObservation:

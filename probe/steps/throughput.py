@@ -31,9 +31,9 @@ import httpx
 
 from probe.model.failures import Failure
 from probe.model.observations import Direction, ThroughputObservation
-from probe.steps._clock import Clock
-from probe.steps._errors import NETWORK_ERRORS, classify_exception
-from probe.steps._pinning import (
+from probe.net.clock import Clock
+from probe.net.errors import NETWORK_ERRORS, classify_exception
+from probe.net.pinning import (
     MIN_WINDOW,
     TCP_WINDOW_CLAMP,
     PinnedTransport,

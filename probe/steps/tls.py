@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from probe.model.failures import Failure
 from probe.model.observations import Certificate, TLSHandshakeObservation
-from probe.steps._clock import Clock
-from probe.steps._errors import NETWORK_ERRORS, classify_exception, tls_alert
-from probe.steps._pinning import client_context
+from probe.net.clock import Clock
+from probe.net.errors import NETWORK_ERRORS, classify_exception, tls_alert
+from probe.net.pinning import client_context
 
 DEFAULT_ALPN = ("h2", "http/1.1")
 

@@ -25,7 +25,7 @@ LAB_SERVERS = (
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-BLOCKPROBE = [sys.executable, "-m", "probe"]
+BLOCKPROBE = [sys.executable, "-m", "blockprobe"]
 NOBODY = 65534
 
 

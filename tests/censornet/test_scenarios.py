@@ -497,7 +497,7 @@ def test_lab_scenario_before_lab_up_says_to_run_lab_up() -> None:
     assert not (state_root() / prefix).exists()
     env = dict(os.environ, BLOCKPROBE_LAB_PREFIX=prefix)
     done = subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "scenario", "sni-reset"],
+        [sys.executable, "-m", "blockprobe", "lab", "scenario", "sni-reset"],
         capture_output=True,
         text=True,
         env=env,

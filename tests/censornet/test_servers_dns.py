@@ -30,11 +30,6 @@ AUTH_HOST = "127.0.0.61"
 RESOLVER_HOST = "127.0.0.62"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Lab:
     """An authoritative server and a forwarding resolver on loopback, with policy files."""
 

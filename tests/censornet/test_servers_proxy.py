@@ -24,11 +24,6 @@ ORIGIN = "127.0.0.81"
 PROXY = "127.0.0.82"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return ensure_pki(tmp_path_factory.mktemp("state"))

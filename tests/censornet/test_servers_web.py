@@ -28,11 +28,6 @@ HOST = "127.0.0.71"
 X_TITLE = "X. It's what's happening / X"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return ensure_pki(tmp_path_factory.mktemp("state"))

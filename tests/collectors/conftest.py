@@ -10,16 +10,11 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
+from reports.app import create_app
 from tests.collectors.factories import TOKEN
 
 ADMIN = "admin-secret"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture

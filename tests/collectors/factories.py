@@ -7,8 +7,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from probe.bundle import SealedBundle, build, seal
-from probe.keys import ProbeKey
+from probe.evidence.bundle import SealedBundle, build, seal
+from probe.evidence.keys import ProbeKey
 from probe.model import (
     Failure,
     Measurement,

@@ -33,8 +33,9 @@ class CollectorProcess:
         self.log = data_dir.parent / f"collector-{self.port}-{time.monotonic_ns()}.log"
         command = [
             sys.executable,
-            "-c",
-            "from collectors.cli import app; app()",
+            "-m",
+            "blockprobe",
+            "collector",
             "serve",
             "--host",
             "127.0.0.1",

@@ -11,19 +11,19 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from collectors import merkle
-from collectors.app import create_app
-from collectors.checkpoint import verify_checkpoint
 from collectors.config import CollectorSettings
 from collectors.schema import bundles, log_head, measurements
 from collectors.store import Store
-from probe.bundle import seal
-from probe.keys import ProbeKey
+from probe.evidence.bundle import seal
+from probe.evidence.keys import ProbeKey
+from probe.evidence.signing import b64decode, canonical_json, load_public_key, sign_envelope
+from probe.evidence.upload import EnrollmentError, enroll
 from probe.model.bundle import PAYLOAD_TYPE, Bundle
-from probe.signing import b64decode, canonical_json, load_public_key, sign_envelope
-from probe.upload import EnrollmentError, enroll
+from reports.app import create_app
 from tests.collectors.conftest import ADMIN
 from tests.collectors.factories import TOKEN, make_key, make_measurement, make_sealed
+from translog import merkle
+from translog.checkpoint import verify_checkpoint
 
 pytestmark = pytest.mark.anyio
 
@@ -322,7 +322,7 @@ def test_seal_signs_the_serialised_bytes_once() -> None:
     sealed = make_sealed(key)
     assert hashlib.sha256(b64decode(sealed.envelope.payload)).hexdigest() == sealed.digest
     with pytest.raises(ValueError, match="AS"):
-        from probe.bundle import build
+        from probe.evidence.bundle import build
 
         build([make_measurement(asn=1)], key)
     other = make_key()

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from collectors.bounds import OutOfBounds, TimeWindow
 from collectors.schema import measurements
+from probe.evidence.signing import b64decode, canonical_json, sign_envelope
+from probe.evidence.upload import enroll
 from probe.model.bundle import PAYLOAD_TYPE
-from probe.signing import b64decode, canonical_json, sign_envelope
-from probe.upload import enroll
 from tests.collectors.factories import TOKEN, make_key, make_sealed
 from tests.collectors.test_enrolment import collector, post
 

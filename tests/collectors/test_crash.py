@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collectors import merkle
-from probe.bundle import SealedBundle
-from probe.outbox import Outbox
-from probe.upload import Uploader, enroll
+from probe.evidence.bundle import SealedBundle
+from probe.evidence.outbox import Outbox
+from probe.evidence.upload import Uploader, enroll
 from tests.collectors.factories import TOKEN, make_key, make_sealed
 from tests.collectors.processes import CollectorProcess, free_port
+from translog import merkle
 
 pytestmark = pytest.mark.slow
 

@@ -9,16 +9,16 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
 from collectors.enrolment import CHALLENGE_TTL, Challenges, EnrolmentRefused
-from probe.bundle import build, seal
-from probe.enrolment import enrolment_message
-from probe.keys import ProbeKey
+from probe.evidence.bundle import build, seal
+from probe.evidence.enrolment import enrolment_message
+from probe.evidence.keys import ProbeKey
+from probe.evidence.pubkeys import P
+from probe.evidence.signing import b64decode, b64encode, canonical_json, sign_envelope
+from probe.evidence.upload import EnrollmentError, enroll
 from probe.model.bundle import PAYLOAD_TYPE, Envelope
-from probe.pubkeys import P
-from probe.signing import b64decode, b64encode, canonical_json, sign_envelope
-from probe.upload import EnrollmentError, enroll
+from reports.app import create_app
 from tests.collectors.conftest import ADMIN
 from tests.collectors.factories import T0, TOKEN, make_key, make_measurement, make_sealed
 

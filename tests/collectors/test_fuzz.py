@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
 from collectors.schema import bundles, measurements
 from collectors.store import Store
-from probe.bundle import open_sealed, read_envelope
+from probe.evidence.bundle import open_sealed, read_envelope
+from probe.evidence.signing import b64decode, b64encode, canonical_json, sign_envelope
 from probe.model.bundle import PAYLOAD_TYPE
-from probe.signing import b64decode, b64encode, canonical_json, sign_envelope
+from reports.app import create_app
 from tests.collectors.factories import make_key, make_sealed
 
 LIMIT = 64 * 1024

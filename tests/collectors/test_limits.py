@@ -13,7 +13,7 @@ import pytest
 from collectors.db import make_engine
 from collectors.limits import SharedRateLimiter
 from collectors.migrations import migrate
-from probe.upload import EnrollmentError, enroll
+from probe.evidence.upload import EnrollmentError, enroll
 from tests.collectors.conftest import ADMIN
 from tests.collectors.factories import TOKEN, make_key, make_sealed
 from tests.collectors.processes import CollectorProcess

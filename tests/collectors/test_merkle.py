@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collectors import merkle
+from translog import merkle
 
 
 def reference_mth(leaves: list[bytes]) -> bytes:

@@ -10,13 +10,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from collectors import merkle
-from collectors.checkpoint import verify_checkpoint
-from probe.signing import b64decode, load_public_key
-from probe.upload import enroll
+from probe.evidence.signing import b64decode, load_public_key
+from probe.evidence.upload import enroll
 from tests.collectors.factories import TOKEN, make_key, make_sealed
 from tests.collectors.processes import CollectorProcess
 from tests.postgres import postgres_schema
+from translog import merkle
+from translog.checkpoint import verify_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from probe.bundle import build, seal
-from probe.keys import ProbeKey
-from probe.upload import enroll
+from probe.evidence.bundle import build, seal
+from probe.evidence.keys import ProbeKey
+from probe.evidence.upload import enroll
 from tests.collectors.conftest import ADMIN
 from tests.collectors.factories import make_key
 from tests.collectors.test_enrolment import collector, post

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from probe.cli import build_app
+from blockprobe.cli import build_app
 from probe.ooni.analyse import analyse, load
 from probe.ooni.mapping import imported
 from probe.ooni.reader import Loaded, ReadError, read

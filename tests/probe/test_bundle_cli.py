@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from probe.bundle_cli import OUTBOX_FILE, app
-from probe.keys import KeyStore
-from probe.outbox import Outbox
-from probe.signing import b64decode, b64encode
+from probe.commands.bundles import app
+from probe.evidence.keys import KeyStore
+from probe.evidence.outbox import OUTBOX_FILE, Outbox
+from probe.evidence.signing import b64decode, b64encode
 from tests.collectors.factories import make_key, make_sealed
 from tests.collectors.processes import CollectorProcess
 

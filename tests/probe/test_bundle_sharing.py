@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from collectors.ingest import measurement_rows
-from probe.bundle import build, open_sealed, payload_document, read_envelope, seal
+from probe.evidence.bundle import build, open_sealed, payload_document, read_envelope, seal
+from probe.evidence.signing import canonical_json, sign_envelope
 from probe.model import (
     Certificate,
     HTTPObservation,
@@ -18,7 +19,6 @@ from probe.model import (
     TLSHandshakeObservation,
 )
 from probe.model.bundle import PAYLOAD_TYPE, Bundle, Manifest
-from probe.signing import canonical_json, sign_envelope
 from tests.collectors.factories import T0, make_key, make_measurement
 
 PEM = "-----BEGIN CERTIFICATE-----\n" + "A" * 800 + "\n-----END CERTIFICATE-----\n"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from probe.classify import classify
-from probe.classify.blockpages import differences, fingerprint, fingerprints
 from probe.classify.bogons import is_bogon
 from probe.classify.throttle import idle, plateau, stalled
 from probe.classify.tries import settle
+from probe.fingerprints.blockpages import differences, fingerprint, fingerprints
 from probe.model.failures import Failure
 from tests.probe.classify_cases import CASES
 from tests.probe.observation_builders import http, transfer

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from probe import consent
+from probe.daemon import consent
 
 
 def scripted(*answers: bool):
@@ -76,7 +76,7 @@ def test_the_quiz_accepts_the_answers_it_asks_for():
     """'true or false?' takes true/false (and yes/no), in any case; anything else is asked again."""
     from click.testing import CliRunner
 
-    from probe.daemon_cli import ask
+    from probe.commands.daemon import ask
 
     for typed, expected in [("true", True), ("False", False), ("yes", True), ("n", False)]:
         with CliRunner().isolation(input=f"{typed}\n"):

@@ -12,18 +12,18 @@ from typing import Any
 import httpx
 import pytest
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
 from probe.budget import DataBudget
-from probe.bundle import open_sealed, read_envelope
 from probe.config import ProbeConfig
-from probe.daemon import Daemon
-from probe.daemon_config import DaemonConfig, LoadedConfig, load_files
+from probe.daemon.scheduler import PLATFORM_PREFIX
+from probe.daemon.service import Daemon
+from probe.daemon.settings import DaemonConfig, LoadedConfig, load_files
+from probe.daemon.state import State
+from probe.evidence.bundle import open_sealed, read_envelope
 from probe.model import Measurement, Observations, RunDocument, ThroughputObservation
 from probe.platforms import Platform
 from probe.run import run_check
-from probe.scheduler import PLATFORM_PREFIX
-from probe.state import State
+from reports.app import create_app
 from tests.probe.test_run import Fakes, make_config, platform
 
 PLATFORMS_TOML = """\
@@ -35,11 +35,6 @@ throughput = true
 url = "https://{name}.test/"
 throughput_url = "https://{name}.test/big.bin"
 """
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @dataclass
@@ -100,7 +95,7 @@ async def serve_until(daemon: Daemon, condition: Callable[[], bool]) -> None:
 @pytest.mark.slow
 async def test_scheduled_runs_are_sealed_queued_and_uploaded(tmp_path, monkeypatch):
     """Seconds-long intervals: each run seals a bundle that the in-process collector stores."""
-    monkeypatch.setattr("probe.scheduler.FIRST_RUN_WITHIN", 0.5)
+    monkeypatch.setattr("probe.daemon.scheduler.FIRST_RUN_WITHIN", 0.5)
     loaded = loaded_config(tmp_path, "alpha", "beta", collector_url="http://collector")
     run = FakeRun()
     async with collector_client(tmp_path) as client:
@@ -117,7 +112,7 @@ async def test_scheduled_runs_are_sealed_queued_and_uploaded(tmp_path, monkeypat
         assert {r.outcome for r in last.values()} <= {"measured", "abandoned"}
         assert contact is not None and contact.ok
         assert usage.measured_bytes > 0 and usage.upload_bytes > 0
-        from probe.outbox import Outbox
+        from probe.evidence.outbox import Outbox
 
         with Outbox(tmp_path / "state" / "outbox.sqlite3") as box:
             pending = box.stats().pending
@@ -275,7 +270,7 @@ async def test_reload_refuses_a_broken_file_and_keeps_running_config(tmp_path, c
     daemon = Daemon(loaded, tmp_path / "state", reload=lambda: load_files(path, env={}))
     daemon.scheduler.start(paused=True)
     try:
-        from probe import scheduler
+        from probe.daemon import scheduler
 
         scheduler.sync(daemon.scheduler, list(daemon.platforms), loaded.daemon)
         path.write_text(path.read_text().replace("interval = 600", "interval = -5\nbogus = 1"))
@@ -297,7 +292,7 @@ async def test_reload_refuses_a_broken_file_and_keeps_running_config(tmp_path, c
 @pytest.mark.anyio
 async def test_stop_abandons_the_run_in_flight(tmp_path, monkeypatch):
     """stop() cancels a run mid-measurement within a second and records it as abandoned."""
-    monkeypatch.setattr("probe.scheduler.FIRST_RUN_WITHIN", 0.1)
+    monkeypatch.setattr("probe.daemon.scheduler.FIRST_RUN_WITHIN", 0.1)
     loaded = loaded_config(tmp_path, "alpha", interval=60.0)
     run = FakeRun(delay=30.0)
     daemon = Daemon(loaded, tmp_path / "state", run=run)
@@ -318,7 +313,7 @@ async def test_stop_abandons_the_run_in_flight(tmp_path, monkeypatch):
 
 def test_metered_config_copy_keeps_everything_else():
     """without_transfers changes only the two transfer sizes."""
-    from probe.daemon import without_transfers
+    from probe.daemon.service import without_transfers
 
     config = make_config()
     copy = without_transfers(config)
@@ -351,7 +346,7 @@ async def test_reload_applies_every_key_it_can_and_names_the_rest(tmp_path, capl
     )
     daemon.scheduler.start(paused=True)
     try:
-        from probe import scheduler
+        from probe.daemon import scheduler
 
         scheduler.sync(daemon.scheduler, list(daemon.platforms), daemon.loaded.daemon)
         path.write_text(
@@ -380,7 +375,7 @@ async def test_reload_applies_every_key_it_can_and_names_the_rest(tmp_path, capl
 @pytest.mark.anyio
 async def test_an_interrupted_run_is_retried_soon_after_the_next_start(tmp_path, monkeypatch):
     """A run cut off by a stop (or a crash) runs again within RETRY_AFTER, not an interval on."""
-    monkeypatch.setattr("probe.scheduler.FIRST_RUN_WITHIN", 0.1)
+    monkeypatch.setattr("probe.daemon.scheduler.FIRST_RUN_WITHIN", 0.1)
     loaded = loaded_config(tmp_path, "alpha", "beta", interval=3600.0)
     run = FakeRun(delay=30.0)
     daemon = Daemon(loaded, tmp_path / "state", run=run)
@@ -395,7 +390,7 @@ async def test_an_interrupted_run_is_retried_soon_after_the_next_start(tmp_path,
         state.record_run(state.last_runs()["beta"].model_copy(update={"outcome": "measured"}))
         state.mark_started("beta")  # as if the process had been killed in beta's next run
         state.record_run(state.last_runs()["alpha"])
-    from probe import scheduler
+    from probe.daemon import scheduler
 
     monkeypatch.setattr(scheduler, "RETRY_AFTER", (5.0, 6.0))
     again = Daemon(loaded, tmp_path / "state", run=FakeRun())

@@ -8,9 +8,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from probe.commands.daemon import register
 from probe.configfile import ConfigError
-from probe.daemon_cli import register
-from probe.daemon_config import choose_config, load_files
+from probe.daemon.settings import choose_config, load_files
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -86,7 +86,7 @@ def test_bad_keys_are_all_named_with_file_and_variable(tmp_path):
 def test_config_file_discovery_order_and_why(tmp_path, monkeypatch):
     """--config, $BLOCKPROBE_CONFIG, then the user's or the system's file; each with its reason."""
     system = tmp_path / "etc" / "probe.toml"
-    monkeypatch.setattr("probe.daemon_config.SYSTEM_CONFIG", system)
+    monkeypatch.setattr("probe.daemon.settings.SYSTEM_CONFIG", system)
     env = {"XDG_CONFIG_HOME": str(tmp_path / "home")}
     user = tmp_path / "home" / "blockprobe" / "probe.toml"
     assert "given with --config" == choose_config(Path("/a.toml"), env).why
@@ -146,7 +146,7 @@ def test_unknown_platforms_are_named_with_every_other_problem(tmp_path):
 def test_state_dir_discovery(tmp_path, monkeypatch):
     """One rule for every command: --state-dir, [daemon] state_dir ($BLOCKPROBE_STATE_DIR),
     $STATE_DIRECTORY (systemd), /var/lib/blockprobe for root, $XDG_STATE_HOME for a user."""
-    from probe.state import SYSTEM_STATE, choose_state_dir, default_state_dir
+    from probe.daemon.state import SYSTEM_STATE, choose_state_dir, default_state_dir
 
     assert Path("/var/lib/blockprobe") == default_state_dir(
         {"STATE_DIRECTORY": "/var/lib/blockprobe"}
@@ -191,7 +191,7 @@ def test_config_check_without_a_file_checks_the_daemons_choice(tmp_path, monkeyp
     monkeypatch.delenv("CONFIGURATION_DIRECTORY", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
     system = tmp_path / "etc" / "probe.toml"
-    monkeypatch.setattr("probe.daemon_config.SYSTEM_CONFIG", system)
+    monkeypatch.setattr("probe.daemon.settings.SYSTEM_CONFIG", system)
     app = typer.Typer()
     register(app)
     user = tmp_path / "home" / "blockprobe" / "probe.toml"

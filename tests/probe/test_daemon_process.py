@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from probe.bundle import open_sealed, read_envelope
-from probe.outbox import Outbox
+from probe.evidence.bundle import open_sealed, read_envelope
+from probe.evidence.outbox import Outbox
 from tests.local_site import start_local_site
 
 pytestmark = pytest.mark.slow
@@ -72,13 +72,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class DaemonProcess:
-    """``python -m probe.daemon_cli daemon`` with its log in a file."""
+    """``python -m probe.commands.daemon daemon`` with its log in a file."""
 
     def __init__(self, config: Path, *args: str) -> None:
         self.log = config.parent / "daemon.log"
         self.log_file = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "probe.daemon_cli", "daemon", "-c", str(config), *args],
+            [sys.executable, "-m", "probe.commands.daemon", "daemon", "-c", str(config), *args],
             cwd=ROOT,
             env=clean_env(),
             stdin=subprocess.DEVNULL,
@@ -121,8 +121,9 @@ def collector(tmp_path: Path) -> Iterator[str]:
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-c",
-            "from collectors.cli import app; app()",
+            "-m",
+            "blockprobe",
+            "collector",
             "serve",
             "--port",
             str(port),
@@ -179,7 +180,7 @@ def test_daemon_measures_loopback_servers_and_uploads_to_a_collector(tmp_path, w
     log_size = httpx.get(collector + "/healthz").json()["log_size"]
     assert log_size >= 2
     status = subprocess.run(
-        [sys.executable, "-m", "probe.daemon_cli", "status", "-c", str(config), "--json"],
+        [sys.executable, "-m", "probe.commands.daemon", "status", "-c", str(config), "--json"],
         cwd=ROOT,
         env=clean_env(),
         capture_output=True,
@@ -261,7 +262,7 @@ def test_without_consent_and_without_a_terminal_it_refuses_to_start(tmp_path, we
     """No TTY, no --accept: exit 3 with a message saying how to consent; nothing measured."""
     config = write_config(tmp_path, web_port, "interval = 1")
     proc = subprocess.run(
-        [sys.executable, "-m", "probe.daemon_cli", "daemon", "-c", str(config)],
+        [sys.executable, "-m", "probe.commands.daemon", "daemon", "-c", str(config)],
         cwd=ROOT,
         env=clean_env(),
         stdin=subprocess.DEVNULL,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from probe.classify import blockpages, classify
-from probe.classify.blockpages import body_fingerprint, dns_fingerprint, fingerprint
-from probe.classify.make_fingerprints import build, main
+from probe.classify import classify
+from probe.fingerprints import blockpages
+from probe.fingerprints.blockpages import body_fingerprint, dns_fingerprint, fingerprint
+from probe.fingerprints.make import build, main
 from probe.model.observations import HTTPObservation
 from tests.ooni.shared_set import FINGERPRINTS, needs_fingerprints
 from tests.probe.observation_builders import X_HTTP, X_IP, canaries_ok, obs, resolved, tcp

@@ -11,7 +11,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from probe.jobstore import SQLiteJobStore
+from probe.daemon.jobstore import SQLiteJobStore
 
 NOW = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)  # nothing comes due
 

@@ -32,7 +32,7 @@ def run_probe(lab: Lab, vantage: str = "v1a") -> dict[str, Any]:
     """One `blockprobe run --platform x --json` at ``vantage``; its single JSON document."""
     done = lab.run(
         vantage,
-        [sys.executable, "-m", "probe", "run", "--platform", "x", "--json", "--config",
+        [sys.executable, "-m", "blockprobe", "run", "--platform", "x", "--json", "--config",
          str(LAB_CONFIG)],
         env={"BLOCKPROBE_CA_FILE": str(lab.ca_file)},
         timeout=120,

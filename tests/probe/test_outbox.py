@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.outbox import Backoff, Outbox
+from probe.evidence.outbox import Backoff, Outbox
 
 
 class FakeClock:
@@ -90,7 +90,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from probe.outbox import Outbox
+    from probe.evidence.outbox import Outbox
     box = Outbox(Path(sys.argv[1]))
     i = 0
     while True:

@@ -14,13 +14,14 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from censornet.servers.clienthello import parse_sni
 from censornet.servers.rst_injector import drop_rule, forge_reset
 from probe.model.failures import Failure
-from probe.steps import capture, centrace, dnspackets, packets
-from probe.steps.capture import Captured, host_filter
+from probe.net import capture
+from probe.net.capture import Captured, host_filter
+from probe.net.headers import Packet, decode
+from probe.net.triggers import client_hello, http_request
+from probe.steps import centrace, dnspackets, packets
 from probe.steps.centrace import HopProbe, infer_censor, summarise
 from probe.steps.dnspackets import DnsResponsePacket, judge_dns
-from probe.steps.headers import Packet, decode
 from probe.steps.packets import judge_reset
-from probe.steps.triggers import client_hello, http_request
 
 ME, SERVER, ROUTER = "198.18.11.2", "198.18.100.10", "198.18.11.1"
 LPORT = 40000
@@ -485,7 +486,7 @@ def _allow_all(host: str, ip: str) -> bool:
 @pytest.mark.usefixtures("_no_raw_sockets")
 async def test_without_capability_every_probe_says_not_available() -> None:
     """No exception and no packet: each result is available=False with a clear description."""
-    from probe.steps._clock import deadline_in
+    from probe.net.clock import deadline_in
 
     reset = await packets.reset_evidence("127.0.0.1", "x.com", port=9, deadline=deadline_in(1))
     dns_found = await dnspackets.dns_evidence("x.com", "127.0.0.1", deadline=deadline_in(1))
@@ -502,17 +503,12 @@ async def test_without_capability_every_probe_says_not_available() -> None:
 @pytest.mark.anyio
 async def test_tracing_a_host_that_is_not_configured_is_refused() -> None:
     """The allow check runs first: a refused endpoint raises before any packet."""
-    from probe.steps._clock import deadline_in
+    from probe.net.clock import deadline_in
 
     with pytest.raises(ValueError, match="not a configured endpoint"):
         await centrace.locate_censor(
             SERVER, "evil.example", allow=lambda host, ip: False, deadline=deadline_in(1)
         )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def test_capability_check_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,7 +37,7 @@ FORGED_ANSWER = topology.BLOCKPAGE_IP
 AT_VANTAGE = """
 import asyncio, json, sys
 from probe.steps import centrace, dnspackets, packets
-from probe.steps._clock import deadline_in
+from probe.net.clock import deadline_in
 
 async def main(kind, target, name):
     if kind == "reset":
@@ -168,7 +168,7 @@ def test_probe_names_a_first_hop_censor_in_its_evidence(lab: Lab) -> None:
     try:
         done = lab.run(
             "v1a",
-            [sys.executable, "-m", "probe", "run", "--platform", "x", "--json", "--config",
+            [sys.executable, "-m", "blockprobe", "run", "--platform", "x", "--json", "--config",
              str(LAB_CONFIG)],
             env={"BLOCKPROBE_CA_FILE": str(lab.ca_file)},
             timeout=120,

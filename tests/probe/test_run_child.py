@@ -7,10 +7,10 @@ import socket
 from pathlib import Path
 
 from probe.budget import DataBudget
-from probe.bundle import open_sealed, read_envelope
 from probe.config import ProbeConfig
+from probe.daemon.run_child import run_in_child
+from probe.evidence.bundle import open_sealed, read_envelope
 from probe.platforms import Platform
-from probe.run_child import run_in_child
 
 
 def closed_port() -> int:

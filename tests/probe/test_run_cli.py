@@ -12,8 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 import probe.run
+from probe.commands.run import register
 from probe.model import RunDocument
-from probe.run_cli import register
 from tests.probe.test_run import Fakes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,17 +11,16 @@ import typer
 from fastapi import FastAPI
 from typer.testing import CliRunner, Result
 
-import probe.submit
-from collectors.app import create_app
+import probe.daemon.submit
 from collectors.config import CollectorSettings
-from probe.bundle import open_sealed, read_envelope
-from probe.keys import KeyStore
+from probe.daemon.state import State
+from probe.daemon.submit import SubmitReport, enroll_keys, seal_into_outbox, submit
+from probe.evidence.bundle import open_sealed, read_envelope
+from probe.evidence.keys import KeyStore
+from probe.evidence.outbox import OUTBOX_FILE, Outbox
+from probe.evidence.upload import Uploader
 from probe.model import Measurement, RunDocument
-from probe.outbox import Outbox
-from probe.state import State
-from probe.status import OUTBOX_FILE
-from probe.submit import SubmitReport, enroll_keys, seal_into_outbox, submit
-from probe.upload import Uploader
+from reports.app import create_app
 from tests.probe.test_run import Fakes, make_config, platform
 from tests.probe.test_run_cli import app, fake_config, fakes  # noqa: F401 -- fixtures
 
@@ -144,7 +143,7 @@ def test_cli_upload_keeps_json_on_stdout_and_summarises_on_stderr(
 ):
     """--upload --json: stdout is the run document only; the bundle reaches the collector."""
     collector = collector_app(tmp_path)
-    monkeypatch.setattr(probe.submit, "make_client", lambda: asgi_client(collector))
+    monkeypatch.setattr(probe.daemon.submit, "make_client", lambda: asgi_client(collector))
     state_dir = tmp_path / "state"
     config = str(fake_config(tmp_path))
     args = ["--json", "-p", "x", "--config", config, "--upload", "--collector", COLLECTOR]
@@ -172,7 +171,7 @@ def test_cli_upload_without_collector_queues_and_exits_0(
     monkeypatch,
 ):
     """A collector that cannot be reached: the run still succeeds; the bundle is queued."""
-    monkeypatch.setattr(probe.submit, "make_client", unreachable_client)
+    monkeypatch.setattr(probe.daemon.submit, "make_client", unreachable_client)
     state_dir = tmp_path / "state"
     result = run_cli(
         app,
@@ -197,7 +196,7 @@ def test_cli_upload_needs_a_collector(app, fakes, tmp_path, monkeypatch):  # noq
 def test_cli_upload_uses_the_configs_daemon_table(app, fakes, tmp_path, monkeypatch):  # noqa: F811
     """[daemon] collector_url and state_dir (relative to the file) serve --upload."""
     collector = collector_app(tmp_path)
-    monkeypatch.setattr(probe.submit, "make_client", lambda: asgi_client(collector))
+    monkeypatch.setattr(probe.daemon.submit, "make_client", lambda: asgi_client(collector))
     monkeypatch.delenv("BLOCKPROBE_STATE_DIR", raising=False)
     monkeypatch.delenv("BLOCKPROBE_COLLECTOR", raising=False)
     config = fake_config(tmp_path)

@@ -12,13 +12,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import ValidationError
 
-from probe import scheduler
-from probe.daemon_config import DaemonConfig
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+from probe.daemon import scheduler
+from probe.daemon.settings import DaemonConfig
 
 
 class Recorder:

@@ -10,10 +10,9 @@ from securesystemslib.dsse import Envelope as SSlibEnvelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
 
-from probe.bundle import open_sealed, read_envelope
-from probe.keys import KeyStore
-from probe.model.bundle import PAYLOAD_TYPE
-from probe.signing import (
+from probe.evidence.bundle import open_sealed, read_envelope
+from probe.evidence.keys import KeyStore
+from probe.evidence.signing import (
     SignatureError,
     b64decode,
     b64encode,
@@ -25,6 +24,7 @@ from probe.signing import (
     sign_envelope,
     verify_envelope,
 )
+from probe.model.bundle import PAYLOAD_TYPE
 from tests.collectors.factories import make_key, make_sealed
 
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from probe import consent, status
 from probe.config import ProbeConfig
-from probe.daemon_config import DaemonConfig, LoadedConfig
-from probe.keys import KeyStore
-from probe.outbox import Outbox
-from probe.state import DaemonRecord, EndpointVerdict, RunRecord, State
+from probe.daemon import consent, status
+from probe.daemon.settings import DaemonConfig, LoadedConfig
+from probe.daemon.state import DaemonRecord, EndpointVerdict, RunRecord, State
+from probe.evidence.keys import KeyStore
+from probe.evidence.outbox import OUTBOX_FILE, Outbox
 
 
 def loaded(**daemon: object) -> LoadedConfig:
@@ -52,7 +52,7 @@ def populate(state_dir, *, pid: int) -> None:
                 collector_url="https://collector.example",
             )
         )
-    with Outbox(state_dir / status.OUTBOX_FILE) as box:
+    with Outbox(state_dir / OUTBOX_FILE) as box:
         box.put("a" * 64, b"{}")
         box.put("b" * 64, b"{}")
     KeyStore(state_dir).for_network(17557)

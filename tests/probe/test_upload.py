@@ -10,18 +10,19 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
-from probe.outbox import Outbox
-from probe.upload import BUNDLES_PATH, EnrollmentError, Uploader, enroll, retry_after_seconds
+from probe.evidence.outbox import Outbox
+from probe.evidence.upload import (
+    BUNDLES_PATH,
+    EnrollmentError,
+    Uploader,
+    enroll,
+    retry_after_seconds,
+)
+from reports.app import create_app
 from tests.collectors.factories import make_key, make_sealed
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def collector_client(tmp_path: Path, **settings: object) -> httpx.AsyncClient:
@@ -198,7 +199,7 @@ async def test_an_answer_that_never_comes_leaves_the_bundle_queued(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the grace the stop goes on; the bundle stays queued and is sent again later."""
-    monkeypatch.setattr("probe.upload.ANSWER_GRACE", 0.05)
+    monkeypatch.setattr("probe.evidence.upload.ANSWER_GRACE", 0.05)
     stored, queued, order = await cancel_once_stored(tmp_path, delay=30.0)
     assert 1 == stored
     assert set(order) == queued

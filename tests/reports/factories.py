@@ -20,8 +20,8 @@ from collectors.ingest import Ingestor
 from collectors.metrics import Metrics
 from collectors.ratelimit import RateLimiter
 from collectors.store import Store
-from probe.bundle import SealedBundle, build, seal
-from probe.keys import ProbeKey
+from probe.evidence.bundle import SealedBundle, build, seal
+from probe.evidence.keys import ProbeKey
 from probe.model import Measurement, Observations, VantageInfo, Verdict
 from probe.model.verdict import METHODS, ThroughputSummary
 from tests.collectors.factories import make_key

@@ -13,6 +13,14 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, select
 
+from collectors.rollup import epoch
+from collectors.rollup_tables import (
+    report_cells,
+    report_confirmations,
+    report_methods,
+    report_votes,
+)
+from collectors.runs import report_runs
 from reports.incidents import (
     RUN_COLUMNS,
     Rule,
@@ -35,14 +43,6 @@ from reports.query import (
     sample_digest,
     to_datetime,
     where,
-)
-from reports.rollup import epoch
-from reports.runs import report_runs
-from reports.tables import (
-    report_cells,
-    report_confirmations,
-    report_methods,
-    report_votes,
 )
 
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
+from reports.app import create_app
 from reports.cli import app as cli
 from reports.ooni import blocking_of
 from tests.reports.factories import load_scenario

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
+from reports.app import create_app
 from reports.cli import app as cli
 from tests.collectors.processes import CollectorProcess
 from tests.reports.factories import load_scenario

@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
+from reports.app import create_app
 from reports.cli import app as cli
 from tests.reports.factories import load_scenario
 
@@ -134,8 +134,3 @@ async def test_api_bad_input(
     assert r.status_code == status, r.text
     assert needle in r.text
     assert r.headers["content-type"].startswith("application/json")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

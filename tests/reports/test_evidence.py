@@ -11,12 +11,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from collectors.app import create_app
+from blockprobe.cli import build_app
 from collectors.config import CollectorSettings
-from probe.bundle import read_envelope
-from probe.cli import build_app
+from probe.evidence.bundle import read_envelope
+from probe.evidence.signing import envelope_payload
 from probe.model.bundle import Bundle
-from probe.signing import envelope_payload
+from reports.app import create_app
 from reports.cli import app as report_cli
 from tests.reports.factories import load_scenario
 
@@ -39,11 +39,6 @@ async def client(data: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://collector") as c:
         yield c
     app.state.store.engine.dispose()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.mark.anyio

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
+from collectors.rollup import epoch, rebuild_networks
+from collectors.rollup_tables import report_failing, report_networks
+from collectors.runs import report_runs
 from collectors.store import Store
 from reports.incidents import VOTE_WINDOW, Rule, _span_runs, incidents
 from reports.model import ReachabilityRow, ReportQuery, construct
 from reports.query import reachability
-from reports.rollup import epoch, rebuild_networks
-from reports.runs import report_runs
-from reports.tables import report_failing, report_networks
 from tests.reports import reference
 
 T0 = datetime(2024, 3, 1, 0, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from collectors.app import create_app
 from collectors.config import CollectorSettings
+from reports.app import create_app
 from reports.cli import app as cli
 from tests.reports.factories import load_scenario
 
@@ -37,11 +37,6 @@ async def client(data: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://collector") as c:
         yield c
     app.state.store.engine.dispose()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def entries(text: str) -> list[tuple[str, str, str]]:

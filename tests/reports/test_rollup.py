@@ -10,9 +10,9 @@ from sqlalchemy import Engine, select, text, update
 
 from collectors import schema
 from collectors.migrations import MIGRATIONS, migrate
-from reports.rollup import FAILURES, GRAINS, bucket_of, family
-from reports.runs import report_runs
-from reports.tables import ALL_TABLES, report_cells, report_confirmations, report_methods
+from collectors.rollup import FAILURES, GRAINS, bucket_of, family
+from collectors.rollup_tables import ALL_TABLES, report_cells, report_confirmations, report_methods
+from collectors.runs import report_runs
 
 Key = tuple[str, int, str, str, int]
 

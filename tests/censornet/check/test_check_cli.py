@@ -32,7 +32,7 @@ method = "tcp.reset"
 
 def _check(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "check", *args],
+        [sys.executable, "-m", "blockprobe", "lab", "check", *args],
         capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": "/usr/bin:/bin", "BLOCKPROBE_LAB_PREFIX": "bpnolab"},
     )  # fmt: skip

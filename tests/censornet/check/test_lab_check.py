@@ -28,7 +28,7 @@ ONLY = "sni-reset,network-shutdown"
 def _check(lab: Lab, tmp_path: Path, *args: str) -> tuple[int, str, dict[str, Any], ET.Element]:
     report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
     done = subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "check", "--only", ONLY,
+        [sys.executable, "-m", "blockprobe", "lab", "check", "--only", ONLY,
          "--report", str(report), "--junit", str(junit), *args],
         capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "BLOCKPROBE_LAB_PREFIX": lab.prefix},
@@ -70,7 +70,7 @@ def test_the_naive_checker_mistakes_an_outage_for_blocking(
 def test_lab_env_json_gives_a_probe_what_it_needs(session_lab: Lab) -> None:
     """The stable facts: version, resolvers, CA, helper, endpoints; every value a string."""
     done = subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "env", "--json", "--vantage", "v2a"],
+        [sys.executable, "-m", "blockprobe", "lab", "env", "--json", "--vantage", "v2a"],
         capture_output=True, text=True, timeout=60, check=True,
         env={**os.environ, "BLOCKPROBE_LAB_PREFIX": session_lab.prefix},
     )  # fmt: skip

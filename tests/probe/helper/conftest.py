@@ -1,3 +1,3 @@
 """The helper tests share the step tests' fixtures (anyio backend, test CA)."""
 
-from tests.probe.steps.conftest import anyio_backend, ca, ca_file  # noqa: F401
+from tests.probe.steps.conftest import ca, ca_file  # noqa: F401

@@ -154,7 +154,7 @@ def test_helper_serve_logs_no_client_address(tmp_path: Path) -> None:
     config.write_text("")
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "probe", "helper", "serve", "--host", "127.0.0.1"]
+            [sys.executable, "-m", "blockprobe", "helper", "serve", "--host", "127.0.0.1"]
             + ["--port", str(port), "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,

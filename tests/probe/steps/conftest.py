@@ -9,11 +9,6 @@ import pytest
 import trustme
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def ca() -> trustme.CA:
     return trustme.CA(organization_name="blockprobe test CA")

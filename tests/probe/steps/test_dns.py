@@ -14,8 +14,8 @@ import trustme
 
 from probe.model.failures import Failure
 from probe.model.observations import DNSObservation
+from probe.net.clock import Clock, deadline_in
 from probe.steps import dns as dns_step
-from probe.steps._clock import Clock, deadline_in
 from tests.probe.steps.servers import DNSServer, HTTPServer, Request, Zone, respond, server_context
 
 pytestmark = pytest.mark.anyio

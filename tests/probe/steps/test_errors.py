@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from probe.model.failures import Failure
-from probe.steps._errors import classify_exception, tls_alert
+from probe.net.errors import classify_exception, tls_alert
 
 
 def _verify_error(code: int) -> ssl.SSLCertVerificationError:

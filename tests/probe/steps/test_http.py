@@ -13,8 +13,8 @@ import trustme
 
 from probe.model.failures import Failure
 from probe.model.observations import HTTPObservation
+from probe.net.clock import Clock, deadline_in
 from probe.steps import http
-from probe.steps._clock import Clock, deadline_in
 from tests.probe.steps.servers import HTTPServer, Request, reset, respond, server_context
 
 pytestmark = pytest.mark.anyio

@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from probe.model.failures import Failure
+from probe.net.clock import Clock, deadline_in
 from probe.steps import tcp
-from probe.steps._clock import Clock, deadline_in
 from tests.probe.steps.servers import blackhole, free_port
 
 pytestmark = pytest.mark.anyio

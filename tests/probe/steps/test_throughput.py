@@ -9,8 +9,8 @@ import pytest
 import trustme
 
 from probe.model.failures import Failure
+from probe.net.clock import Clock, deadline_in
 from probe.steps import throughput
-from probe.steps._clock import Clock, deadline_in
 from tests.probe.steps.servers import HTTPServer, Request, respond, server_context
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ import trustme
 
 from probe.model.failures import Failure
 from probe.model.observations import TLSHandshakeObservation
+from probe.net.clock import Clock, deadline_in
 from probe.steps import tls
-from probe.steps._clock import Clock, deadline_in
 from tests.probe.steps.real_tls import Nginx, OpenSSLServer
 from tests.probe.steps.servers import HTTPServer, RawServer, reset, server_context
 

@@ -1,0 +1,5 @@
+"""``python -m blockprobe``: the same as the ``blockprobe`` command."""
+
+from blockprobe.cli import main
+
+main()
