@@ -61,7 +61,7 @@ def main() -> None:
     changed = [
         a.item.source
         for a, b in zip(alone, grouped, strict=True)
-        if (a.verdict.verdict, a.verdict.method) != (b.verdict.verdict, b.verdict.method)
+        if (a.verdict.kind, a.verdict.method) != (b.verdict.kind, b.verdict.method)
     ]
     print(
         f"\n{len(grouped)} measurements ({len(errors)} unreadable), {len(reports)} report ids, "

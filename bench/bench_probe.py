@@ -70,7 +70,7 @@ async def _inner_check(ca_file: str) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     transfers = [
         {"url": t.url, "direction": t.direction, "bytes": t.bytes, "seconds": round(t.seconds, 2),
-         "verdict": m.verdict.verdict, "method": m.verdict.method}
+         "verdict": m.verdict.kind, "method": m.verdict.method}
         for m in measurements
         for t in m.local.throughput
         if not t.control

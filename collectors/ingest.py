@@ -74,7 +74,7 @@ def measurement_rows(bundle: Bundle, started: list[datetime] | None = None) -> l
                 "domain": m.domain,
                 "country": m.vantage.country,
                 "asn": m.vantage.asn,
-                "verdict": m.verdict.verdict,
+                "verdict": m.verdict.kind,
                 "method": m.verdict.method,
                 "started_at": started_at,
                 "body": m.model_dump_json(),

@@ -228,7 +228,7 @@ def endpoint_result(measurement: Measurement) -> EndpointResult:
         platform=measurement.platform,
         target=measurement.target,
         domain=measurement.domain,
-        verdict=v.verdict,
+        verdict=v.kind,
         method=v.method,
         confidence=v.confidence,
         evidence=v.evidence,
@@ -381,7 +381,7 @@ async def run_check(
             done.append(item)
             v = item.measurement.verdict
             report(
-                f"[{len(done)}/{len(plans)}] {item.plan.url}: {v.verdict}"
+                f"[{len(done)}/{len(plans)}] {item.plan.url}: {v.kind}"
                 + (f" ({v.method})" if v.method else "")
             )
 
@@ -475,11 +475,11 @@ async def _measure_one(
             )
 
     if local is None:
-        verdict = Verdict(verdict="inconclusive", confidence=0.0, evidence=(problem or "",))
+        verdict = Verdict(kind="inconclusive", confidence=0.0, evidence=(problem or "",))
         local = Observations()
     else:
         verdict = classify(plan, local, control, canaries)
-        if plan.no_large_object and verdict.verdict in ("reachable", "throttled"):
+        if plan.no_large_object and verdict.kind in ("reachable", "throttled"):
             evidence = (*verdict.evidence, NO_LARGE_OBJECT_NOTE)
             verdict = verdict.model_copy(update={"evidence": evidence})
     measurement = Measurement(

@@ -125,11 +125,11 @@ def bundle_page(check: BundleCheck, links: Links, network: str | None = None) ->
         for i, m in enumerate(bundle.full_measurements()):
             first = m.verdict.evidence[0] if m.verdict.evidence else ""
             parts.append(
-                f"<tr class=measurement data-verdict='{m.verdict.verdict}'"
+                f"<tr class=measurement data-verdict='{m.verdict.kind}'"
                 f" data-method='{escape(m.verdict.method or '')}'>"
                 f"<td><a href='{links.measurement(digest, i)}'>{i}</a></td>"
                 f"<td>{escape(m.platform)}</td><td>{escape(m.target)}</td>"
-                f"<td>{verdict_badge(m.verdict.verdict, m.verdict.method)}</td>"
+                f"<td>{verdict_badge(m.verdict.kind, m.verdict.method)}</td>"
                 f"<td>{_time(m.started_at)}</td><td>{escape(first)}</td></tr>"
             )
         parts.append("</table>")
@@ -157,7 +157,7 @@ def measurement_page(check: BundleCheck, index: int, links: Links) -> str:
     parts = [
         f"<p><a href='{links.bundle(check.digest)}'>&larr; bundle {check.digest[:16]}</a></p>",
         f"<h1>{escape(m.platform)}: {escape(m.target)}</h1>",
-        f"<p id=verdict>{verdict_badge(v.verdict, v.method)} confidence {v.confidence:.2f},"
+        f"<p id=verdict>{verdict_badge(v.kind, v.method)} confidence {v.confidence:.2f},"
         f" measured {_time(m.started_at)} from {m.vantage.country or '??'} AS{m.vantage.asn}"
         f"{' (' + escape(m.vantage.network) + ')' if m.vantage.network else ''}</p>",
         f"<p>{_status(check.signature_ok, check.signature)}<br>"
@@ -188,7 +188,7 @@ def measurement_page(check: BundleCheck, index: int, links: Links) -> str:
             parts.append(f"<h3>Canary {escape(domain)}</h3>" + observations_table(obs, "canary"))
     else:
         parts.append("<p class=muted>no canaries recorded with this measurement</p>")
-    return page(f"{m.platform} {v.verdict}", "\n".join(parts))
+    return page(f"{m.platform} {v.kind}", "\n".join(parts))
 
 
 def _canaries(m: Measurement) -> dict[str, Observations]:

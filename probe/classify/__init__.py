@@ -58,7 +58,7 @@ def classify(
             continue
         found = _gate(ctx, found)
         return Verdict(
-            verdict=found.verdict,
+            kind=found.verdict,
             method=found.method,
             confidence=round(found.confidence, 2),
             evidence=(*found.evidence, *(p.description for p in local.packets)),
@@ -69,14 +69,14 @@ def classify(
     if worked is None:
         why = "no observations" if local == Observations() else "nothing beyond DNS worked"
         return Verdict(
-            verdict="inconclusive",
+            kind="inconclusive",
             confidence=0.3,
             evidence=(f"{plan.domain}: {why}", *notes),
             throughput=down,
             throughput_up=up,
         )
     return Verdict(
-        verdict="reachable",
+        kind="reachable",
         confidence=round(confidence, 2),
         evidence=(worked, *notes),
         throughput=down,

@@ -13,14 +13,15 @@ from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, tri
 from probe.classify.tries import Tries, settle
 from probe.fingerprints.blockpages import differences, dns_fingerprint, fingerprint
 from probe.model.failures import Failure
+from probe.model.methods import Method
 from probe.model.observations import DNSObservation
 
-METHODS: dict[Failure, str] = {
-    Failure.DNS_NXDOMAIN: "dns.nxdomain",
-    Failure.DNS_NO_ANSWER: "dns.nxdomain",  # NODATA: "no such address" without the rcode
-    Failure.DNS_SERVFAIL: "dns.servfail",
-    Failure.DNS_REFUSED: "dns.refused",
-    Failure.TIMEOUT: "dns.timeout",
+METHODS: dict[Failure, Method] = {
+    Failure.DNS_NXDOMAIN: Method.DNS_NXDOMAIN,
+    Failure.DNS_NO_ANSWER: Method.DNS_NXDOMAIN,  # NODATA: "no such address" without the rcode
+    Failure.DNS_SERVFAIL: Method.DNS_SERVFAIL,
+    Failure.DNS_REFUSED: Method.DNS_REFUSED,
+    Failure.TIMEOUT: Method.DNS_TIMEOUT,
 }
 # Failures that are a resolver's answer about the name (it was reachable and said no).
 NAME_FAILURES = frozenset(
@@ -79,11 +80,11 @@ def _failed(ctx: Context, first: DNSObservation, tries: Tries) -> Finding:
         if method is None:
             return Finding("inconclusive", None, 0.4, (line, control_line))
         canary_ok = [q.domain for q in canary if q.failure is None]
-        if method == "dns.timeout" and not canary_ok:
+        if method == Method.DNS_TIMEOUT and not canary_ok:
             why = "no other name was resolved through the same resolver to compare"
             return Finding("inconclusive", None, 0.4, (line, control_line, why))
         lost = [q for q in ctx.other_names_dns if q.failure is Failure.TIMEOUT]
-        if method == "dns.timeout" and lost:
+        if method == Method.DNS_TIMEOUT and lost:
             names = ", ".join(sorted({q.domain for q in lost}))
             why = (
                 f"the same resolver also dropped queries for {names}: "
@@ -110,7 +111,7 @@ def _failed(ctx: Context, first: DNSObservation, tries: Tries) -> Finding:
             fail = vantage[0].failure or Failure.UNKNOWN
             evidence.append(f"control vantage: {ctx.plan.domain} {describe(fail)}")
         confidence = 0.9 if said_no and vantage_fails else 0.8
-        return Finding("outage", "outage.dns", confidence, tuple(evidence))
+        return Finding("outage", Method.OUTAGE_DNS, confidence, tuple(evidence))
     why = "no control resolver or control vantage answered for the name"
     return Finding("inconclusive", None, 0.4, (line, why))
 
@@ -140,7 +141,7 @@ def _injection(ctx: Context, system: tuple[DNSObservation, ...]) -> Finding | No
     if len(conflicts) > 1:
         confidence += 0.05
     evidence = (line, f"not in the control's answers: {_listing(forged)}", control_line)
-    return Finding("blocked", "dns.injected", confidence, evidence)
+    return Finding("blocked", Method.DNS_INJECTED, confidence, evidence)
 
 
 def _bogon(ctx: Context, good: list[DNSObservation]) -> Finding | None:
@@ -156,8 +157,8 @@ def _bogon(ctx: Context, good: list[DNSObservation]) -> Finding | None:
         return Finding("reachable", None, 0.6, (line, why))
     if control:
         control_line = f"control resolver/vantage answered {_listing(control)}"
-        return Finding("blocked", "dns.bogon", 0.9, (line, control_line))
-    return Finding("blocked", "dns.bogon", 0.75, (line, "no control answer, but a bogon"))
+        return Finding("blocked", Method.DNS_BOGON, 0.9, (line, control_line))
+    return Finding("blocked", Method.DNS_BOGON, 0.75, (line, "no control answer, but a bogon"))
 
 
 def _known(ctx: Context, good: list[DNSObservation]) -> Finding | None:
@@ -175,8 +176,8 @@ def _known(ctx: Context, good: list[DNSObservation]) -> Finding | None:
     control = ctx.control_addresses
     if control:
         control_line = f"control resolver/vantage answered {_listing(control)}"
-        return Finding("blocked", "dns.spoofed", 0.95, (line, control_line))
-    return Finding("blocked", "dns.spoofed", 0.85, (line, "no control answer to compare with"))
+        return Finding("blocked", Method.DNS_SPOOFED, 0.95, (line, control_line))
+    return Finding("blocked", Method.DNS_SPOOFED, 0.85, (line, "no control answer to compare with"))
 
 
 def _ghost(ctx: Context, good: list[DNSObservation]) -> Finding | None:
@@ -203,7 +204,7 @@ def _ghost(ctx: Context, good: list[DNSObservation]) -> Finding | None:
         return Finding("reachable", None, 0.6, (head, *controls, why))
     why = "an answer for a name that the controls say does not exist"
     confidence = 0.85 if said_no and vantage_no else 0.75
-    return Finding("blocked", "dns.spoofed", confidence, (head, *controls, why))
+    return Finding("blocked", Method.DNS_SPOOFED, confidence, (head, *controls, why))
 
 
 def _spoofed(ctx: Context, good: list[DNSObservation]) -> Finding | None:
@@ -225,7 +226,7 @@ def _spoofed(ctx: Context, good: list[DNSObservation]) -> Finding | None:
         return None  # some answer is neither proved nor disproved: let the later stages judge
     strong = any(kind == "strong" for _, (kind, _) in disproved)
     evidence = (head, *(f"{ip}: {reason}" for ip, (_, reason) in disproved))
-    return Finding("blocked", "dns.spoofed", 0.9 if strong else 0.75, evidence)
+    return Finding("blocked", Method.DNS_SPOOFED, 0.9 if strong else 0.75, evidence)
 
 
 def _proof(ctx: Context, ip: str) -> tuple[str, str] | None:

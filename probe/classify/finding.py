@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from probe.model.failures import Failure
+from probe.model.methods import Method
 from probe.model.verdict import VerdictKind
 
 _WORDS: dict[Failure, str] = {
@@ -45,7 +46,7 @@ class Finding:
     """One rule's conclusion: verdict, method (``stage.outcome``), confidence and evidence."""
 
     verdict: VerdictKind
-    method: str | None
+    method: Method | None
     confidence: float
     evidence: tuple[str, ...]
 

@@ -18,14 +18,15 @@ from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, tri
 from probe.classify.tries import ACTIVE_FAILURES, Tries, settle
 from probe.fingerprints.blockpages import differences, fingerprint, urls
 from probe.model.failures import Failure
+from probe.model.methods import Method
 from probe.model.observations import HTTPObservation, ThroughputObservation
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-METHODS: dict[Failure, str] = {
-    Failure.CONNECTION_RESET: "http.reset",
-    Failure.CONNECTION_REFUSED: "http.reset",
-    Failure.TIMEOUT: "http.timeout",
-    Failure.EOF: "http.eof",
+METHODS: dict[Failure, Method] = {
+    Failure.CONNECTION_RESET: Method.HTTP_RESET,
+    Failure.CONNECTION_REFUSED: Method.HTTP_RESET,
+    Failure.TIMEOUT: Method.HTTP_TIMEOUT,
+    Failure.EOF: Method.HTTP_EOF,
 }
 MIN_ARRIVALS = 2  # body arrivals needed to tell a rate (the first may be a burst)
 STOP_FACTOR = 2.0  # a body stopped: silent this many times its longest gap while arriving
@@ -94,7 +95,7 @@ def _failed(
                 if progress is not None:
                     return progress
             stall = (line, f"{why}: throttling", "controls on the same path complete")
-            return Finding("throttled", "throttle.stall", 0.7, stall)
+            return Finding("throttled", Method.THROTTLE_STALL, 0.7, stall)
         return Finding("inconclusive", None, 0.4, (line, f"{why}, but no control completed"))
     if method is None:
         return Finding("inconclusive", None, 0.4, (line,))
@@ -132,7 +133,7 @@ def _progress(ctx: Context, page: HTTPObservation, line: str) -> Finding | None:
             f"the body stopped after {total} bytes: no byte for the last {quiet:.1f} s before "
             "the timeout (throttling)"
         )
-        return Finding("throttled", "throttle.stall", 0.75, (line, why, _PATH_WORKS))
+        return Finding("throttled", Method.THROTTLE_STALL, 0.75, (line, why, _PATH_WORKS))
     first_at, first_bytes = arrivals[0]
     kbps = (total - first_bytes) * 8 / 1000 / (last - first_at) if last > first_at else 0.0
     arriving = (
@@ -158,7 +159,7 @@ def _progress(ctx: Context, page: HTTPObservation, line: str) -> Finding | None:
     vantage = throttle.vantage_kbps(ctx, "down")
     if vantage is not None:
         evidence.append(f"control vantage transfers at {vantage:.0f} kbps")
-    return Finding("throttled", "throttle.rate", 0.8, tuple(evidence))
+    return Finding("throttled", Method.THROTTLE_RATE, 0.8, tuple(evidence))
 
 
 def _as_transfer(page: HTTPObservation) -> ThroughputObservation:
@@ -188,9 +189,9 @@ def _redirect(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
             why = "the control vantage is redirected there too: the platform's own redirect"
             return Finding("reachable", None, 0.8, (line, why))
         evidence = (line, *known, f"control vantage: HTTP {page.status} within the platform")
-        return Finding("blocked", "http.redirect", 0.95 if known else 0.9, evidence)
+        return Finding("blocked", Method.HTTP_REDIRECT, 0.95 if known else 0.9, evidence)
     if known:
-        return Finding("blocked", "http.redirect", 0.85, (line, *known))
+        return Finding("blocked", Method.HTTP_REDIRECT, 0.85, (line, *known))
     why = (
         "no control-vantage page with its URL to tell the platform's own redirects from a "
         "warning page"
@@ -207,7 +208,7 @@ def _page(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
             why = f"{len(responses) - len(hits)} other tries got a normal page"
             return Finding("inconclusive", None, 0.5, (line, why))
         if fp.specific:
-            return Finding("blocked", "http.blockpage", 0.95, (line, f"title {r.title!r}"))
+            return Finding("blocked", Method.HTTP_BLOCKPAGE, 0.95, (line, f"title {r.title!r}"))
         return _vague(ctx, r, line, fp.scope)
     if all((r.status or 0) >= 500 for r in responses):
         count = tries_phrase(len(responses), len(responses))
@@ -224,7 +225,7 @@ def _page(ctx: Context, responses: list[HTTPObservation]) -> Finding | None:
     if not all(diffs):
         return None
     line = f"GET {responses[0].url}: a different page than the control vantage's"
-    return Finding("blocked", "http.blockpage", 0.75, (line, *diffs[0]))
+    return Finding("blocked", Method.HTTP_BLOCKPAGE, 0.75, (line, *diffs[0]))
 
 
 def _vague(ctx: Context, response: HTTPObservation, line: str, scope: str) -> Finding:
@@ -239,4 +240,4 @@ def _vague(ctx: Context, response: HTTPObservation, line: str, scope: str) -> Fi
     if not diff:
         why = f"{kind}; the control vantage gets the same page"
         return Finding("reachable", None, 0.7, (line, why))
-    return Finding("blocked", "http.blockpage", 0.9, (line, *diff))
+    return Finding("blocked", Method.HTTP_BLOCKPAGE, 0.9, (line, *diff))

@@ -12,6 +12,7 @@ from typing import Literal
 from probe.classify.context import Context, reached, tls_failure
 from probe.classify.finding import Finding, describe
 from probe.model.measurement import Observations
+from probe.model.methods import Method
 
 Stage = Literal["tcp", "tls", "http"]
 MAX_EVIDENCE = 3  # lines of control-vantage evidence kept
@@ -47,7 +48,7 @@ def local(ctx: Context) -> Finding | None:
     if controls:
         evidence.append(f"every local control failed ({_controls_measured(ctx)})")
     confidence = 0.9 if canaries and controls else 0.75
-    return Finding("outage", "outage.local", confidence, tuple(evidence))
+    return Finding("outage", Method.OUTAGE_LOCAL, confidence, tuple(evidence))
 
 
 def _controls_measured(ctx: Context) -> str:
@@ -96,4 +97,4 @@ def platform(ctx: Context, stage: Stage) -> Finding | None:
         return None
     lines = list(dict.fromkeys(f"control vantage: {what} {problem}" for what, problem in results))
     confidence = 0.9 if ctx.canary_reached else 0.8
-    return Finding("outage", "outage.platform", confidence, tuple(lines[:MAX_EVIDENCE]))
+    return Finding("outage", Method.OUTAGE_PLATFORM, confidence, tuple(lines[:MAX_EVIDENCE]))

@@ -22,6 +22,7 @@ from __future__ import annotations
 from probe.classify.context import Context
 from probe.classify.finding import Finding, tries_phrase
 from probe.model.failures import Failure
+from probe.model.methods import Method
 from probe.model.observations import Direction, ThroughputObservation
 from probe.model.verdict import ThroughputSummary
 
@@ -209,7 +210,7 @@ def _direction(ctx: Context, direction: Direction) -> Finding | None:
             f"none of the object arrived in {best.seconds:.1f} s while the control transfer on "
             f"the same path completed {control.bytes} bytes: the flow is held back"
         )
-        return Finding("throttled", "throttle.stall", 0.7, (line, why))
+        return Finding("throttled", Method.THROTTLE_STALL, 0.7, (line, why))
     if fit is None:
         why = f"too few samples ({len(best.samples)}) to tell a policer plateau from noise"
         return Finding("inconclusive", None, 0.4, (line, why))
@@ -228,7 +229,7 @@ def _direction(ctx: Context, direction: Direction) -> Finding | None:
     if vantage is not None:
         evidence.append(f"control vantage gets it at {vantage:.0f} kbps")
         confidence = 0.9
-    return Finding("throttled", "throttle.rate", confidence, tuple(evidence))
+    return Finding("throttled", Method.THROTTLE_RATE, confidence, tuple(evidence))
 
 
 def _uncontrolled(
@@ -293,4 +294,4 @@ def _stall(
         f"{describe_control(control, first)} on the same path completed {control.bytes} bytes "
         f"at {control.kbps:.0f} kbps"
     )
-    return Finding("throttled", "throttle.stall", 0.85, (line, done))
+    return Finding("throttled", Method.THROTTLE_STALL, 0.85, (line, done))

@@ -16,20 +16,21 @@ from probe.classify.context import CERT_FAILURES, Context, tls_failure
 from probe.classify.finding import ONE_TRY, ONE_TRY_NOTE, Finding, describe, elapsed, tries_phrase
 from probe.classify.tries import ACTIVE_FAILURES, Tries, settle
 from probe.model.failures import Failure
+from probe.model.methods import Method
 from probe.model.observations import TLSHandshakeObservation
 
-TCP_METHODS: dict[Failure, str] = {
-    Failure.TIMEOUT: "tcp.timeout",
-    Failure.CONNECTION_REFUSED: "tcp.reset",
-    Failure.CONNECTION_RESET: "tcp.reset",
-    Failure.HOST_UNREACHABLE: "tcp.unreachable",
-    Failure.NETWORK_UNREACHABLE: "tcp.unreachable",
+TCP_METHODS: dict[Failure, Method] = {
+    Failure.TIMEOUT: Method.TCP_TIMEOUT,
+    Failure.CONNECTION_REFUSED: Method.TCP_RESET,
+    Failure.CONNECTION_RESET: Method.TCP_RESET,
+    Failure.HOST_UNREACHABLE: Method.TCP_UNREACHABLE,
+    Failure.NETWORK_UNREACHABLE: Method.TCP_UNREACHABLE,
 }
-TLS_METHODS: dict[Failure, str] = {
-    Failure.CONNECTION_RESET: "tls.reset",
-    Failure.TIMEOUT: "tls.timeout",
-    Failure.EOF: "tls.eof",
-    Failure.SSL_FAILED_HANDSHAKE: "tls.alert",
+TLS_METHODS: dict[Failure, Method] = {
+    Failure.CONNECTION_RESET: Method.TLS_RESET,
+    Failure.TIMEOUT: Method.TLS_TIMEOUT,
+    Failure.EOF: Method.TLS_EOF,
+    Failure.SSL_FAILED_HANDSHAKE: Method.TLS_ALERT,
 }
 MAX_LINES = 3  # per-address evidence lines kept
 
@@ -131,7 +132,7 @@ def tcp(ctx: Context) -> Finding | None:
 
 
 def _elsewhere(
-    method: str, failure: Failure, lines: list[str], vantage: bool, step: str, *, once: bool
+    method: Method, failure: Failure, lines: list[str], vantage: bool, step: str, *, once: bool
 ) -> Finding:
     """A failure in a measurement made elsewhere (OONI's), with no canary or benign SNI: a block
     only when it is an active answer (a reset, an ICMP unreachable, a close, an alert) and the
@@ -248,7 +249,7 @@ def _benign_answered(
     platform: list[TLSHandshakeObservation],
     split: _Split,
     lines: list[str],
-    method: str,
+    method: Method,
     benign: list[TLSHandshakeObservation],
     vantage_ok: bool,
 ) -> Finding:
@@ -265,7 +266,7 @@ def _benign_answered(
     ok = next((h for h in answered if h.failure is None), answered[0])
     only_alerts = all(h.alert is not None for h in answered)
     control_line = f"same IP with SNI {ok.sni}: {_answer(ok)}"
-    if method == "tls.alert" and only_alerts:
+    if method == Method.TLS_ALERT and only_alerts:
         if vantage_ok and ctx.canary_reached:
             evidence = [
                 *lines,
@@ -278,7 +279,7 @@ def _benign_answered(
         return Finding("inconclusive", None, 0.5, (*lines, why))
     confidence = 0.95 if vantage_ok else 0.9
     extra: list[str] = []
-    if method == "tls.timeout" and only_alerts:
+    if method == Method.TLS_TIMEOUT and only_alerts:
         canary_tls = sorted(
             {h.sni for c in ctx.canaries.values() for h in c.tls if tls_failure(h) is None}
         )
@@ -293,7 +294,7 @@ def _benign_answered(
             f"({', '.join(canary_tls)})"
         )
         confidence -= 0.1
-    slowed = _slowed(platform, split.failed) if method == "tls.timeout" else 0
+    slowed = _slowed(platform, split.failed) if method == Method.TLS_TIMEOUT else 0
     if slowed:
         evidence = [
             *lines,
@@ -301,7 +302,7 @@ def _benign_answered(
             "out: the flow is slowed, not dropped",
             f"{control_line} in {elapsed(ok.t0, ok.t)}",
         ]
-        return Finding("throttled", "throttle.stall", 0.7, tuple(evidence))
+        return Finding("throttled", Method.THROTTLE_STALL, 0.7, tuple(evidence))
     evidence = [*lines, control_line, *extra]
     if vantage_ok:
         evidence.append("control vantage: handshake ok")
@@ -343,4 +344,4 @@ def _mitm(ctx: Context, lines: list[str], local: TLSHandshakeObservation) -> Fin
         f"certificate presented here was issued by {seen}",
         f"control vantage: valid certificate for {good.sni} from {issuer}",
     )
-    return Finding("blocked", "tls.mitm", 0.9, evidence)
+    return Finding("blocked", Method.TLS_MITM, 0.9, evidence)

@@ -112,7 +112,7 @@ def _verify_one(
         for m in check.bundle.full_measurements()
         if (m.vantage.country, m.vantage.asn) == (incident["country"], incident["asn"])
         and (incident["platform"] is None or m.platform == incident["platform"])
-        and m.verdict.verdict == incident["kind"]
+        and m.verdict.kind == incident["kind"]
         and m.verdict.method == incident["method"]
     ]
     what = f"{incident['kind']} ({incident['method']})"

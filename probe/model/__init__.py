@@ -2,6 +2,7 @@
 
 from probe.model.failures import Failure
 from probe.model.measurement import Measurement, Observations, VantageInfo
+from probe.model.methods import Method
 from probe.model.observations import (
     Certificate,
     DNSAnswer,
@@ -24,6 +25,7 @@ __all__ = [
     "Failure",
     "HTTPObservation",
     "Measurement",
+    "Method",
     "Observations",
     "PacketObservation",
     "ProbeInfo",

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from probe.model.methods import Method
 from probe.model.observations import Direction
 
 VerdictKind = Literal["reachable", "blocked", "throttled", "outage", "inconclusive"]
@@ -18,37 +19,45 @@ VerdictKind = Literal["reachable", "blocked", "throttled", "outage", "inconclusi
 SEVERITY: tuple[VerdictKind, ...] = ("blocked", "throttled", "outage", "inconclusive", "reachable")
 
 METHODS: dict[str, VerdictKind] = {
-    "dns.nxdomain": "blocked",
-    "dns.servfail": "blocked",
-    "dns.refused": "blocked",
-    "dns.bogon": "blocked",
-    "dns.spoofed": "blocked",
-    "dns.injected": "blocked",
-    "dns.timeout": "blocked",
-    "tcp.timeout": "blocked",
-    "tcp.reset": "blocked",
-    "tcp.unreachable": "blocked",
-    "tls.reset": "blocked",
-    "tls.timeout": "blocked",
-    "tls.eof": "blocked",
-    "tls.alert": "blocked",
-    "tls.mitm": "blocked",
-    "http.reset": "blocked",
-    "http.timeout": "blocked",
-    "http.eof": "blocked",
-    "http.blockpage": "blocked",
-    "http.redirect": "blocked",
-    "quic.timeout": "blocked",
-    "throttle.rate": "throttled",
-    "throttle.stall": "throttled",
-    "outage.local": "outage",
-    "outage.platform": "outage",
-    "outage.dns": "outage",
+    Method.DNS_NXDOMAIN: "blocked",
+    Method.DNS_SERVFAIL: "blocked",
+    Method.DNS_REFUSED: "blocked",
+    Method.DNS_BOGON: "blocked",
+    Method.DNS_SPOOFED: "blocked",
+    Method.DNS_INJECTED: "blocked",
+    Method.DNS_TIMEOUT: "blocked",
+    Method.TCP_TIMEOUT: "blocked",
+    Method.TCP_RESET: "blocked",
+    Method.TCP_UNREACHABLE: "blocked",
+    Method.TLS_RESET: "blocked",
+    Method.TLS_TIMEOUT: "blocked",
+    Method.TLS_EOF: "blocked",
+    Method.TLS_ALERT: "blocked",
+    Method.TLS_MITM: "blocked",
+    Method.HTTP_RESET: "blocked",
+    Method.HTTP_TIMEOUT: "blocked",
+    Method.HTTP_EOF: "blocked",
+    Method.HTTP_BLOCKPAGE: "blocked",
+    Method.HTTP_REDIRECT: "blocked",
+    Method.QUIC_TIMEOUT: "blocked",
+    Method.THROTTLE_RATE: "throttled",
+    Method.THROTTLE_STALL: "throttled",
+    Method.OUTAGE_LOCAL: "outage",
+    Method.OUTAGE_PLATFORM: "outage",
+    Method.OUTAGE_DNS: "outage",
 }
 
 
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class _AliasedWire(_Wire):
+    """A wire model whose Python names differ from its JSON names: both read, JSON's written."""
+
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
 
 class ThroughputSummary(_Wire):
@@ -63,11 +72,14 @@ class ThroughputSummary(_Wire):
     direction: Direction = "down"
 
 
-class Verdict(_Wire):
-    """What the classifier concluded for one endpoint, with its confidence and evidence."""
+class Verdict(_AliasedWire):
+    """What the classifier concluded for one endpoint, with its confidence and evidence.
 
-    verdict: VerdictKind
-    method: str | None = None
+    ``kind`` is the contract's ``verdict`` field: its JSON name stays ``verdict``.
+    """
+
+    kind: VerdictKind = Field(alias="verdict")
+    method: Method | None = None
     confidence: float = Field(ge=0.0, le=1.0)
     evidence: tuple[str, ...] = ()
     throughput: ThroughputSummary | None = None
@@ -75,8 +87,8 @@ class Verdict(_Wire):
 
     def model_post_init(self, __context: object) -> None:
         """Refuse a method that does not belong to the verdict (a programming error)."""
-        if self.method is not None and METHODS.get(self.method) != self.verdict:
-            raise ValueError(f"method {self.method!r} does not go with verdict {self.verdict!r}")
+        if self.method is not None and METHODS.get(self.method) != self.kind:
+            raise ValueError(f"method {self.method!r} does not go with verdict {self.kind!r}")
 
 
 def worst(verdicts: list[VerdictKind]) -> VerdictKind:

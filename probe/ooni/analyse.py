@@ -82,7 +82,7 @@ def analyse(items: list[Imported], *, grouped: bool = True) -> tuple[Row, ...]:
                 item=item,
                 verdict=verdict,
                 agreement=agreement(
-                    verdict.verdict, verdict.method, item.ooni.blocking, item.ooni.accessible
+                    verdict.kind, verdict.method, item.ooni.blocking, item.ooni.accessible
                 ),
                 category=category(item),
                 peers=len(peers),

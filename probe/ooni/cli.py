@@ -43,7 +43,7 @@ def result_of(row: Row) -> dict[str, Any]:
         platform=item.plan.platform,
         target=item.plan.url,
         domain=item.plan.domain,
-        verdict=verdict.verdict,
+        verdict=verdict.kind,
         method=verdict.method,
         confidence=verdict.confidence,
         evidence=verdict.evidence,
@@ -83,7 +83,7 @@ def changes(one: tuple[Row, ...], grouped: tuple[Row, ...]) -> list[tuple[Row, R
     return [
         (a, b)
         for a, b in zip(one, grouped, strict=True)
-        if (a.verdict.verdict, a.verdict.method) != (b.verdict.verdict, b.verdict.method)
+        if (a.verdict.kind, a.verdict.method) != (b.verdict.kind, b.verdict.method)
     ]
 
 
@@ -93,7 +93,7 @@ def _render(rows: tuple[Row, ...], console: Console) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         item, v = row.item, row.verdict
-        ours = f"{v.verdict} {v.method or ''} ({v.confidence:.2f})"
+        ours = f"{v.kind} {v.method or ''} ({v.confidence:.2f})"
         network = " ".join(x for x in (item.country, item.asn) if x)
         table.add_row(item.plan.url, network, _ooni_word(row), ours, row.agreement)
     console.print(table)
@@ -143,8 +143,8 @@ def analyse_command(
             document["changed"] = [
                 {
                     "measurement_id": a.item.measurement_id,
-                    "one_by_one": [a.verdict.verdict, a.verdict.method],
-                    "grouped": [b.verdict.verdict, b.verdict.method],
+                    "one_by_one": [a.verdict.kind, a.verdict.method],
+                    "grouped": [b.verdict.kind, b.verdict.method],
                 }
                 for a, b in changed
             ]
@@ -160,8 +160,8 @@ def analyse_command(
         )
         for a, b in changed:
             err.print(
-                f"  {a.item.source}: {a.verdict.verdict} {a.verdict.method} one by one, "
-                f"{b.verdict.verdict} {b.verdict.method} grouped",
+                f"  {a.item.source}: {a.verdict.kind} {a.verdict.method} one by one, "
+                f"{b.verdict.kind} {b.verdict.method} grouped",
                 markup=False,
             )
     err.print(f"{len(rows)} measurements in {seconds:.2f} s", markup=False)

@@ -52,7 +52,7 @@ def make_measurement(i: int = 0, *, asn: int | None = 64500, country: str = "PK"
             ),
         ),
         verdict=Verdict(
-            verdict="blocked" if blocked else "reachable",
+            kind="blocked" if blocked else "reachable",
             method="tls.reset" if blocked else None,
             confidence=0.95,
             evidence=("ClientHello with SNI twitter.com reset by peer",) if blocked else (),

@@ -65,7 +65,7 @@ def test_round_trip_gives_the_same_verdict(case: Case) -> None:
     assert not item.one_shot  # our own measurement: every try was made and kept
     (row,) = analyse([item])
     again = row.verdict
-    assert (original.verdict, original.method) == (again.verdict, again.method), (
+    assert (original.kind, original.method) == (again.kind, again.method), (
         original.evidence,
         again.evidence,
     )

@@ -80,10 +80,10 @@ def test_a_report_gives_canaries_and_further_tries(tmp_path: Path) -> None:
     items, _ = load(read(path))
     alone = analyse(items, grouped=False)
     grouped = analyse(items, grouped=True)
-    assert ("inconclusive", None) == (alone[0].verdict.verdict, alone[0].verdict.method)
-    assert ("blocked", "tcp.timeout") == (grouped[0].verdict.verdict, grouped[0].verdict.method)
+    assert ("inconclusive", None) == (alone[0].verdict.kind, alone[0].verdict.method)
+    assert ("blocked", "tcp.timeout") == (grouped[0].verdict.kind, grouped[0].verdict.method)
     assert 2 == grouped[0].peers
-    assert ("reachable", None) == (grouped[2].verdict.verdict, grouped[2].verdict.method)
+    assert ("reachable", None) == (grouped[2].verdict.kind, grouped[2].verdict.method)
 
 
 @needs_set

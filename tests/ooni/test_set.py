@@ -129,7 +129,7 @@ def test_the_set_is_whole() -> None:
 def test_measurement(name: str) -> None:
     """Our verdict on each measurement; for QA scenarios, agreement with OONI's unless listed."""
     row = _rows()[name]
-    assert EXPECTED[name] == (row.verdict.verdict, row.verdict.method), row.verdict.evidence
+    assert EXPECTED[name] == (row.verdict.kind, row.verdict.method), row.verdict.evidence
     assert row.verdict.evidence
     if name.startswith(QA):
         scenario = name.removeprefix(QA)

@@ -13,7 +13,7 @@ from tests.probe.classify_cases import CASES, Case
 def test_case(case: Case) -> None:
     """Each scenario gets its expected verdict and method, with evidence and a sane confidence."""
     verdict = classify(case.plan, case.local, case.control, case.canaries, one_shot=case.one_shot)
-    assert (case.verdict, case.method) == (verdict.verdict, verdict.method), verdict.evidence
+    assert (case.verdict, case.method) == (verdict.kind, verdict.method), verdict.evidence
     assert verdict.evidence
     assert all(line for line in verdict.evidence)
     assert 0.0 < verdict.confidence <= 1.0

@@ -89,7 +89,7 @@ def test_a_body_fingerprint_makes_a_blockpage_verdict() -> None:
         url="http://x.com/", ip=X_IP, status=200, blockpage="ooni.pk_2", t0=0.0, t=0.1
     )
     verdict = classify(X_HTTP, obs(resolved("x.com"), tcp(X_IP, 80), page), None, canaries_ok())
-    assert ("blocked", "http.blockpage") == (verdict.verdict, verdict.method)
+    assert ("blocked", "http.blockpage") == (verdict.kind, verdict.method)
 
 
 def test_a_page_s_own_url_is_no_location() -> None:

@@ -168,20 +168,20 @@ class Fakes:
         assert {"canary.test", "other-canary.test"} == set(canaries)
         if any(t.failure for t in local.tls):
             return Verdict(
-                verdict="blocked",
+                kind="blocked",
                 method="tls.reset",
                 confidence=0.9,
                 evidence=(f"ClientHello reset at {SERVER}:443",),
             )
         if local.throughput and not local.throughput[0].completed:
             return Verdict(
-                verdict="throttled",
+                kind="throttled",
                 method="throttle.stall",
                 confidence=0.8,
                 evidence=("stalled",),
                 throughput=ThroughputSummary(bytes=1000, seconds=2.0, kbps=4.0),
             )
-        return Verdict(verdict="reachable", confidence=0.95)
+        return Verdict(kind="reachable", confidence=0.95)
 
     def run(self, config: ProbeConfig, platforms: list[Platform], **kwargs: object):
         return asyncio.run(
@@ -334,7 +334,7 @@ def test_control_vantage_is_not_asked_when_this_vantage_has_no_path():
             measure=measure,
             measure_canary=fakes.measure_canary,
             classify=lambda plan, local, control, canaries: Verdict(
-                verdict="inconclusive", confidence=0.1
+                kind="inconclusive", confidence=0.1
             ),
             ask_control=fakes.ask_control,
         )

@@ -42,7 +42,7 @@ def test_a_run_in_a_child_comes_back_measured_and_sealed(tmp_path: Path) -> None
         run_in_child(config, [platform], budget=budget, state_dir=tmp_path, country="PK")
     )
     assert [f"http://127.0.0.1:{port}/"] == [m.target for m in measurements]
-    assert measurements[0].verdict.verdict != "reachable"
+    assert measurements[0].verdict.kind != "reachable"
     assert "alpha" == document.results[0].platform
     assert budget.reserved == 0 and budget.used == 0  # nothing came back from a closed port
     [(digest, envelope)] = measurements.bundles

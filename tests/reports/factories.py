@@ -45,7 +45,7 @@ def measurement(
         vantage=VantageInfo(country=cc, asn=asn, network=f"isp{asn}", software="blockprobe 0.1.0"),
         local=Observations(),
         verdict=Verdict(
-            verdict=verdict,  # type: ignore[arg-type]
+            kind=verdict,  # type: ignore[arg-type]
             method=method,
             confidence=0.9,
             evidence=(f"{method} seen",) if method else (),

@@ -51,7 +51,7 @@ async def test_incident_bundles_hold_its_kind_and_method(client: httpx.AsyncClie
             raw = (await client.get(f"/api/v1/bundles/{digest}")).content
             bundle = Bundle.model_validate_json(envelope_payload(read_envelope(raw)))
             assert any(
-                m.verdict.verdict == incident["kind"]
+                m.verdict.kind == incident["kind"]
                 and m.verdict.method == incident["method"]
                 and m.vantage.asn == incident["asn"]
                 for m in bundle.measurements

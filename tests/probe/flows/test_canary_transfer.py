@@ -115,7 +115,7 @@ async def test_a_run_shares_one_canary_transfer_and_counts_it_once(web: HTTPServ
         canaries: dict[str, Observations],
     ) -> Verdict:
         seen.append(canaries)
-        return Verdict(verdict="reachable", confidence=0.8)
+        return Verdict(kind="reachable", confidence=0.8)
 
     budget = DataBudget(config.budget.run_bytes)
     await run_check(
