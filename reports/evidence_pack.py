@@ -11,9 +11,10 @@ directory) and writes::
     DIR/proofs/DIGEST.json      its inclusion proof against the checkpoint
     DIR/bundles/DIGEST.html     a readable page of each bundle (and DIGEST/N.html per measurement)
 
-``verify_pack`` checks it with no collector: the checkpoint's signature, each bundle's signature
-under its enrolled key, each inclusion proof against the checkpoint's root, and that each bundle
-holds measurements of the incident's network, platform, kind and method.
+``probe.evidence.pack.verify_pack`` (``blockprobe verify DIR``) checks it with no collector: the
+checkpoint's signature, each bundle's signature under its enrolled key, each inclusion proof
+against the checkpoint's root, and that each bundle holds measurements of the incident's network,
+platform, kind and method.
 """
 
 from __future__ import annotations

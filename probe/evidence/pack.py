@@ -1,5 +1,7 @@
-"""Checking an evidence pack offline: the checkpoint signature, each bundle signature
-under its enrolled key, each inclusion proof, and that the bundles hold the incident.
+"""Checking an evidence pack offline, with no collector.
+
+The checkpoint's signature, each bundle's signature under its enrolled key, each inclusion
+proof, and that the bundles hold measurements of the incident.
 
 ``blockprobe report evidence`` writes the pack (``reports.evidence_pack``); ``blockprobe verify
 DIR`` checks it with this module and no collector.
@@ -20,16 +22,19 @@ from translog.checkpoint import Checkpoint, verify_checkpoint
 
 
 def signer_of(data: bytes) -> str:
+    """The key id that signed the bundle in ``data`` (a DSSE envelope), as its manifest says."""
     bundle = Bundle.model_validate_json(envelope_payload(read_envelope(data)))
     return bundle.manifest.key_id
 
 
 def checkpoint_of(body: dict[str, Any]) -> Checkpoint:
+    """The checkpoint in a pack's ``checkpoint.json``, its signature checked under the log key."""
     key = load_public_key(b64decode(body["public_key"]))
     return verify_checkpoint(body["note"], key, body["origin"])
 
 
 def inclusion_of(proof: dict[str, Any]) -> Inclusion:
+    """An inclusion proof as the collector's API and the pack write it."""
     hashes = tuple(bytes.fromhex(h) for h in proof["proof"])
     return Inclusion(int(proof["leaf_index"]), int(proof["tree_size"]), hashes)
 
