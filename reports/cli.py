@@ -127,11 +127,9 @@ def fetch(collector: str, path: str, params: dict[str, Any]) -> httpx.Response:
     except ValueError as exc:  # an URL httpx cannot use
         fail(f"bad collector URL {collector!r}: {exc}")
     if response.status_code != 200:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text[:300]
-        fail(f"the collector answered {response.status_code}: {detail}")
+        from reports.evidence_pack import refusal_detail  # on a refusal only: it loads signing
+
+        fail(f"the collector answered {response.status_code}: {refusal_detail(response)}")
     return response
 
 

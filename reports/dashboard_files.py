@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reports.evidence_pack import Getter
+from reports.evidence_pack import Getter, refusal_detail
 
 BUNDLE_LINK = re.compile(r"bundles/([0-9a-f]{64})\.html")
 MEASUREMENT_LINK = re.compile(r"bundles/[0-9a-f]{64}/([0-9]+)\.html")
@@ -20,10 +20,7 @@ MEASUREMENT_LINK = re.compile(r"bundles/[0-9a-f]{64}/([0-9]+)\.html")
 def _text(client: Getter, url: str, params: dict[str, Any]) -> str:
     response = client.get(url, params=params)
     if response.status_code != 200:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text[:300]
+        detail = refusal_detail(response)
         raise ValueError(f"the collector answered {response.status_code} for {url}: {detail}")
     text: str = response.text
     return text

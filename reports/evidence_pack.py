@@ -38,6 +38,14 @@ class Getter(Protocol):
     def get(self, url: str, *, params: dict[str, Any] | None = None) -> Any: ...
 
 
+def refusal_detail(response: Any) -> str:
+    """Why a collector refused: its JSON ``detail``, else the start of its body."""
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return str(response.text[:300])
+
+
 class InProcess:
     """A ``Getter`` over an app in this process (a collector opened on its data directory)."""
 
@@ -94,11 +102,7 @@ Written {written} from {source}.
 def _get_json(client: Getter, url: str, params: dict[str, Any] | None = None) -> Any:
     response = client.get(url, params=params)
     if response.status_code != 200:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text[:300]
-        raise PackError(f"{url}: {response.status_code} {detail}")
+        raise PackError(f"{url}: {response.status_code} {refusal_detail(response)}")
     return response.json()
 
 

@@ -83,22 +83,13 @@ class CanaryTransfer:
         return size(self._settings, self.direction)
 
     async def _transfer(self) -> ThroughputObservation:
-        settings = self._settings
-        if self.direction == "up":
-            return await throughput.upload(
-                self.url,
-                ip=None,
-                control=True,
-                byte_budget=self.size,
-                deadline=deadline_in(settings.timeouts.throughput),
-                clock=Clock(),
-            )
-        return await throughput.download(
+        transfer = throughput.upload if self.direction == "up" else throughput.download
+        return await transfer(
             self.url,
             ip=None,
             control=True,
             byte_budget=self.size,
-            deadline=deadline_in(settings.timeouts.throughput),
+            deadline=deadline_in(self._settings.timeouts.throughput),
             clock=Clock(),
         )
 
