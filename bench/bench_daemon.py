@@ -12,7 +12,7 @@ object, one canary), as in tests/probe/test_daemon_process.py. Figures printed:
 - data per scheduled run: bytes the run counted (HTTP bodies and throughput transfers) and the
   sealed bundle it queued, normal and metered.
 
-    .venv/bin/python bench/bench_daemon.py [--idle 20]
+    .venv/bin/python bench/bench_daemon.py [--idle 20] [--metrics-port 9464]
 
 Needs root or unprivileged user namespaces (``unshare``).
 """
@@ -83,10 +83,12 @@ def isolated(argv: list[str]) -> list[str]:
     return ["unshare", "--net", *userns, *argv]
 
 
-def run_default_daemon(tmp: Path, idle: float) -> dict[str, float]:
-    """The daemon on the default configuration: RSS at start and after every platform ran once."""
+def run_default_daemon(tmp: Path, idle: float, metrics_port: int | None) -> dict[str, float]:
+    """The daemon on the default configuration: RSS at start and after every platform ran once
+    (with its ``/metrics`` server listening when ``metrics_port`` is given)."""
     config = tmp / "probe.toml"
-    config.write_text('[daemon]\nstate_dir = "state"\n')
+    metrics = f"metrics_port = {metrics_port}\n" if metrics_port else ""
+    config.write_text(f'[daemon]\nstate_dir = "state"\n{metrics}')
     log = tmp / "daemon.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPROBE_")}
     argv = [sys.executable, "-m", "blockprobe", "daemon", "-c", str(config), "--accept"]
@@ -180,10 +182,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", type=float, default=20.0, help="idle window, seconds")
     parser.add_argument("--runs", type=int, default=3, help="runs before the idle window")
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="idle figures with /metrics served"
+    )
     args = parser.parse_args()
     page = b"<html><title>bench</title>" + b"hello " * 2000 + b"</html>"
     with tempfile.TemporaryDirectory() as d0:
-        idle = run_default_daemon(Path(d0), args.idle)
+        idle = run_default_daemon(Path(d0), args.idle, args.metrics_port)
     server = start_local_site(big_bytes=8 * 1024 * 1024, page=page)
     port = server.server_address[1]
     try:

@@ -1,19 +1,22 @@
 """Collector metrics in the Prometheus text format, summed over every worker process.
 
-Counters are prometheus_client's. When ``PROMETHEUS_MULTIPROC_DIR`` is set (``blockprobe
-collector serve`` sets it to a fresh directory under the data directory before its workers
-start), every worker writes its counters there and ``render`` sums them all (prometheus_client's
-multiprocess mode), so ``/metrics`` shows the collector, not the worker that answered. Without
-it (one process, tests), the counters are this process's. No metric has a client address.
+Counters, gauges and the text format are prometheus_client's. When ``PROMETHEUS_MULTIPROC_DIR``
+is set (``blockprobe collector serve`` sets it to a fresh directory under the data directory
+before its workers start), every worker writes its counters there and ``render`` sums them all
+(prometheus_client's multiprocess mode), so ``/metrics`` shows the collector, not the worker that
+answered. Without it (one process, tests), the counters are this process's. No metric has a
+client address.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created samples
@@ -51,13 +54,23 @@ class Metrics:
         self._rejected.labels(reason=reason).inc()
 
     def render(self, gauges: Mapping[str, tuple[str, float]] | None = None) -> str:
-        """The exposition text; ``gauges`` maps a name to (help, value)."""
+        """The exposition text; ``gauges`` maps a name to (help, value), read at this scrape."""
+        registry = CollectorRegistry(auto_describe=False)
         if os.environ.get(MULTIPROC_ENV):
-            registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         else:
-            registry = self._registry
-        lines = generate_latest(registry).decode().splitlines()
-        for name, (help_text, value) in (gauges or {}).items():
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value:g}"]
-        return "\n".join(lines) + "\n"
+            registry.register(self._registry)
+        registry.register(_Gauges(gauges or {}))
+        return generate_latest(registry).decode()
+
+
+class _Gauges(Collector):
+    """Gauges whose values the caller read just now (the log's size)."""
+
+    def __init__(self, gauges: Mapping[str, tuple[str, float]]) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterable[Metric]:
+        """One gauge family per name."""
+        for name, (help_text, value) in self._gauges.items():
+            yield GaugeMetricFamily(name, help_text, value=value)

@@ -9,7 +9,7 @@ state commit each write whole) and return within seconds; a run cut off so (or b
 tried again within a minute or two of the next start, not a whole interval later. SIGHUP reloads
 the configuration file and applies every key but ``state_dir`` (logged as needing a restart),
 keeping the running configuration if the new one is refused. An optional ``/metrics`` page is
-served on 127.0.0.1 only.
+served on 127.0.0.1 only, by prometheus_client (``probe.daemon.metrics``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from probe.platforms import Platform, UnknownPlatformError
 if TYPE_CHECKING:  # what a run or an upload needs is imported when one comes (idle RSS)
     import httpx
 
+    from probe.daemon.metrics import MetricsServer
     from probe.evidence.upload import DrainReport
     from probe.model import Measurement, RunDocument
 
@@ -137,7 +138,7 @@ class Daemon:
         self.started_at = datetime.now(UTC)
         self._stop = asyncio.Event()
         self._drain_lock = asyncio.Lock()
-        self._metrics: asyncio.Server | None = None
+        self._metrics: MetricsServer | None = None
         self._metrics_restart: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -205,10 +206,7 @@ class Daemon:
         await self.scheduler.stop(grace=JOB_GRACE)
         if self._metrics_restart is not None:
             await asyncio.wait([self._metrics_restart], timeout=2.0)
-        if self._metrics is not None:
-            self._metrics.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._metrics.wait_closed(), 1.0)
+        await self._stop_metrics()
         record = self.state.daemon()
         if record is not None and record.pid == os.getpid():
             self.state.record_daemon(record.model_copy(update={"stopped_at": datetime.now(UTC)}))
@@ -481,11 +479,7 @@ class Daemon:
     # --- /metrics -----------------------------------------------------------------------------
 
     async def _restart_metrics(self) -> None:
-        if self._metrics is not None:
-            self._metrics.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._metrics.wait_closed(), 1.0)
-            self._metrics = None
+        await self._stop_metrics()
         try:
             await self._start_metrics()
         except OSError as exc:
@@ -495,31 +489,16 @@ class Daemon:
         port = self.loaded.daemon.metrics_port
         if port is None:
             return
-        self._metrics = await asyncio.start_server(self._serve_metrics, "127.0.0.1", port)
+        from probe.daemon.metrics import MetricsServer  # prometheus_client only when asked for
+
+        self._metrics = await asyncio.to_thread(MetricsServer, port, self._status)
         logger.info("metrics on http://127.0.0.1:%d/metrics", port)
 
-    async def _serve_metrics(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        try:
-            async with asyncio.timeout(5.0):
-                request = await reader.readline()
-                while (await reader.readline()).strip():
-                    pass
-            parts = request.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
-                report = status.collect(self.state_dir, self.loaded, platforms=list(self.platforms))
-                body, code = status.render_prometheus(report).encode(), "200 OK"
-                kind = "text/plain; version=0.0.4; charset=utf-8"
-            else:
-                body, code, kind = b"not found\n", "404 Not Found", "text/plain"
-            writer.write(
-                f"HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (TimeoutError, OSError, UnicodeError):
-            pass
-        finally:
-            writer.close()
+    async def _stop_metrics(self) -> None:
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.close)
+            self._metrics = None
+
+    def _status(self) -> status.StatusReport:
+        """The status now (called in the metrics server's thread at each scrape)."""
+        return status.collect(self.state_dir, self.loaded, platforms=list(self.platforms))

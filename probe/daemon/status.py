@@ -3,7 +3,8 @@
 ``collect`` reads the state directory only (the daemon need not be running): last run and next
 run per platform, the outbox, data used today against the caps, the last contact with the
 collector, consent and keys, and whether the daemon has CAP_NET_RAW. ``render_text`` prints it
-for a person, ``StatusReport.model_dump_json`` for a script, ``render_prometheus`` for Prometheus.
+for a person, ``StatusReport.model_dump_json`` for a script; ``probe.daemon.metrics`` turns it
+into Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -319,99 +320,3 @@ def render_text(report: StatusReport, console: Console) -> None:
         "packet-level tests: "
         + ("on (CAP_NET_RAW)" if report.cap_net_raw else "off (no CAP_NET_RAW; not needed)")
     )
-
-
-def _metric(
-    lines: list[str], name: str, kind: str, help_: str, samples: list[tuple[str, float]]
-) -> None:
-    lines.append(f"# HELP {name} {help_}")
-    lines.append(f"# TYPE {name} {kind}")
-    for labels, value in samples:
-        lines.append(f"{name}{labels} {value:g}")
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def render_prometheus(report: StatusReport) -> str:
-    """The status in the Prometheus text exposition format (0.0.4)."""
-    lines: list[str] = []
-    b = report.budget
-    _metric(
-        lines,
-        "blockprobe_data_used_today_bytes",
-        "gauge",
-        "Bytes used today.",
-        [("", b.used_bytes)],
-    )
-    _metric(
-        lines, "blockprobe_data_daily_cap_bytes", "gauge", "Daily data cap.", [("", b.daily_bytes)]
-    )
-    _metric(
-        lines, "blockprobe_data_run_cap_bytes", "gauge", "Per-run data cap.", [("", b.run_bytes)]
-    )
-    _metric(lines, "blockprobe_runs_today", "gauge", "Runs today.", [("", b.runs)])
-    _metric(
-        lines,
-        "blockprobe_runs_skipped_today",
-        "gauge",
-        "Runs skipped today.",
-        [("", b.skipped_runs)],
-    )
-    _metric(lines, "blockprobe_metered", "gauge", "1 in metered mode.", [("", int(b.metered))])
-    o = report.outbox
-    _metric(
-        lines,
-        "blockprobe_outbox_pending",
-        "gauge",
-        "Bundles waiting.",
-        [("", o.pending if o else 0)],
-    )
-    _metric(
-        lines, "blockprobe_outbox_dead", "gauge", "Bundles refused.", [("", o.dead if o else 0)]
-    )
-    _metric(
-        lines,
-        "blockprobe_outbox_dropped_total",
-        "counter",
-        "Bundles dropped (outbox full).",
-        [("", o.dropped if o else 0)],
-    )
-    last = report.collector.last_contact
-    _metric(
-        lines,
-        "blockprobe_collector_last_contact_ok",
-        "gauge",
-        "1 if the last upload worked.",
-        [("", int(bool(last and last.ok)))],
-    )
-    verdicts: list[tuple[str, float]] = []
-    finished: list[tuple[str, float]] = []
-    used: list[tuple[str, float]] = []
-    for p in report.platforms:
-        r = p.last_run
-        if r is None:
-            continue
-        name = _label(p.name)
-        verdict = _label(r.verdict or r.outcome)
-        verdicts.append((f'{{platform="{name}",verdict="{verdict}"}}', 1))
-        finished.append((f'{{platform="{name}"}}', r.finished_at.timestamp()))
-        used.append((f'{{platform="{name}"}}', r.bytes_used))
-    _metric(lines, "blockprobe_platform_verdict", "gauge", "The last run's verdict (1).", verdicts)
-    _metric(
-        lines,
-        "blockprobe_platform_last_run_timestamp_seconds",
-        "gauge",
-        "When the last run finished.",
-        finished,
-    )
-    _metric(lines, "blockprobe_platform_last_run_bytes", "gauge", "Bytes the last run used.", used)
-    _metric(
-        lines,
-        "blockprobe_cap_net_raw",
-        "gauge",
-        "1 if packet-level tests are possible.",
-        [("", int(report.cap_net_raw))],
-    )
-    return "\n".join(lines) + "\n"

@@ -283,6 +283,7 @@ async def test_health_metrics_and_openapi(client: httpx.AsyncClient) -> None:
     assert "blockprobe_bundles_accepted_total 1.0" in text
     assert 'blockprobe_bundles_rejected_total{reason="malformed"} 1.0' in text
     assert "blockprobe_measurements_stored_total 3.0" in text
+    assert "# TYPE blockprobe_log_size gauge\nblockprobe_log_size 1.0" in text
     paths = (await client.get("/openapi.json")).json()["paths"]
     body = paths["/api/v1/bundles"]["post"]["requestBody"]["content"]["application/json"]
     assert {"payload", "payloadType", "signatures"} == set(body["schema"]["properties"])

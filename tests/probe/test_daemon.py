@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -401,3 +402,48 @@ async def test_an_interrupted_run_is_retried_soon_after_the_next_start(tmp_path,
     await asyncio.wait_for(task, 5.0)
     assert timedelta(seconds=4) < soon[PLATFORM_PREFIX + "alpha"] < timedelta(seconds=6)
     assert timedelta(seconds=4) < soon[PLATFORM_PREFIX + "beta"] < timedelta(seconds=6)
+
+
+@pytest.mark.anyio
+async def test_metrics_are_served_on_loopback_and_follow_a_port_change(tmp_path, monkeypatch):
+    """/metrics over a real socket: the status as Prometheus text; a reload moves the port."""
+    from tests.probe.test_daemon_process import free_port
+
+    monkeypatch.setattr("probe.daemon.scheduler.FIRST_RUN_WITHIN", 0.1)
+    first, second = free_port(), free_port()
+    loaded = loaded_config(tmp_path, "alpha", interval=3600.0, metrics_port=first)
+    run = FakeRun()
+    moved = dataclasses.replace(
+        loaded, daemon=loaded.daemon.model_copy(update={"metrics_port": second})
+    )
+    daemon = Daemon(loaded, tmp_path / "state", run=run, reload=lambda: moved)
+    task = asyncio.create_task(daemon.serve())
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for _ in range(400):
+                await asyncio.sleep(0.05)
+                with State(tmp_path / "state") as state:
+                    if "alpha" in state.last_runs():
+                        break
+            response = await client.get(f"http://127.0.0.1:{first}/metrics")
+            assert 200 == response.status_code
+            assert response.headers["content-type"].startswith("text/plain")
+            text = response.text
+            assert "# TYPE blockprobe_outbox_dropped_total counter" in text
+            assert "# TYPE blockprobe_data_daily_cap_bytes gauge" in text
+            assert 'blockprobe_platform_verdict{platform="alpha",verdict=' in text
+            assert daemon.reload() is True
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if daemon._metrics is not None and daemon._metrics.port == second:
+                    break
+            response = await client.get(f"http://127.0.0.1:{second}/metrics")
+            assert "blockprobe_runs_today 1.0" in response.text
+            with pytest.raises(httpx.ConnectError):
+                await client.get(f"http://127.0.0.1:{first}/metrics")
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10.0)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"http://127.0.0.1:{second}/metrics")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 
 from probe.config import ProbeConfig
-from probe.daemon import consent, status
+from probe.daemon import consent, metrics, status
 from probe.daemon.settings import DaemonConfig, LoadedConfig
 from probe.daemon.state import DaemonRecord, EndpointVerdict, RunRecord, State
 from probe.evidence.keys import KeyStore
@@ -117,11 +117,12 @@ def test_text_rendering_names_verdicts_data_and_the_outbox(tmp_path):
 def test_prometheus_text_has_typed_metrics_with_labels(tmp_path):
     """/metrics: HELP and TYPE for each metric, the verdict as a label."""
     populate(tmp_path, pid=os.getpid())
-    text = status.render_prometheus(status.collect(tmp_path, loaded()))
+    text = metrics.render(status.collect(tmp_path, loaded()))
     assert "# TYPE blockprobe_data_used_today_bytes gauge" in text
     assert "blockprobe_data_used_today_bytes 127456" in text
     assert 'blockprobe_platform_verdict{platform="x",verdict="blocked"} 1' in text
     assert "blockprobe_outbox_pending 2" in text
+    assert "# TYPE blockprobe_outbox_dropped_total counter" in text
     for line in text.splitlines():
         assert line.startswith("#") or len(line.split(" ")) == 2
 
