@@ -184,6 +184,9 @@ SITES: dict[str, tuple[str, ...]] = {
     "example": ("example.org", "www.example.org", "example.com", "www.example.com"),
 }
 CANARY_NAMES: tuple[str, ...] = ("example.org", "example.com")
+# Sites that also answer HTTP/3 over QUIC on UDP 443 (censornet.servers.h3origin), as the real
+# ones do; X does not (its platform file marks no endpoint http3).
+HTTP3_SITES: tuple[str, ...] = ("youtube", "facebook", "instagram", "whatsapp")
 
 
 def server_ips() -> tuple[str, ...]:

@@ -22,12 +22,13 @@ HANDSHAKE_ALLOWANCE = 8 * 1024
 
 
 def bytes_transferred(observations: Observations) -> int:
-    """Bytes the observations moved: HTTP bodies, throughput transfers (both directions), and the
-    servers' TLS handshake messages."""
+    """Bytes the observations moved: HTTP bodies, throughput transfers (both directions), the
+    servers' TLS handshake messages, and every UDP payload a QUIC step sent or received."""
     bodies = sum(h.body_length or 0 for h in observations.http)
     transfers = sum(t.bytes for t in observations.throughput)
     handshakes = sum(h.received or 0 for h in observations.tls)
-    return bodies + transfers + handshakes
+    quic = sum(q.sent + q.received for q in observations.quic)
+    return bodies + transfers + handshakes + quic
 
 
 class DataBudget:

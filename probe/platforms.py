@@ -88,6 +88,7 @@ class EndpointConfig(_Frozen):
     url: Url
     throughput_url: Url | None = None  # a large object to stream (download throughput)
     upload_url: Url | None = None  # where a budgeted POST body may be sent (upload throughput)
+    http3: bool = False  # the host also answers HTTP/3 over QUIC (UDP 443): measure that too
 
 
 class Platform(_Frozen):
@@ -120,6 +121,8 @@ class Platform(_Frozen):
                         f"host {host_of(url)!r} is not among the platform's domains "
                         f"({', '.join(domains)})",
                     )
+            if endpoint.http3 and urlsplit(endpoint.url).scheme != "https":
+                raise KeyedValueError((i, "http3"), "only an https:// endpoint can speak HTTP/3")
             if endpoint.url in seen:
                 raise KeyedValueError((i, "url"), f"{endpoint.url!r} is listed twice")
             seen.add(endpoint.url)
@@ -144,6 +147,7 @@ class Platform(_Frozen):
                 and e.throughput_url is None
                 and e.upload_url is None
                 and e.url.startswith("https://"),
+                http3=e.http3,
             )
             for e in self.endpoints
         )

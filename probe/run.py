@@ -36,6 +36,7 @@ from probe.flows.plan import (
 )
 from probe.model import (
     EndpointResult,
+    Http3Verdict,
     Measurement,
     Observations,
     ProbeInfo,
@@ -234,6 +235,7 @@ def endpoint_result(measurement: Measurement) -> EndpointResult:
         evidence=v.evidence,
         throughput=v.throughput,
         measurement_id=measurement.measurement_id,
+        http3=v.http3,
     )
 
 
@@ -280,6 +282,7 @@ def platform_summary(
             for e in endpoints
             if e.verdict == "reachable"
         )
+    quic_only = http3_blocked_over_tcp(endpoints)
     return EndpointResult(
         platform=platform,
         target=None,
@@ -287,11 +290,44 @@ def platform_summary(
         verdict=verdict,
         method=first.method if first else None,
         confidence=first.confidence if first else 0.0,
-        evidence=evidence or (f"{reachable} of {len(endpoints)} endpoints reachable",),
+        evidence=(
+            *(evidence or (f"{reachable} of {len(endpoints)} endpoints reachable",)),
+            *(
+                f"{e.target}: HTTP/3 blocked ({e.http3.method}), HTTPS over TCP reachable"
+                for e in quic_only
+                if e.http3 is not None
+            ),
+        ),
         throughput=None,
         measurement_id=None,
-        partial=bool(working) and reachable < len(kinds),
+        partial=(bool(working) and reachable < len(kinds)) or bool(quic_only),
+        http3=http3_summary(endpoints),
     )
+
+
+def http3_blocked_over_tcp(endpoints: Sequence[EndpointResult]) -> list[EndpointResult]:
+    """Endpoints whose HTTP/3 is blocked while HTTPS over TCP to them is reachable: they make
+    the platform summary ``partial`` (never blocked on their own; docs/verdicts.md, "HTTP/3")."""
+    return [
+        e
+        for e in endpoints
+        if e.verdict == "reachable" and e.http3 is not None and e.http3.kind == "blocked"
+    ]
+
+
+def http3_summary(endpoints: Sequence[EndpointResult]) -> Http3Verdict | None:
+    """The platform's HTTP/3 result: the worst of its endpoints' (None when none was measured)."""
+    measured = [e.http3 for e in endpoints if e.http3 is not None]
+    if not measured:
+        return None
+    kind = worst([h.kind for h in measured])
+    first = next(h for h in measured if h.kind == kind)
+    lines = tuple(
+        f"{e.target}: HTTP/3 {e.http3.kind}" + (f" ({e.http3.method})" if e.http3.method else "")
+        for e in endpoints
+        if e.http3 is not None
+    )
+    return Http3Verdict(kind=kind, method=first.method, confidence=first.confidence, evidence=lines)
 
 
 def _default_measure() -> MeasureEndpoint:

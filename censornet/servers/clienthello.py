@@ -51,6 +51,15 @@ def parse_sni(data: bytes) -> str | None:
         return None
 
 
+def sni_of_client_hello(body: bytes) -> str | None:
+    """The server_name host of a ClientHello message body (after its 4-byte handshake header),
+    as QUIC carries it in CRYPTO frames (None when absent or malformed)."""
+    try:
+        return _sni_from_hello(body)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+
+
 async def read_client_hello(reader: asyncio.StreamReader) -> bytes:
     """Read the TLS records that carry the whole ClientHello (raises ValueError/IncompleteRead)."""
     data = b""

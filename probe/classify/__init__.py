@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from probe.classify import dns, http, outage, throttle, transport
+from probe.classify import dns, http, outage, quic, throttle, transport
 from probe.classify.context import Context, answered, tls_failure
 from probe.classify.finding import Finding, elapsed
 from probe.flows.plan import EndpointPlan
@@ -43,8 +43,18 @@ def classify(
     ``one_shot`` says the observations come from a measurement that tries each step once (an
     imported OONI measurement): a single active failure the control vantage does not see may
     then conclude, at a confidence that says one try was seen; our own probe always retries.
+    An endpoint with QUIC observations also gets its ``http3`` verdict (``probe.classify.quic``),
+    judged on its own: it never changes the endpoint's verdict.
     """
     ctx = Context(plan, local, control, canaries, one_shot)
+    verdict = _classify(ctx)
+    found = quic.judge(ctx)
+    return verdict if found is None else verdict.model_copy(update={"http3": found})
+
+
+def _classify(ctx: Context) -> Verdict:
+    """The endpoint's verdict (HTTPS or HTTP over TCP): the rules in order."""
+    plan, local = ctx.plan, ctx.local
     down, up = throttle.summary(ctx, "down"), throttle.summary(ctx, "up")
     notes: list[str] = []
     confidence = REACHABLE + (0.1 if ctx.vantage_reached else 0.0)

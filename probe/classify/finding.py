@@ -31,6 +31,9 @@ _WORDS: dict[Failure, str] = {
     Failure.SSL_UNKNOWN_AUTHORITY: "certificate from an unknown authority",
     Failure.SSL_INVALID_CERTIFICATE: "invalid certificate",
     Failure.SSL_FAILED_HANDSHAKE: "answered with a TLS alert",
+    Failure.QUIC_CLOSED: "closed by a CONNECTION_CLOSE",
+    Failure.QUIC_STATELESS_RESET: "ended by a stateless reset",
+    Failure.QUIC_INCOMPATIBLE_VERSION: "answered by a Version Negotiation packet",
     Failure.UNKNOWN: "failed (unknown error)",
 }
 

@@ -26,6 +26,9 @@ ACTIVE_FAILURES = frozenset(
         Failure.NETWORK_UNREACHABLE,
         Failure.EOF,
         Failure.SSL_FAILED_HANDSHAKE,
+        Failure.QUIC_CLOSED,
+        Failure.QUIC_STATELESS_RESET,
+        Failure.QUIC_INCOMPATIBLE_VERSION,
     }
 )
 

@@ -35,6 +35,9 @@ class EndpointPlan:
     # The platform measures throughput but this https host has no large object to stream: its
     # verdict can show a throttle only through the platform's other endpoints.
     no_large_object: bool = False
+    # The platform file says this https endpoint speaks HTTP/3: the flow adds a QUIC handshake
+    # (and its controls) beside the TCP path; its result is the endpoint's ``http3`` verdict.
+    http3: bool = False
 
 
 NO_LARGE_OBJECT_NOTE = (

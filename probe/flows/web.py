@@ -23,13 +23,14 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
-from probe.flows import canary_transfer, packets
+from probe.flows import canary_transfer, http3, packets
 from probe.flows.plan import EndpointPlan, MeasureSettings, transfer_bytes
 from probe.model.failures import Failure
 from probe.model.measurement import Observations
 from probe.model.observations import (
     DNSObservation,
     HTTPObservation,
+    QUICObservation,
     TCPConnectObservation,
     ThroughputObservation,
     TLSHandshakeObservation,
@@ -119,12 +120,19 @@ class _Flow:
 
         answered: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         resolving = asyncio.ensure_future(self._resolve(host, answered))
+        quic_run: asyncio.Future[list[QUICObservation]] | None = None
         try:
             await asyncio.wait((answered, resolving), return_when=asyncio.FIRST_COMPLETED)
             if answered.done():
                 addresses = answered.result()
             else:
                 addresses = _addresses(host, resolving.result())
+            if plan.http3 and https and addresses:  # beside the TCP path (probe.flows.http3)
+                quic_run = asyncio.ensure_future(
+                    http3.measure(
+                        plan, addresses, self.settings, self.clock, self._retry, controls=controls
+                    )
+                )
 
             connects, handshakes = await self._connect(addresses, host, port, https, controls)
             if https:
@@ -138,8 +146,11 @@ class _Flow:
             if ip is not None:
                 fetches, transfers = await self._use(plan, ip, with_throughput, controls)
             lookups = await resolving  # the UDP late windows, open meanwhile, are closed now
+            shakes = await quic_run if quic_run is not None else []
         finally:
             resolving.cancel()
+            if quic_run is not None:
+                quic_run.cancel()
         evidence = await packets.collect(
             plan,
             self.settings,
@@ -156,6 +167,7 @@ class _Flow:
             http=tuple(fetches),
             throughput=tuple(transfers),
             packets=evidence,
+            quic=tuple(shakes),
         )
 
     async def _resolve(

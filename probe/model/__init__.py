@@ -9,12 +9,20 @@ from probe.model.observations import (
     DNSObservation,
     HTTPObservation,
     PacketObservation,
+    QUICObservation,
     TCPConnectObservation,
     ThroughputObservation,
     TLSHandshakeObservation,
 )
 from probe.model.result import EndpointResult, ProbeInfo, RunDocument
-from probe.model.verdict import METHODS, ThroughputSummary, Verdict, VerdictKind, worst
+from probe.model.verdict import (
+    METHODS,
+    Http3Verdict,
+    ThroughputSummary,
+    Verdict,
+    VerdictKind,
+    worst,
+)
 
 __all__ = [
     "METHODS",
@@ -24,11 +32,13 @@ __all__ = [
     "EndpointResult",
     "Failure",
     "HTTPObservation",
+    "Http3Verdict",
     "Measurement",
     "Method",
     "Observations",
     "PacketObservation",
     "ProbeInfo",
+    "QUICObservation",
     "RunDocument",
     "TCPConnectObservation",
     "TLSHandshakeObservation",

@@ -8,6 +8,9 @@ these values lives in one table, ``probe.net.errors``. Rough hierarchy:
   ``network_unreachable``
 - TLS: ``ssl_invalid_hostname``, ``ssl_unknown_authority``, ``ssl_invalid_certificate``,
   ``ssl_failed_handshake`` (an alert from the peer)
+- QUIC: ``quic_connection_closed`` (a CONNECTION_CLOSE frame), ``quic_stateless_reset``,
+  ``quic_incompatible_version`` (a Version Negotiation packet); an ICMP port unreachable is
+  ``connection_refused``, as over TCP
 - any stage: ``generic_timeout_error``, ``eof_error``, ``unknown_failure``
 """
 
@@ -33,4 +36,7 @@ class Failure(StrEnum):
     SSL_UNKNOWN_AUTHORITY = "ssl_unknown_authority"
     SSL_INVALID_CERTIFICATE = "ssl_invalid_certificate"
     SSL_FAILED_HANDSHAKE = "ssl_failed_handshake"
+    QUIC_CLOSED = "quic_connection_closed"
+    QUIC_STATELESS_RESET = "quic_stateless_reset"
+    QUIC_INCOMPATIBLE_VERSION = "quic_incompatible_version"
     UNKNOWN = "unknown_failure"

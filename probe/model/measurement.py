@@ -13,6 +13,7 @@ from probe.model.observations import (
     DNSObservation,
     HTTPObservation,
     PacketObservation,
+    QUICObservation,
     TCPConnectObservation,
     ThroughputObservation,
     TLSHandshakeObservation,
@@ -33,6 +34,7 @@ class Observations(_Wire):
     http: tuple[HTTPObservation, ...] = ()
     throughput: tuple[ThroughputObservation, ...] = ()
     packets: tuple[PacketObservation, ...] = ()  # packet-level evidence, when raw sockets allow
+    quic: tuple[QUICObservation, ...] = ()  # HTTP/3 endpoints: QUIC handshakes and their controls
 
 
 class VantageInfo(_Wire):

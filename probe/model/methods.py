@@ -34,6 +34,7 @@ class Method(StrEnum):
     HTTP_BLOCKPAGE = "http.blockpage"
     HTTP_REDIRECT = "http.redirect"
     QUIC_TIMEOUT = "quic.timeout"
+    QUIC_CLOSED = "quic.closed"
     THROTTLE_RATE = "throttle.rate"
     THROTTLE_STALL = "throttle.stall"
     OUTAGE_LOCAL = "outage.local"

@@ -191,3 +191,46 @@ class PacketObservation(_Wire):
     description: str
     t0: float
     t: float
+
+
+QuicClose = Literal["connection_close", "stateless_reset", "version_negotiation", "icmp"]
+
+
+class QUICObservation(_Wire):
+    """One QUIC handshake to ``ip:port`` with ``sni`` (ALPN h3), and an HTTP/3 GET when it worked.
+
+    ``control`` marks the benign-SNI handshake to the same address. ``close`` says how the
+    connection ended before the handshake completed, when something answered: a CONNECTION_CLOSE
+    frame (``error_code``, ``frame_type``, ``reason`` as sent), a stateless reset, a Version
+    Negotiation packet (``versions`` offered) or an ICMP error. ``sent``/``received`` count UDP
+    payload bytes; ``handshake_seconds`` is the time to a completed handshake. ``skipped`` names
+    why no packet was sent (the QUIC library is not installed).
+    """
+
+    ip: str
+    port: int = 443
+    sni: str
+    control: bool = False
+    failure: Failure | None = None
+    skipped: str | None = None
+    version: str | None = None  # "0x00000001" for QUIC v1
+    alpn: str | None = None
+    cert_valid: bool | None = None
+    close: QuicClose | None = None
+    error_code: int | None = None
+    frame_type: int | None = None
+    reason: str | None = None
+    versions: tuple[str, ...] = ()  # offered in a Version Negotiation packet
+    handshake_seconds: float | None = None
+    status: int | None = None  # the HTTP/3 status of the GET, when one was made and answered
+    body_length: int | None = None
+    sent: int = 0
+    received: int = 0
+    t0: float
+    t: float
+
+    @property
+    def server_answered(self) -> bool:
+        """True when the handshake completed, or the peer answered in QUIC at all (a close
+        carrying a TLS alert, a version list). What a benign-SNI control has to show."""
+        return self.failure is None or (self.close is not None and self.close != "icmp")

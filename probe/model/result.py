@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from probe.model.verdict import ThroughputSummary, VerdictKind
+from probe.model.verdict import Http3Verdict, ThroughputSummary, VerdictKind
 
 
 class _Wire(BaseModel):
@@ -29,6 +29,7 @@ class EndpointResult(_Wire):
     throughput: ThroughputSummary | None
     measurement_id: str | None
     partial: bool = False
+    http3: Http3Verdict | None = None  # the endpoint's HTTP/3 result, when it was measured
 
 
 class ProbeInfo(_Wire):

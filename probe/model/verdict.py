@@ -40,6 +40,7 @@ METHODS: dict[str, VerdictKind] = {
     Method.HTTP_BLOCKPAGE: "blocked",
     Method.HTTP_REDIRECT: "blocked",
     Method.QUIC_TIMEOUT: "blocked",
+    Method.QUIC_CLOSED: "blocked",
     Method.THROTTLE_RATE: "throttled",
     Method.THROTTLE_STALL: "throttled",
     Method.OUTAGE_LOCAL: "outage",
@@ -72,6 +73,24 @@ class ThroughputSummary(_Wire):
     direction: Direction = "down"
 
 
+class Http3Verdict(_AliasedWire):
+    """The contract's ``http3`` object: an endpoint's HTTP/3 (QUIC) result, judged on its own.
+
+    It never changes the endpoint's own verdict, which is about HTTPS over TCP: a QUIC-only block
+    shows here and in the platform summary's evidence (docs/verdicts.md, "HTTP/3").
+    """
+
+    kind: VerdictKind = Field(alias="verdict")
+    method: Method | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: tuple[str, ...] = ()
+
+    def model_post_init(self, __context: object) -> None:
+        """Refuse a method that does not belong to the verdict (a programming error)."""
+        if self.method is not None and METHODS.get(self.method) != self.kind:
+            raise ValueError(f"method {self.method!r} does not go with verdict {self.kind!r}")
+
+
 class Verdict(_AliasedWire):
     """What the classifier concluded for one endpoint, with its confidence and evidence.
 
@@ -84,6 +103,7 @@ class Verdict(_AliasedWire):
     evidence: tuple[str, ...] = ()
     throughput: ThroughputSummary | None = None
     throughput_up: ThroughputSummary | None = None
+    http3: Http3Verdict | None = None  # endpoints the platform file marks http3
 
     def model_post_init(self, __context: object) -> None:
         """Refuse a method that does not belong to the verdict (a programming error)."""
