@@ -40,6 +40,9 @@ ADDRESSES: dict[str, str] = {
     "X_CDN_ALT_IP": topology.X_CDN_ALT_IP,
     "X_ALL_IPS": ",".join((*topology.X_IPS, *topology.X_MEDIA_IPS, topology.X_CDN_ALT_IP)),
     "CANARY_IPS": ",".join(topology.CANARY_IPS),
+    "YOUTUBE_IPS": ",".join(
+        sorted({ip for name in topology.SITES["youtube"] for ip in topology.ZONE[name]})
+    ),
     "BLOCKPAGE_IP": topology.BLOCKPAGE_IP,
     "MITM_IP": topology.MITM_IP,
     "AUTH_DNS_IP": topology.AUTH_DNS_IP,
@@ -47,7 +50,9 @@ ADDRESSES: dict[str, str] = {
     "CTRL_IP": topology.vantage(topology.CTRL).address,
     "HELPER_PORT": str(topology.HELPER_PORT),
 }
-ISP_POLICY_FIELDS = frozenset({"resolver", "http_proxy", "tls_proxy", "inject", "rst_inject"})
+ISP_POLICY_FIELDS = frozenset(
+    {"resolver", "http_proxy", "tls_proxy", "inject", "rst_inject", "quic_filter"}
+)
 INET_POLICY_FIELDS = frozenset({"authoritative", "control_resolver", "web"})
 _RULE = re.compile(r"^-A (?P<chain>\S+) ")
 _HASHLIMIT_NAME = re.compile(r"--hashlimit-name\s+(\S+)")
@@ -80,22 +85,22 @@ class Expectation(_Frozen):
     target: str
     verdict: tuple[VerdictKind, ...] = Field(min_length=1)
     method: tuple[str, ...] = ()
+    # The endpoint's HTTP/3 result (its ``http3`` object), for endpoints the platform file marks
+    # http3; no http3_verdict means the scenario says nothing about it.
+    http3_verdict: tuple[VerdictKind, ...] = ()
+    http3_method: tuple[str, ...] = ()
 
-    @field_validator("verdict", "method", mode="before")
+    @field_validator("verdict", "method", "http3_verdict", "http3_method", mode="before")
     @classmethod
     def one_or_many(cls, value: object) -> object:
         return _as_tuple(value)
 
     @model_validator(mode="after")
     def check_methods(self) -> Expectation:
-        for method in self.method:
-            if method not in METHODS:
-                raise ValueError(f"method {method!r} is not in the verdict vocabulary")
-            if METHODS[method] not in self.verdict:
-                raise ValueError(f"method {method!r} goes with verdict {METHODS[method]!r}")
-        for verdict in self.verdict:
-            if verdict not in _NULL_METHOD and not any(METHODS[m] == verdict for m in self.method):
-                raise ValueError(f"verdict {verdict!r} needs a method")
+        _check_pair(self.verdict, self.method)
+        if self.http3_method and not self.http3_verdict:
+            raise ValueError("http3_method needs http3_verdict")
+        _check_pair(self.http3_verdict, self.http3_method)
         return self
 
     def matches(self, target_url: str) -> bool:
@@ -104,11 +109,42 @@ class Expectation(_Frozen):
 
     def accepts(self, verdict: str, method: str | None) -> bool:
         """Whether a probe result (verdict, method) meets this expectation."""
-        if verdict not in self.verdict:
+        return _accepts(self.verdict, self.method, verdict, method)
+
+    def accepts_http3(self, http3: dict[str, object] | None) -> bool:
+        """Whether a result's ``http3`` object (None: absent) meets this expectation."""
+        if not self.http3_verdict:
+            return True
+        if http3 is None:
             return False
-        if verdict in _NULL_METHOD:
-            return method is None
-        return method in self.method
+        method = http3.get("method")
+        return _accepts(
+            self.http3_verdict,
+            self.http3_method,
+            str(http3.get("verdict")),
+            None if method is None else str(method),
+        )
+
+
+def _check_pair(verdicts: tuple[VerdictKind, ...], methods: tuple[str, ...]) -> None:
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"method {method!r} is not in the verdict vocabulary")
+        if METHODS[method] not in verdicts:
+            raise ValueError(f"method {method!r} goes with verdict {METHODS[method]!r}")
+    for verdict in verdicts:
+        if verdict not in _NULL_METHOD and not any(METHODS[m] == verdict for m in methods):
+            raise ValueError(f"verdict {verdict!r} needs a method")
+
+
+def _accepts(
+    verdicts: tuple[VerdictKind, ...], methods: tuple[str, ...], verdict: str, method: str | None
+) -> bool:
+    if verdict not in verdicts:
+        return False
+    if verdict in _NULL_METHOD:
+        return method is None
+    return method in methods
 
 
 class IptablesRules(_Frozen):
@@ -158,6 +194,9 @@ class Scenario(_Frozen):
     description: str
     category: Category
     scope: Scope
+    # The platforms the lab tests measure under this scenario (`blockprobe run --platform ...`);
+    # `blockprobe lab check` always measures X, whose endpoints every expectation covers too.
+    platforms: tuple[str, ...] = Field(default=("x",), min_length=1)
     iptables: IptablesRules = Field(default_factory=IptablesRules)
     tc: tuple[str, ...] = ()  # run per vantage-facing interface of the ISP, ``{dev}`` replaced
     policy: Policy = Field(default_factory=Policy)

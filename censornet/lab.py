@@ -32,6 +32,7 @@ CENSOR_CHAINS: dict[str, tuple[tuple[str, str], ...]] = {
     "nat": (("BP_NAT_PRE", "PREROUTING"),),
 }
 READY_TIMEOUT = 30.0
+H3_ORIGIN = "h3origin"  # the HTTP/3 origin (censornet.servers.h3origin), beside nginx in inet
 # The real DNS servers a lab runs: nsd (authoritative) and one unbound per resolver.
 DNS_SERVER_NAMES: tuple[str, ...] = ("nsd", *(f"unbound-{r.name}" for r in resolvers()))
 # The probe config the control vantage's helper uses (the lab's resolvers, canaries, platforms).
@@ -261,6 +262,9 @@ class Lab:
             argv = [sys.executable, "-m", "censornet.servers", role, "--state", str(self.state_dir)]
             self._spawn(role, role, argv)
         origin = self._start_origins()
+        (ready_dir / H3_ORIGIN).unlink(missing_ok=True)
+        h3 = [sys.executable, "-m", "censornet.servers.h3origin", "--state", str(self.state_dir)]
+        self._spawn(H3_ORIGIN, topology.INET, h3)  # serves the tree nginx's preparation wrote
         names = self._start_name_servers()
         self._start_helper()
         deadline = time.monotonic() + READY_TIMEOUT
@@ -274,7 +278,7 @@ class Lab:
             deadline, {s.name: s.alive for s in self.servers if s.name in DNS_SERVER_NAMES}
         )
         for server in self.servers:
-            if server.name not in SERVER_ROLES:
+            if server.name not in (*SERVER_ROLES, H3_ORIGIN):
                 continue
             while not (ready_dir / server.name).exists():
                 if not server.alive():

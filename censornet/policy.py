@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 DnsAction = Literal["nxdomain", "servfail", "refused", "drop", "answer"]
 HttpAction = Literal["blockpage", "redirect", "reset"]
 TlsAction = Literal["eof", "alert"]
+QuicAction = Literal["drop", "close"]
 WebMode = Literal["ok", "http503", "close", "slow"]
 
 
@@ -48,6 +49,14 @@ class TlsRule(_Frozen):
     action: TlsAction
 
 
+class QuicRule(_Frozen):
+    """What an ISP's in-path QUIC filter does to a client Initial whose SNI is under ``suffix``:
+    drop it, or drop it and answer with a forged CONNECTION_CLOSE."""
+
+    suffix: str
+    action: QuicAction
+
+
 class InjectRule(_Frozen):
     """On-path DNS injection at an ISP: forge ``answer`` for queries under ``suffix``."""
 
@@ -73,6 +82,7 @@ class Policy(_Frozen):
     tls_proxy: tuple[TlsRule, ...] = ()  # ISP transparent proxy, port-443 traffic redirected to it
     inject: tuple[InjectRule, ...] = ()  # ISP on-path DNS injector
     rst_inject: tuple[str, ...] = ()  # ISP on-path RST injector: SNI suffixes it resets
+    quic_filter: tuple[QuicRule, ...] = ()  # ISP in-path QUIC filter (UDP 443 queued to it)
     web: tuple[WebRule, ...] = ()  # platform servers (inet)
 
 

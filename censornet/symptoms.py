@@ -3,7 +3,8 @@
 Run inside a vantage point as ``python -m censornet.symptoms KIND ARGS``; it prints one JSON line.
 Kinds: ``dns`` (raw UDP query: rcode, answers, every response within a window), ``connect`` (TCP:
 ok, refused, reset, timeout, unreachable), ``tls`` (handshake with an SNI to an address: outcome,
-certificate issuer, whether it validates against a CA file), ``http`` (one request: status, title,
+certificate issuer, whether it validates against a CA file), ``quic`` (a QUIC handshake with an
+SNI: ok, timeout, closed; ``censornet.quicsymptom``), ``http`` (one request: status, title,
 Location) and ``rate`` (download or upload through one connection: bytes, seconds, kbit/s).
 Failures are data, never exceptions: each result has an ``outcome``.
 """
@@ -25,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import dns.exception
@@ -33,6 +35,9 @@ import dns.rcode
 import dns.rdatatype
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+if TYPE_CHECKING:
+    from censornet.quicsymptom import QuicSymptom
 
 DEFAULT_TIMEOUT = 3.0
 CHUNK = 64 * 1024
@@ -527,6 +532,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=443)
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
     p.add_argument("--ca", type=Path, default=_default_ca())
+    p = kinds.add_parser("quic", help="one QUIC handshake (h3) with an SNI to an address")
+    p.add_argument("ip")
+    p.add_argument("sni")
+    p.add_argument("--port", type=int, default=443)
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    p.add_argument("--ca", type=Path, default=_default_ca())
     p = kinds.add_parser("http", help="one HTTP(S) GET")
     p.add_argument("url")
     p.add_argument("--ip")
@@ -551,7 +562,7 @@ def _default_ca() -> Path | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one symptom probe and print its result as one JSON line."""
     args = _parser().parse_args(argv)
-    result: Symptom
+    result: Symptom | QuicSymptom
     if args.kind == "dns":
         result = dns_query(
             args.server,
@@ -569,6 +580,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     elif args.kind == "http":
         result = http_get(args.url, ip=args.ip, timeout=args.timeout)
+    elif args.kind == "quic":
+        from censornet.quicsymptom import quic_handshake  # aioquic only for this kind
+
+        result = quic_handshake(
+            args.ip, args.sni, port=args.port, timeout=args.timeout, ca_file=args.ca
+        )
     else:
         result = rate(
             args.url,

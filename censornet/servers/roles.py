@@ -1,7 +1,8 @@
 """The Python servers of each lab namespace: ``inet`` (the MITM server, the control resolver's DoH
-front) or an ISP (transparent proxy, DNS and RST injectors, the forwarder standing for a distant or
-broken upstream), from start to the ready file to a clean SIGTERM exit. The origins, the blockpage
-server and the DNS servers are real software (``censornet.origins``, ``censornet.nameservers``).
+front) or an ISP (transparent proxy, DNS and RST injectors, the QUIC filter, the forwarder standing
+for a distant or broken upstream), from start to the ready file to a clean SIGTERM exit. The
+origins (nginx; aioquic's server for HTTP/3), the blockpage server and the DNS servers are real
+software (``censornet.origins``, ``censornet.servers.h3origin``, ``censornet.nameservers``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from censornet.servers.dnsserver import DnsServer
 from censornet.servers.doh import doh_app
 from censornet.servers.injector import DnsInjector
 from censornet.servers.proxy import TransparentProxy
+from censornet.servers.quicfilter import QuicFilter
 from censornet.servers.ready import write_ready
 from censornet.servers.resolver import ForwardingResolver
 from censornet.servers.rst_injector import RstInjector
@@ -77,6 +79,7 @@ def isp_services(state_dir: Path, name: str) -> list[Service]:
         TransparentProxy(watcher.current),
         DnsInjector(watcher.current),
         RstInjector(lambda: watcher.current().rst_inject),
+        QuicFilter(watcher.current),
     ]
 
 

@@ -206,3 +206,42 @@ def test_isp_scenarios_cannot_switch_platform_servers() -> None:
     )
     with pytest.raises(CatalogueError, match="web"):
         parse_catalogue(bad)
+
+
+def test_http3_expectations_are_checked_and_matched() -> None:
+    """http3_verdict/http3_method follow the verdict vocabulary; a result's http3 object must be
+    present and accepted when the scenario names one."""
+    from censornet.catalogue import Expectation
+
+    expect = Expectation(
+        target="https://www.youtube.com/",
+        verdict="reachable",
+        http3_verdict="blocked",
+        http3_method="quic.timeout",
+    )
+    assert expect.accepts_http3({"verdict": "blocked", "method": "quic.timeout"})
+    assert not expect.accepts_http3({"verdict": "blocked", "method": "quic.closed"})
+    assert not expect.accepts_http3(None)
+    assert Expectation(target="*", verdict="reachable").accepts_http3(None)
+    with pytest.raises(ValueError, match="goes with verdict"):
+        Expectation(
+            target="*", verdict="reachable", http3_verdict="reachable", http3_method="quic.timeout"
+        )
+    with pytest.raises(ValueError, match="needs http3_verdict"):
+        Expectation(target="*", verdict="reachable", http3_method="quic.timeout")
+
+
+def test_quic_scenarios_measure_youtube_and_keep_x_reachable() -> None:
+    """The QUIC scenarios name YouTube's HTTP/3 endpoints and leave every other endpoint (X's,
+    which `lab check` measures) reachable."""
+    quic = [s for s in load_catalogue() if s.id.startswith("quic-")]
+    assert {s.id for s in quic} == {
+        "quic-udp-drop",
+        "quic-sni-drop",
+        "quic-sni-close",
+        "quic-police",
+    }
+    for scenario in quic:
+        assert "youtube" in scenario.platforms
+        assert scenario.expected_for("https://x.com/").accepts("reachable", None)
+        assert scenario.expected_for("https://www.youtube.com/").http3_verdict

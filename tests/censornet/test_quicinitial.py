@@ -59,7 +59,7 @@ def test_a_forged_close_ends_the_client_handshake() -> None:
     initial = read_client_initial(datagram)
     assert initial is not None
     conn.receive_datagram(
-        forge_close(initial, 0x100 + 40, "blocked"), ("198.18.100.40", 443), now=0.01
+        forge_close(initial, 0x100 + 40, "blocked"), ("198.18.100.30", 443), now=0.01
     )
     conn.handle_timer(now=10.0)  # past the draining period
     events = []

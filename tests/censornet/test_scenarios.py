@@ -32,6 +32,9 @@ CONTROL_RESOLVER = topology.CONTROL_RESOLVER_IP
 FORGED = "198.18.104.66"
 AVATAR = "https://pbs.twimg.com/profile_images/1683325380441128960/yRsRRjGO_normal.jpg"
 SHORT = "1.5"  # seconds: the timeout of probes expected to time out
+YT_IP = topology.ZONE["www.youtube.com"][0]
+THUMB_IP = topology.ZONE["i.ytimg.com"][0]
+FB_IP = topology.ZONE["www.facebook.com"][0]
 Result = dict[str, Any]
 # A policer of 16 kB/s (128 kbit/s) with a 32 kB burst: over 4 s at most (32 + 64) kB + one
 # 16 kB TLS record in flight, i.e. 224 kbit/s; the checks allow twice the rate (256 kbit/s).
@@ -109,6 +112,7 @@ def check_clean(lab: Lab) -> None:
     assert http(lab, "https://x.com/", X_IP)["title"] == x_title()
     assert http(lab, "http://x.com/", X_IP)["location"] == "https://x.com/"
     assert rate(lab, "https://x.com/big", X_IP)["outcome"] == "complete"
+    assert quic(lab, YT_IP, "www.youtube.com")["valid"] is True  # the HTTP/3 origin
 
 
 def check_dns_nxdomain(lab: Lab) -> None:
@@ -371,6 +375,61 @@ def check_noise_pmtu_blackhole(lab: Lab) -> None:
         assert (stuck["outcome"], stuck["stage"]) == ("timeout", "handshake"), sni
     assert http(lab, "http://x.com/", X_IP)["status"] == 301  # small answers pass
     assert dns(lab, "x.com")["rcode"] == "NOERROR"
+
+
+def quic(lab: Lab, ip: str, sni: str, *, at: str = "v1a", timeout: str = SHORT) -> Result:
+    return symptom(lab, at, "quic", ip, sni, "--timeout", timeout, "--ca", str(lab.ca_file))
+
+
+def h3_bytes(lab: Lab, ip: str, sni: str, *, at: str = "v1a", seconds: float = 3.0) -> int:
+    """Body bytes of one HTTP/3 GET of the large object within ``seconds`` (the probe's QUIC
+    step, used here as a plain client: no classifier)."""
+    code = (
+        "import asyncio\n"
+        "from probe.net.clock import Clock, deadline_in\n"
+        "from probe.steps import quic\n"
+        "async def main():\n"
+        f"    o = await quic.handshake('{ip}', '{sni}', deadline=deadline_in({seconds}),\n"
+        "        clock=Clock(), control=True, path='/video', body_cap=4_000_000)\n"
+        "    print(o.received)\n"
+        "asyncio.run(main())\n"
+    )
+    return int(lab.run(at, [sys.executable, "-c", code], timeout=30).stdout.strip())
+
+
+def check_quic_udp_drop(lab: Lab) -> None:
+    assert quic(lab, YT_IP, "www.youtube.com")["outcome"] == "timeout"
+    assert quic(lab, YT_IP, "example.org")["outcome"] == "timeout"  # whatever the name
+    assert quic(lab, THUMB_IP, "i.ytimg.com")["outcome"] == "timeout"
+    assert tls(lab, YT_IP, "www.youtube.com")["valid"] is True  # TCP untouched
+    assert quic(lab, FB_IP, "www.facebook.com")["valid"] is True  # other platforms' QUIC too
+    assert quic(lab, YT_IP, "www.youtube.com", at=topology.CTRL)["valid"] is True
+
+
+def check_quic_sni_drop(lab: Lab) -> None:
+    assert quic(lab, YT_IP, "www.youtube.com")["outcome"] == "timeout"
+    assert quic(lab, THUMB_IP, "i.ytimg.com")["outcome"] == "timeout"
+    benign = quic(lab, YT_IP, "example.org")  # same address, another name: passes the filter
+    assert benign["outcome"] == "ok" and benign["valid"] is False
+    assert quic(lab, FB_IP, "www.facebook.com")["valid"] is True
+    assert tls(lab, YT_IP, "www.youtube.com")["valid"] is True
+    assert _counter(lab, "isp1", "NFQUEUE") > 0  # the packets went through the filter
+
+
+def check_quic_sni_close(lab: Lab) -> None:
+    closed = quic(lab, YT_IP, "www.youtube.com")
+    assert closed["outcome"] == "closed" and closed["ms"] < 1000  # an answer, not a timeout
+    assert quic(lab, YT_IP, "example.org")["outcome"] == "ok"
+    assert quic(lab, FB_IP, "www.facebook.com")["valid"] is True
+    assert tls(lab, YT_IP, "www.youtube.com")["valid"] is True
+
+
+def check_quic_police(lab: Lab) -> None:
+    assert quic(lab, YT_IP, "www.youtube.com")["valid"] is True  # a handshake fits the burst
+    policed = h3_bytes(lab, YT_IP, "www.youtube.com")
+    assert 0 < policed < 160_000, policed  # 32 kB burst + 16 kB/s for 3 s, with slack
+    assert h3_bytes(lab, YT_IP, "www.youtube.com", at=topology.CTRL) > 2 * policed
+    assert rate(lab, "https://www.youtube.com/big", YT_IP)["outcome"] == "complete"  # TCP
 
 
 def check_partial_twimg(lab: Lab) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,12 @@ LAB_CONFIG = Path(__file__).resolve().parents[2] / "config" / "lab" / "probe-lab
 SCENARIOS = load_catalogue()
 
 
-def run_probe(lab: Lab, vantage: str = "v1a") -> dict[str, Any]:
-    """One `blockprobe run --platform x --json` at ``vantage``; its single JSON document."""
+def run_probe(lab: Lab, vantage: str = "v1a", platforms: Sequence[str] = ("x",)) -> dict[str, Any]:
+    """One `blockprobe run --platform P... --json` at ``vantage``; its single JSON document."""
+    chosen = [arg for name in platforms for arg in ("--platform", name)]
     done = lab.run(
         vantage,
-        [sys.executable, "-m", "blockprobe", "run", "--platform", "x", "--json", "--config",
+        [sys.executable, "-m", "blockprobe", "run", *chosen, "--json", "--config",
          str(LAB_CONFIG)],
         env={"BLOCKPROBE_CA_FILE": str(lab.ca_file)},
         timeout=120,
@@ -50,13 +51,18 @@ def mismatches(scenario: Scenario, document: dict[str, Any]) -> list[str]:
         if result["target"] is None:
             continue
         verdict, method = result["verdict"], result["method"]
+        http3 = result.get("http3")
         if scenario.expect_not_blocked:
-            ok = verdict != "blocked"
+            ok = verdict != "blocked" and (http3 is None or http3["verdict"] != "blocked")
         else:
-            ok = scenario.expected_for(result["target"]).accepts(verdict, method)
+            expected = scenario.expected_for(result["target"])
+            ok = expected.accepts(verdict, method) and expected.accepts_http3(http3)
         if not ok:
-            evidence = "; ".join(result["evidence"])[:400]
-            wrong.append(f"{result['target']}: {verdict}/{method} ({evidence})")
+            evidence = "; ".join(result["evidence"] + (http3 or {}).get("evidence", []))[:500]
+            got = f"{verdict}/{method}" + (
+                f" http3 {http3['verdict']}/{http3['method']}" if http3 else ""
+            )
+            wrong.append(f"{result['target']}: {got} ({evidence})")
     return wrong
 
 
@@ -73,11 +79,13 @@ def origins(request: pytest.FixtureRequest, session_lab: Lab) -> Iterator[Unknow
 def test_probe_verdicts_match_the_scenario(
     session_lab: Lab, origins: UnknownSni, scenario: Scenario
 ) -> None:
-    """The probe's verdict and method for every X endpoint are what the scenario models."""
+    """The probe's verdict and method for every endpoint of the scenario's platforms (X unless
+    it names others), and the HTTP/3 result where it names one, are what the scenario models."""
     apply_scenario(session_lab, scenario.id, isp="isp1" if scenario.scope == "isp" else None)
-    document = run_probe(session_lab)
+    document = run_probe(session_lab, platforms=scenario.platforms)
     assert [] == mismatches(scenario, document)
-    assert any(r["target"] is None and r["platform"] == "x" for r in document["results"])
+    summaries = {r["platform"] for r in document["results"] if r["target"] is None}
+    assert summaries == set(scenario.platforms)
 
 
 def test_other_isp_stays_clean_while_isp1_is_censored(session_lab: Lab) -> None:
@@ -85,6 +93,28 @@ def test_other_isp_stays_clean_while_isp1_is_censored(session_lab: Lab) -> None:
     apply_scenario(session_lab, "sni-reset", isp="isp1")
     document = run_probe(session_lab, "v2a")
     assert {"reachable"} == {r["verdict"] for r in document["results"]}
+
+
+QUIC_ONLY = [s for s in SCENARIOS if s.id in ("quic-udp-drop", "quic-sni-drop", "quic-sni-close")]
+
+
+@pytest.mark.parametrize("scenario", QUIC_ONLY, ids=[s.id for s in QUIC_ONLY])
+def test_a_quic_only_block_leaves_the_platform_reachable_and_partial(
+    session_lab: Lab, scenario: Scenario
+) -> None:
+    """HTTP/3 blocked while HTTPS over TCP works: the YouTube summary is reachable, partial, says
+    so in words, and carries the HTTP/3 method; the benign-SNI control decides the confidence."""
+    apply_scenario(session_lab, scenario.id, isp="isp1")
+    document = run_probe(session_lab, platforms=("youtube",))
+    summary = next(r for r in document["results"] if r["target"] is None)
+    assert (summary["verdict"], summary["method"], summary["partial"]) == ("reachable", None, True)
+    method = scenario.expected_for("https://www.youtube.com/").http3_method[0]
+    assert summary["http3"]["method"] == method
+    line = f"https://www.youtube.com/: HTTP/3 blocked ({method}), HTTPS over TCP reachable"
+    assert line in summary["evidence"]
+    endpoint = next(r for r in document["results"] if r["target"] == "https://www.youtube.com/")
+    benign_answered = scenario.id != "quic-udp-drop"
+    assert (endpoint["http3"]["confidence"] > 0.8) is benign_answered, endpoint["http3"]
 
 
 def test_the_probe_address_never_appears(session_lab: Lab) -> None:

@@ -150,6 +150,13 @@ def test_a_dropped_in_file_adds_a_platform_and_later_directories_override(tmp_pa
             "domains[1]",
             "pattern",
         ),
+        (
+            lambda t: t.replace(
+                'url = "https://demo.test/"', 'url = "http://demo.test/"\nhttp3 = true'
+            ),
+            "endpoints[0].http3",
+            "only an https:// endpoint can speak HTTP/3",
+        ),
         (lambda t: t.replace('name = "demo"', 'name = "other"'), "name", "file name"),
         (lambda t: t.replace("[[endpoints]]", "[[endpoint]]"), "endpoint", "unknown key"),
         (lambda t: t + "\n[[[broken", "(file)", "not valid TOML"),
@@ -209,3 +216,17 @@ def test_platform_models_are_frozen():
     with pytest.raises(ValueError, match="frozen"):
         x.title = "Y"  # type: ignore[misc]
     assert isinstance(x, Platform)
+
+
+def test_http3_endpoints_are_marked_where_the_platform_speaks_it():
+    """YouTube, Facebook, Instagram and WhatsApp mark their https endpoints http3; X marks none;
+    the plans carry the flag, and the lab serves HTTP/3 for every marked host."""
+    platforms = load_platforms([BUILTIN_DIR])
+    marked = {name for name, p in platforms.items() if any(e.http3 for e in p.endpoints)}
+    assert marked == {"youtube", "facebook", "instagram", "whatsapp"}
+    for name in marked:
+        for plan in platforms[name].plans():
+            assert plan.http3 == plan.url.startswith("https://")
+            if plan.http3:
+                site = next(s for s, names in topology.SITES.items() if plan.domain in names)
+                assert site in topology.HTTP3_SITES
