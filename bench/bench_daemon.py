@@ -8,7 +8,8 @@ object, one canary), as in tests/probe/test_daemon_process.py. Figures printed:
 
 - startup: from process start to "daemon started" in its log (imports, config, scheduler);
 - idle RSS (VmRSS) at start, and after every platform has run once, then CPU over an idle window
-  (target: under 50 MiB, near-zero CPU);
+  (target: under 50 MiB, near-zero CPU); whether aioquic (the QUIC step's library, when
+  installed) is loaded then: it must not be until a QUIC step runs;
 - data per scheduled run: bytes the run counted (HTTP bodies and throughput transfers) and the
   sealed bundle it queued, normal and metered.
 
@@ -20,6 +21,7 @@ Needs root or unprivileged user namespaces (``unshare``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import subprocess
@@ -68,6 +70,11 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def aioquic_loaded(pid: int) -> bool:
+    """Whether the process has aioquic's compiled module mapped (it imported aioquic)."""
+    return "aioquic" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def wait_for(log: Path, text: str, count: int, timeout: float) -> float:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -101,11 +108,13 @@ def run_default_daemon(tmp: Path, idle: float, metrics_port: int | None) -> dict
         started = wait_for(log, "daemon started", 1, 60) - t0
         time.sleep(1.0)
         rss_start = rss_mib(proc.pid)
+        quic_at_start = aioquic_loaded(proc.pid)
         runs_at_start = log.read_text(errors="replace").count(" endpoints, ")
         platforms = len(ProbeConfig().chosen_platforms())  # the default: every built-in one
         wait_for(log, " endpoints, ", platforms, 150)  # every platform's first run
         time.sleep(2.0)
         rss_after_runs = rss_mib(proc.pid)
+        quic_after_runs = aioquic_loaded(proc.pid)
         cpu0, w0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(idle)
         cpu1, w1 = cpu_seconds(proc.pid), time.monotonic()
@@ -122,6 +131,9 @@ def run_default_daemon(tmp: Path, idle: float, metrics_port: int | None) -> dict
         "stop_s": stop,
         "platforms": platforms,
         "rss_start_mib": rss_start,
+        "aioquic_installed": float(importlib.util.find_spec("aioquic") is not None),
+        "aioquic_loaded_at_start": float(quic_at_start),
+        "aioquic_loaded_after_runs": float(quic_after_runs),
         "runs_at_start": runs_at_start,
         "rss_after_runs_mib": rss_after_runs,
         "rss_idle_mib": rss_idle,
@@ -205,6 +217,12 @@ def main() -> None:
         f" at start ({idle['runs_at_start']:.0f} runs done), {idle['rss_after_runs_mib']:.1f} MiB"
         f" once every platform ran, {idle['rss_idle_mib']:.1f} MiB after {args.idle:g} s idle"
         " (target < 50 MiB)"
+    )
+    installed = "installed" if idle["aioquic_installed"] else "not installed"
+    print(
+        f"aioquic ({installed}): loaded at start {bool(idle['aioquic_loaded_at_start'])},"
+        f" after every platform ran {bool(idle['aioquic_loaded_after_runs'])}"
+        " (no route here: no QUIC step runs)"
     )
     print(
         f"idle CPU: {idle['idle_cpu_s']:.3f} s over {idle['idle_window_s']:.1f} s"

@@ -176,6 +176,13 @@ def measurement_page(check: BundleCheck, index: int, links: Links) -> str:
                 f"<p class=throughput>{name}: {summary.kbps:.0f} kbps over {summary.bytes} bytes;"
                 f" same-path control: {control}</p>"
             )
+    if v.http3 is not None:
+        method = f" ({escape(v.http3.method)})" if v.http3.method else ""
+        lines = "".join(f"<li>{escape(e)}</li>" for e in v.http3.evidence)
+        parts.append(
+            f"<h3>HTTP/3 (QUIC)</h3><p id=http3>{escape(v.http3.kind)}{method},"
+            f" confidence {v.http3.confidence:.2f}</p><ul>{lines}</ul>"
+        )
     parts.append("<h2>What the probe saw</h2>" + observations_table(m.local, "local"))
     parts.append("<h2>Controls</h2>")
     if m.control is not None:
@@ -202,7 +209,7 @@ _SKIP = {"samples", "certificate", "headers", "packets", "received", "ttls", "la
 def observations_table(obs: Observations, section: str) -> str:
     """Every observation of a step as one row: its fields as ``name=value``."""
     rows = []
-    for step in ("dns", "tcp", "tls", "http", "throughput", "packets"):
+    for step in ("dns", "tcp", "tls", "http", "quic", "throughput", "packets"):
         for item in getattr(obs, step, ()):
             fields = item.model_dump(mode="json")
             shown = [

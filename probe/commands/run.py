@@ -239,6 +239,16 @@ def summary_title(title: str, summary: EndpointResult) -> str:
     return text
 
 
+def method_text(row: EndpointResult) -> str:
+    """The row's method, and its HTTP/3 result when that is not reachable (``; HTTP/3 blocked
+    (quic.timeout)``): the endpoint's verdict is about HTTPS over TCP."""
+    text = row.method or ""
+    if row.http3 is not None and row.http3.kind != "reachable":
+        how = f" ({row.http3.method})" if row.http3.method else ""
+        text += ("; " if text else "") + f"HTTP/3 {row.http3.kind}{how}"
+    return text
+
+
 def render(
     document: RunDocument, platforms: list[Platform], console: Console, *, evidence: bool = False
 ) -> None:
@@ -262,7 +272,7 @@ def render(
         endpoints = [row for row in rows if row.target is not None]
         for row in endpoints:
             table.add_row(
-                row.target, _verdict_text(row), row.method or "", format_throughput(row.throughput)
+                row.target, _verdict_text(row), method_text(row), format_throughput(row.throughput)
             )
         console.print(table)
         if evidence:
@@ -271,6 +281,8 @@ def render(
                     console.print(row.target or "summary", style="bold", markup=False)
                     for line in row.evidence:
                         console.print(f"  - {line}", markup=False)
+                    for line in row.http3.evidence if row.http3 and row.target else ():
+                        console.print(f"  - HTTP/3: {line}", markup=False)
         elif any(row.evidence for row in endpoints):
             console.print("(evidence: blockprobe run --verbose)", style="dim")
 

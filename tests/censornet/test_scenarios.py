@@ -377,8 +377,11 @@ def check_noise_pmtu_blackhole(lab: Lab) -> None:
     assert dns(lab, "x.com")["rcode"] == "NOERROR"
 
 
-def quic(lab: Lab, ip: str, sni: str, *, at: str = "v1a", timeout: str = SHORT) -> Result:
-    return symptom(lab, at, "quic", ip, sni, "--timeout", timeout, "--ca", str(lab.ca_file))
+def quic(
+    lab: Lab, ip: str, sni: str, *, at: str = "v1a", timeout: str = SHORT, verify: bool = True
+) -> Result:
+    ca = ("--ca", str(lab.ca_file)) if verify else ()
+    return symptom(lab, at, "quic", ip, sni, "--timeout", timeout, *ca)
 
 
 def h3_bytes(lab: Lab, ip: str, sni: str, *, at: str = "v1a", seconds: float = 3.0) -> int:
@@ -417,8 +420,8 @@ def check_quic_sni_drop(lab: Lab) -> None:
 
 
 def check_quic_sni_close(lab: Lab) -> None:
-    closed = quic(lab, YT_IP, "www.youtube.com")
-    assert closed["outcome"] == "closed" and closed["ms"] < 1000  # an answer, not a timeout
+    closed = quic(lab, YT_IP, "www.youtube.com", timeout="3", verify=False)
+    assert closed["outcome"] == "closed" and closed["ms"] < 1500  # an answer, not a timeout
     assert quic(lab, YT_IP, "example.org")["outcome"] == "ok"
     assert quic(lab, FB_IP, "www.facebook.com")["valid"] is True
     assert tls(lab, YT_IP, "www.youtube.com")["valid"] is True

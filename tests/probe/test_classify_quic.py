@@ -197,3 +197,17 @@ def test_blocked_over_tcp_stays_blocked() -> None:
     rows = [_row("https://www.youtube.com/", "blocked", BLOCKED_H3)]
     summary = platform_summary("youtube", rows)
     assert (summary.verdict, summary.method, summary.partial) == ("blocked", "tls.reset", False)
+
+
+def test_the_human_table_notes_a_blocked_http3() -> None:
+    """`blockprobe run`'s method cell adds the HTTP/3 result when it is not reachable."""
+    from probe.commands.run import method_text
+
+    assert method_text(_row("https://www.youtube.com/", "reachable", BLOCKED_H3)) == (
+        "HTTP/3 blocked (quic.timeout)"
+    )
+    ok = Http3Verdict(kind="reachable", confidence=0.8)
+    assert method_text(_row("https://www.youtube.com/", "reachable", ok)) == ""
+    assert method_text(_row("https://www.youtube.com/", "blocked", BLOCKED_H3)) == (
+        "tls.reset; HTTP/3 blocked (quic.timeout)"
+    )
