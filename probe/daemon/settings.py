@@ -4,6 +4,7 @@
 settings (``DaemonConfig``), after applying environment overrides: every key of the file can be
 set by ``BLOCKPROBE_<KEY>`` (top level) or ``BLOCKPROBE_<SECTION>_<KEY>`` (a table), the value
 written as a TOML value (``30``, ``true``, ``["x", "youtube"]``) or as a bare string.
+pydantic-settings finds the variables; a bad value names its key and its variable.
 
 ``choose_config`` finds the file and says why: ``--config``, else ``$BLOCKPROBE_CONFIG``, else
 systemd's ``$CONFIGURATION_DIRECTORY/probe.toml``, else the user's
@@ -159,41 +160,88 @@ def choose_config(option: Path | None = None, env: Mapping[str, str] | None = No
 
 
 def _env_value(text: str) -> Any:
+    """A variable's value as TOML (``30``, ``true``, ``["x"]``, ``{x = 600}``), else the text."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
 
 
-def _sections(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+def _tables() -> dict[str, type[BaseModel] | None]:
+    """Every top-level key of probe.toml: the model of its table, or None for a plain value."""
     out: dict[str, type[BaseModel] | None] = {}
-    for name, info in model.model_fields.items():
+    for name, info in ProbeConfig.model_fields.items():
         annotation = info.annotation
         is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         out[name] = annotation if is_model else None  # type: ignore[assignment]
+    out["daemon"] = DaemonConfig
     return out
 
 
+def read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The ``BLOCKPROBE_*`` variables of ``env`` that name a key, as pydantic-settings finds them:
+    ``{key: text}`` for a plain key, ``{table: {key: text}}`` for a key of a table.
+
+    Imported here, not at the top: commands that never read the environment (``--help``) do not
+    load pydantic-settings.
+    """
+    from pydantic import create_model
+    from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+    tables = _tables()
+    whole = {f"{ENV_PREFIX}{name.upper()}" for name, table in tables.items() if table}
+
+    class Variables(BaseSettings):
+        # BLOCKPROBE_<KEY>, BLOCKPROBE_<TABLE>_<KEY> (split at the first "_" after the table)
+        model_config = SettingsConfigDict(
+            env_prefix=ENV_PREFIX,
+            env_nested_delimiter="_",
+            env_nested_max_split=1,
+            extra="ignore",
+        )
+
+    fields: dict[str, Any] = {
+        name: (dict[str, Any] | None if table else Any, None) for name, table in tables.items()
+    }
+    model = create_model("BlockprobeVariables", __base__=Variables, **fields)
+
+    class Source(EnvSettingsSource):
+        """The source over ``env``; the variable names are upper case, as documented; a whole
+        table in one variable (``BLOCKPROBE_DAEMON``) is not a key."""
+
+        def _load_env_vars(self) -> Mapping[str, str | None]:
+            return {
+                name.lower(): value
+                for name, value in env.items()
+                if name.startswith(ENV_PREFIX) and name.isupper() and name not in whole
+            }
+
+    found: dict[str, Any] = Source(model)()
+    return found
+
+
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """Set every key some ``BLOCKPROBE_*`` variable overrides; returns {dotted key: variable}."""
+    """Set every key some ``BLOCKPROBE_*`` variable overrides; returns {dotted key: variable}.
+
+    Only keys that probe.toml has are taken (another ``BLOCKPROBE_*`` variable, such as
+    ``BLOCKPROBE_CONFIG``, is no key); each value is read as TOML (``_env_value``).
+    """
     applied: dict[str, str] = {}
-    sections = {k: v for k, v in _sections(ProbeConfig).items() if k != "daemon"}
-    sections["daemon"] = DaemonConfig
-    for name, section in sections.items():
-        if section is None:
-            var = f"{ENV_PREFIX}{name.upper()}"
-            if var in env:
-                data[name] = _env_value(env[var])
-                applied[name] = var
+    found = read_env(env)
+    for name, table in _tables().items():
+        value = found.get(name)
+        if value is None:
             continue
-        for key in section.model_fields:
-            var = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
-            if var in env:
-                table = data.setdefault(name, {})
-                if not isinstance(table, dict):
-                    continue  # the file's own error is reported by validation
-                table[key] = _env_value(env[var])
-                applied[f"{name}.{key}"] = var
+        if table is None:
+            data[name] = _env_value(value)
+            applied[name] = f"{ENV_PREFIX}{name.upper()}"
+            continue
+        for key, text in value.items():
+            section = data.setdefault(name, {})
+            if key not in table.model_fields or not isinstance(section, dict):
+                continue  # a file whose table is not a table is reported by validation
+            section[key] = _env_value(text)
+            applied[f"{name}.{key}"] = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
     if "daemon.state_dir" not in applied and env.get("BLOCKPROBE_STATE_DIR"):
         data.setdefault("daemon", {})["state_dir"] = env["BLOCKPROBE_STATE_DIR"]
         applied["daemon.state_dir"] = "BLOCKPROBE_STATE_DIR"

@@ -11,7 +11,7 @@ import pydantic
 from probe.flows.plan import EndpointPlan
 from probe.helper.request import CONTROL_PATH, ControlRequest
 from probe.model.measurement import Observations
-from probe.net.pinning import client_context
+from probe.net.tlsclient import client_context
 
 
 async def ask_control(

@@ -3,15 +3,16 @@
 URLs keep their real host, so the Host header, the TLS SNI, certificate checks, cookies and
 same-host redirects all behave as for a normal fetch, while the TCP connection goes to the address
 the probe measured. Hosts without a pin are resolved the usual way (the system resolver).
+The transport owns its httpcore pool (httpx's custom-transport interface), so the pinning network
+backend is the pool's from the start. The TLS context comes from ``probe.net.tlsclient``.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import socket
 import ssl
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 
 import httpcore
 import httpx
@@ -67,8 +68,14 @@ def window_clamp(size: int) -> tuple[SocketOption, ...]:
     return ((socket.IPPROTO_TCP, TCP_WINDOW_CLAMP, max(size, MIN_WINDOW)),)
 
 
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    """``httpx.AsyncHTTPTransport`` whose connections to ``pins`` hosts go to the pinned address."""
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over an httpcore pool of its own whose connections to ``pins`` hosts go
+    to the pinned address; every request on a fresh connection, HTTP/1.1 only.
+
+    httpx's documented custom-transport interface: ``handle_async_request`` maps an
+    ``httpx.Request`` to httpcore's and the answer back, raising httpx's exceptions (the probe's
+    errors table reads their httpcore cause), and ``aclose`` closes the pool.
+    """
 
     def __init__(
         self,
@@ -77,8 +84,6 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         ssl_context: ssl.SSLContext,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> None:
-        super().__init__(verify=ssl_context)
-        # httpx builds its pool without a backend hook; replace it with one that pins.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=4,
@@ -89,41 +94,77 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
             network_backend=_PinnedBackend(pins),
         )
 
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` on the pool; the body streams as the caller reads it."""
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        url = request.url
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with httpx_errors():
+            response = await self._pool.handle_async_request(core)
+        assert isinstance(response.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_Body(response.stream),
+            extensions=response.extensions,
+        )
 
-HTTP_ALPN = ("http/1.1",)  # what httpcore offers (it sets this on the context for each connect)
+    async def aclose(self) -> None:
+        """Close every connection of the pool."""
+        await self._pool.aclose()
 
 
-def client_context(
-    ca_file: Path | None, *, verify: bool = True, alpn: tuple[str, ...] = HTTP_ALPN
-) -> ssl.SSLContext:
-    """A TLS client context trusting ``ca_file`` (or the system store); no checks if not verify.
+class _Body(httpx.AsyncByteStream):
+    """A response body from httpcore, its errors raised as httpx's."""
 
-    Contexts are shared (loading a trust store costs tens of milliseconds): one per trust store,
-    verification and ALPN offer, which is set here so that users never change a shared context.
-    A changed ``ca_file`` (another modification time) gets a new context.
-    """
-    stamp = None
-    if verify and ca_file is not None:
-        try:
-            stamp = ca_file.stat().st_mtime_ns
-        except OSError:
-            stamp = None  # the load below raises the error a caller expects
-    return _context(ca_file if verify else None, stamp, verify, alpn)
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with httpx_errors():
+            async for chunk in self._stream:
+                yield chunk
+
+    async def aclose(self) -> None:
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
-@functools.lru_cache(maxsize=16)
-def _context(
-    ca_file: Path | None, stamp: int | None, verify: bool, alpn: tuple[str, ...]
-) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # what create_default_context starts from
-    if verify:
-        if ca_file is None:
-            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        else:
-            context.load_verify_locations(cafile=ca_file)
-    else:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if alpn:
-        context.set_alpn_protocols(list(alpn))
-    return context
+# httpcore's exceptions and httpx's of the same name, the most specific first
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextlib.contextmanager
+def httpx_errors() -> Iterator[None]:
+    """Raise an httpcore exception as httpx's of the same name, the httpcore one as its cause."""
+    try:
+        yield
+    except Exception as exc:
+        for core, mapped in _ERRORS:
+            if isinstance(exc, core):
+                raise mapped(str(exc)) from exc
+        raise

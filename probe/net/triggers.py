@@ -1,31 +1,19 @@
 """The payloads that trigger a censor: a real TLS ClientHello with an SNI, an HTTP request's Host.
 
-The ClientHello comes from Python's own ``ssl`` module (through memory BIOs, no socket), so the
-packet probes send the same bytes as the probe's TLS step does, not a hand-made imitation.
+The ClientHello comes from Python's own ``ssl`` module (through memory BIOs, no socket) with the
+probe's one TLS client context (``probe.net.tlsclient``), so the packet probes send the hello the
+TLS step and the HTTP fetch send, not a hand-made imitation.
 """
 
 from __future__ import annotations
 
-import ssl
 from typing import Literal
+
+from probe.net.tlsclient import client_hello
 
 Trigger = Literal["tls", "http"]
 DEFAULT_PORTS: dict[Trigger, int] = {"tls": 443, "http": 80}
-ALPN = ("h2", "http/1.1")
-
-
-def client_hello(sni: str) -> bytes:
-    """The TLS record(s) of a ClientHello carrying ``sni``."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(list(ALPN))
-    tls = context.wrap_bio(ssl.MemoryBIO(), (outgoing := ssl.MemoryBIO()), server_hostname=sni)
-    try:
-        tls.do_handshake()
-    except ssl.SSLWantReadError:
-        pass  # expected: the hello is written and the handshake waits for the server
-    return outgoing.read()
+__all__ = ["DEFAULT_PORTS", "Trigger", "client_hello", "http_request", "payload"]
 
 
 def http_request(host: str, path: str = "/") -> bytes:

@@ -36,7 +36,8 @@ from probe.model.failures import Failure
 from probe.model.observations import DNSAnswer, DNSObservation
 from probe.net.clock import Clock
 from probe.net.errors import NETWORK_ERRORS, classify_exception
-from probe.net.pinning import PinnedTransport, client_context
+from probe.net.pinning import PinnedTransport
+from probe.net.tlsclient import client_context
 from probe.steps.resolvers import Resolver, parse_resolver, system_resolver
 
 __all__ = [

@@ -27,7 +27,8 @@ from probe.model.failures import Failure
 from probe.model.observations import HTTPObservation
 from probe.net.clock import Clock
 from probe.net.errors import NETWORK_ERRORS, classify_exception
-from probe.net.pinning import PinnedTransport, client_context, window_clamp
+from probe.net.pinning import PinnedTransport, window_clamp
+from probe.net.tlsclient import client_context
 
 BODY_CAP = 512 * 1024  # OONI's cap (1 << 19)
 SAMPLE_EVERY = 0.1  # seconds between body progress samples

@@ -38,9 +38,9 @@ from probe.net.pinning import (
     TCP_WINDOW_CLAMP,
     PinnedTransport,
     SocketOption,
-    client_context,
     window_clamp,
 )
+from probe.net.tlsclient import client_context
 
 SAMPLE_INTERVAL = 0.1
 # Seconds without progress, after the first byte, that end a transfer as stalled: longer than a

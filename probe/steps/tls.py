@@ -1,10 +1,12 @@
 """TLS handshake to ``ip:port`` with a chosen SNI: version, cipher, ALPN and the peer certificate.
 
-Trust is the system store or a CA file. To name the issuer of a certificate that does not validate
-(``tls.mitm`` evidence), a handshake that fails certificate verification is followed by a second
-handshake on a fresh connection with verification off, which only collects the certificate; the
-observation keeps the verification failure and ``cert_valid=False``. A valid chain costs one
-handshake. OpenSSL builds and checks the chain, so intermediates the server sends are used.
+The ClientHello is the one the HTTP fetch sends (``probe.net.tlsclient``: same context, same
+ALPN offer). Trust is the system store or a CA file. To name the issuer of a certificate that
+does not validate (``tls.mitm`` evidence), a handshake that fails certificate verification is
+followed by a second handshake on a fresh connection with verification off, which only collects
+the certificate; the observation keeps the verification failure and ``cert_valid=False``. A valid
+chain costs one handshake. OpenSSL builds and checks the chain, so intermediates the server
+sends are used.
 
 Failures keep apart what a censor does from what a server does: a reset (``connection_reset``), a
 close without any TLS record (``eof_error``), silence (``generic_timeout_error``), and a TLS alert
@@ -26,9 +28,7 @@ from probe.model.failures import Failure
 from probe.model.observations import Certificate, TLSHandshakeObservation
 from probe.net.clock import Clock
 from probe.net.errors import NETWORK_ERRORS, classify_exception, tls_alert
-from probe.net.pinning import client_context
-
-DEFAULT_ALPN = ("h2", "http/1.1")
+from probe.net.tlsclient import client_context
 
 
 async def handshake(
@@ -40,7 +40,6 @@ async def handshake(
     clock: Clock,
     ca_file: Path | None = None,
     control: bool = False,
-    alpn: tuple[str, ...] = DEFAULT_ALPN,
 ) -> TLSHandshakeObservation:
     """Handshake with ``ip:port`` sending ``sni`` before ``deadline``, trusting ``ca_file``."""
     t0 = clock.now()
@@ -52,16 +51,12 @@ async def handshake(
     try:
         async with asyncio.timeout_at(deadline):
             try:
-                session = await _handshake(
-                    ip, port, sni, client_context(ca_file, alpn=alpn), received
-                )
+                session = await _handshake(ip, port, sni, client_context(ca_file), received)
                 cert_valid = True
             except ssl.SSLCertVerificationError as exc:
                 failure = classify_exception(exc)
                 cert_valid = False
-                session = await _handshake(
-                    ip, port, sni, client_context(None, verify=False, alpn=alpn), [0]
-                )
+                session = await _handshake(ip, port, sni, client_context(None, verify=False), [0])
     except NETWORK_ERRORS as exc:
         if failure is None:  # a failure of the verifying handshake wins over the second one's
             failure = classify_exception(exc)

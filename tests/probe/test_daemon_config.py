@@ -83,6 +83,27 @@ def test_bad_keys_are_all_named_with_file_and_variable(tmp_path):
     assert all(p.file == str(path) for p in info.value.problems)
 
 
+def test_environment_values_read_as_toml_and_only_known_names(tmp_path):
+    """A quoted TOML string, a bad top-level value named with its variable; lower-case names,
+    unknown keys of a table and a whole table in one variable are no overrides."""
+    env = {
+        "BLOCKPROBE_DAEMON_LOG_LEVEL": '"debug"',
+        "blockprobe_daemon_metered": "true",
+        "BLOCKPROBE_DAEMON_NO_SUCH_KEY": "1",
+        "BLOCKPROBE_DAEMON": "{metered = true}",
+        "BLOCKPROBE_TIMEOUTS_DNS": "2.5",
+    }
+    loaded = load_files(None, env=env)
+    assert ("debug", False) == (loaded.daemon.log_level, loaded.daemon.metered)
+    assert 2.5 == loaded.probe.timeouts.dns
+    assert ("BLOCKPROBE_DAEMON_LOG_LEVEL", "BLOCKPROBE_TIMEOUTS_DNS") == loaded.overrides
+    with pytest.raises(ConfigError) as info:
+        load_files(None, env={"BLOCKPROBE_RETRIES": "many"})
+    (problem,) = info.value.problems
+    assert ("(defaults)", "retries") == (problem.file, problem.key)
+    assert "(set by $BLOCKPROBE_RETRIES)" in problem.reason
+
+
 def test_config_file_discovery_order_and_why(tmp_path, monkeypatch):
     """--config, $BLOCKPROBE_CONFIG, then the user's or the system's file; each with its reason."""
     system = tmp_path / "etc" / "probe.toml"
