@@ -69,10 +69,15 @@ def serve(
         raise typer.BadParameter(
             "must be 'approval', 'token' or 'open'", param_hint="--enroll-policy"
         )
-    # Workers sum their metrics in a fresh directory (prometheus_client's multiprocess mode).
-    metrics_dir = data_dir / "metrics.d"
+    # Workers sum their metrics in a fresh directory (prometheus_client's multiprocess mode), one
+    # per serving process: two collectors on one data directory (one PostgreSQL log) must not
+    # empty each other's.
+    metrics_dir = data_dir / "metrics.d" / str(os.getpid())
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, mode=0o700)
+    for old in metrics_dir.parent.iterdir():
+        if old.name.isdigit() and not _alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)  # a collector that is gone
     # Workers build the app from the environment (uvicorn's factory), so settings go there.
     env = {
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -102,3 +107,13 @@ def serve(
         proxy_headers=False,
         log_level="info",
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
