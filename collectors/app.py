@@ -14,6 +14,8 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
@@ -148,6 +150,13 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
 
     app.add_exception_handler(OperationalError, _storage_down)
     app.add_exception_handler(PoolTimeout, _storage_down)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes the input, which JSON cannot carry when it is a number
+        # such as Infinity (a 500); the location and the reason are what a client needs
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     def guessing_stopped() -> Outcome | None:
         """429 while the failed-authentication budget is spent: secrets are not even compared."""
