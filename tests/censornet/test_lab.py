@@ -20,7 +20,7 @@ from censornet.netns import LabError
 # resolvers, the control helper.
 LAB_SERVERS = (
     "inet", "isp1", "isp2", "nginx", "nsd", "unbound-isp1", "unbound-isp2", "unbound-control",
-    "helper",
+    "helper", "h3origin",
 )  # fmt: skip
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
