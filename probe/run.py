@@ -94,8 +94,9 @@ def shows_failure(plan: EndpointPlan, local: Observations) -> bool:
     """Whether the local observations show anything a control vantage could explain.
 
     A step failure, no HTTP response at all, a certificate that did not validate, an HTTP error
-    status, a redirect off the platform's domains, a transfer that did not complete, or system
-    resolver answers disjoint from the control resolver's.
+    status, a redirect off the platform's domains, a transfer that did not complete, every QUIC
+    handshake with the platform SNI failing, or system resolver answers disjoint from the control
+    resolver's.
     """
     failures = (
         *(o.failure for o in local.dns),
@@ -117,6 +118,9 @@ def shows_failure(plan: EndpointPlan, local: Observations) -> bool:
             return True
     if any(not t.completed for t in local.throughput):
         return True
+    platform_quic = [q for q in local.quic if not q.control and q.skipped is None]
+    if platform_quic and all(q.failure is not None for q in platform_quic):
+        return True  # HTTP/3 failed here: does the platform answer QUIC from outside?
     system = {a for d in local.dns if not d.control for a in d.addresses}
     control = {a for d in local.dns if d.control for a in d.addresses}
     return bool(system and control and system.isdisjoint(control))

@@ -9,7 +9,9 @@ worked (the host is up and hosts the name; QUIC to it is what fails). Silence is
 an answer that ends the connection before the handshake completes (a CONNECTION_CLOSE, a
 stateless reset, a Version Negotiation packet offering no version we speak, an ICMP port or host
 unreachable) is ``quic.closed``: the server has shown, over TLS or QUIC, that it would have
-completed the handshake, so something else spoke for it.
+completed the handshake, so something else spoke for it. When the control vantage's QUIC
+handshakes with the platform SNI fail too, the platform answers QUIC nowhere: ``outage.platform``
+for HTTP/3; when they work, the block's confidence rises.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ REACHABLE = 0.8
 QUIC_CONTROL = 0.85  # the benign SNI over QUIC to the same address answered
 TCP_CONTROL_ONLY = 0.75  # only TCP+TLS worked: QUIC to the address may be off network-wide
 UNDECIDED = 0.3
+OUTSIDE_WORKS = 0.05  # added when the control vantage's QUIC handshake worked
+OUTSIDE_FAILS = 0.8  # the platform answers QUIC nowhere: outage.platform for HTTP/3
 _CLOSE_WORDS = {
     "connection_close": "closed by a CONNECTION_CLOSE",
     "stateless_reset": "ended by a stateless reset",
@@ -72,16 +76,36 @@ def judge(ctx: Context) -> Http3Verdict | None:
         method = Method.QUIC_CLOSED
     else:
         return _undecided(line, f"a failure that is not a censor's signature ({failure})", controls)
+    outside = _control_vantage(ctx)
+    if outside is False:
+        return Http3Verdict(
+            kind="outage",
+            method=Method.OUTAGE_PLATFORM,
+            confidence=OUTSIDE_FAILS,
+            evidence=(line, "the control vantage's QUIC handshakes failed too", *controls),
+        )
     benign, tcp = _benign_answered(shakes, platform[0].ip), _tcp_works(ctx)
     if not benign and not tcp:
         why = "no control worked (benign SNI over QUIC, HTTPS over TCP to the host): not a block"
         return _undecided(line, why, controls)
+    confidence = QUIC_CONTROL if benign else TCP_CONTROL_ONLY
+    if outside:
+        controls = (*controls, "control vantage: QUIC handshake with the platform SNI ok")
+        confidence += OUTSIDE_WORKS
     return Http3Verdict(
-        kind="blocked",
-        method=method,
-        confidence=QUIC_CONTROL if benign else TCP_CONTROL_ONLY,
-        evidence=(line, *controls),
+        kind="blocked", method=method, confidence=confidence, evidence=(line, *controls)
     )
+
+
+def _control_vantage(ctx: Context) -> bool | None:
+    """Whether the control vantage completed a QUIC handshake with the platform SNI (None: it
+    made none, or has no QUIC library)."""
+    if ctx.control is None:
+        return None
+    tries = [q for q in ctx.control.quic if not q.control and q.skipped is None]
+    if not tries:
+        return None
+    return any(q.failure is None for q in tries)
 
 
 def _reachable(shake: QUICObservation, platform: Sequence[QUICObservation]) -> Http3Verdict:

@@ -36,6 +36,7 @@ async def ask_control(
         throughput_url=plan.throughput_url,
         upload_url=plan.upload_url,
         platform_domains=plan.platform_domains,
+        http3=plan.http3,
     )
     try:
         verify = client_context(ca_file)
@@ -43,7 +44,9 @@ async def ask_control(
             asyncio.timeout(timeout),
             httpx.AsyncClient(verify=verify, timeout=timeout, transport=transport) as client,
         ):
-            reply = await client.post(url, json=request.model_dump(mode="json"))
+            # Defaults left out: a helper that predates a field still takes the request.
+            body = request.model_dump(mode="json", exclude_defaults=True)
+            reply = await client.post(url, json=body)
         if reply.status_code != 200:
             return None
         return Observations.model_validate_json(reply.content)

@@ -23,6 +23,7 @@ class ControlRequest(BaseModel):
     throughput_url: str | None = Field(default=None, pattern=_URL)
     upload_url: str | None = Field(default=None, pattern=_URL)
     platform_domains: tuple[str, ...] = ()
+    http3: bool = False  # measure HTTP/3 over QUIC too (an endpoint the platform marks http3)
 
     def plan(self) -> EndpointPlan:
         """The endpoint plan the helper follows for this request."""
@@ -34,4 +35,5 @@ class ControlRequest(BaseModel):
             platform_domains=self.platform_domains or (domain,),
             throughput_url=self.throughput_url,
             upload_url=self.upload_url,
+            http3=self.http3,
         )

@@ -136,6 +136,30 @@ def test_http3_case(case: Case) -> None:
         assert verdict.kind == "reachable"
 
 
+@pytest.mark.parametrize(
+    ("outside", "kind", "method"),
+    [
+        ((shake(),), "blocked", Method.QUIC_TIMEOUT),
+        ((shake(TIMEOUT), shake(TIMEOUT)), "outage", Method.OUTAGE_PLATFORM),
+    ],
+    ids=["control_vantage_ok", "control_vantage_fails_too"],
+)
+def test_the_control_vantage_weighs_in(
+    outside: tuple[QUICObservation, ...], kind: VerdictKind, method: Method
+) -> None:
+    """QUIC works from outside: the block gains confidence. It fails from outside too: the
+    platform answers QUIC nowhere, an outage of its HTTP/3, not a block."""
+    shakes = (shake(TIMEOUT), shake(TIMEOUT), shake(control=True))
+    local = obs(*x_clean()).model_copy(update={"quic": shakes})
+    control = obs(*x_clean()).model_copy(update={"quic": outside})
+    alone = classify(TWITTER, local, None, canaries_ok()).http3
+    http3 = classify(TWITTER, local, control, canaries_ok()).http3
+    assert alone is not None and http3 is not None
+    assert (http3.kind, http3.method) == (kind, method)
+    if kind == "blocked":
+        assert http3.confidence > alone.confidence
+
+
 def test_quic_methods_have_cases_and_belong_to_blocked() -> None:
     """Both quic methods of the contract are reached by a case, and they are blocks."""
     assert {Method.QUIC_TIMEOUT, Method.QUIC_CLOSED} <= {c.method for c in CASES}

@@ -177,3 +177,14 @@ def test_helper_serve_logs_no_client_address(tmp_path: Path) -> None:
     assert "Uvicorn running" in text  # the log was written
     assert "/api/v1/control" not in text
     assert not re.search(rf"127\.0\.0\.1:(?!{port}\b)\d+", text)  # only its own address
+
+
+def test_a_request_carries_http3_and_leaves_defaults_out() -> None:
+    """The plan's http3 flag reaches the helper's plan; a request without it sends no http3 key,
+    so a helper that predates the field still takes it."""
+    from probe.helper.request import ControlRequest
+
+    wanted = ControlRequest(url="https://www.youtube.com/", platform="youtube", http3=True)
+    assert wanted.plan().http3 is True
+    plain = ControlRequest(url="https://x.com/", platform="x")
+    assert "http3" not in plain.model_dump(mode="json", exclude_defaults=True)
