@@ -28,6 +28,7 @@ from probe.budget import HANDSHAKE_ALLOWANCE, DataBudget, bytes_transferred
 from probe.config import ProbeConfig
 from probe.flows import canary_transfer
 from probe.flows.canary_transfer import CanaryTransfer
+from probe.flows.families import NO_IPV6, settings_for_run
 from probe.flows.plan import (
     NO_LARGE_OBJECT_NOTE,
     EndpointPlan,
@@ -240,6 +241,7 @@ def endpoint_result(measurement: Measurement) -> EndpointResult:
         throughput=v.throughput,
         measurement_id=measurement.measurement_id,
         http3=v.http3,
+        families=v.families,
     )
 
 
@@ -382,7 +384,8 @@ async def run_check(
     chosen = list(platforms) if platforms is not None else config.chosen_platforms()
     budget = budget if budget is not None else DataBudget(config.budget.run_bytes)
     plans = [plan for platform in chosen for plan in platform.plans()]
-    settings = fit_settings(config.to_settings(), plans, budget.remaining)
+    settings = settings_for_run(fit_settings(config.to_settings(), plans, budget.remaining))
+    notes = () if settings.ipv6 else (NO_IPV6,)
     report = progress or (lambda message: None)
     vantage = vantage_info(config)
     started_at = datetime.now(UTC)
@@ -439,7 +442,9 @@ async def run_check(
         results.append(platform_summary(platform.name, rows, upgrades))
         results.extend(rows)
     report(f"done: {budget.used} bytes transferred (budget {budget.limit})")
-    document = RunDocument(probe=probe_info(config), started_at=started_at, results=tuple(results))
+    document = RunDocument(
+        probe=probe_info(config), started_at=started_at, results=tuple(results), notes=notes
+    )
     return document, measurements
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from probe.classify import dns, http, outage, quic, throttle, transport
+from probe.classify import dns, families, http, outage, quic, throttle, transport
 from probe.classify.context import Context, answered, tls_failure
 from probe.classify.finding import Finding, elapsed
 from probe.flows.plan import EndpointPlan
 from probe.model.measurement import Observations
-from probe.model.verdict import Verdict
+from probe.model.verdict import Family, Verdict
 
-__all__ = ["classify"]
+__all__ = ["classify", "classify_family"]
 
 RULES: tuple[Callable[[Context], Finding | None], ...] = (
     outage.local,
@@ -31,6 +31,39 @@ REACHABLE = 0.8  # confidence of a clean reachable verdict, 0.9 when the control
 
 
 def classify(
+    plan: EndpointPlan,
+    local: Observations,
+    control: Observations | None,
+    canaries: Mapping[str, Observations],
+    *,
+    one_shot: bool = False,
+) -> Verdict:
+    """Classify one endpoint measured here (``local``) against its controls, per address family.
+
+    Measured over IPv4 and IPv6, each family is classified on its own observations and controls
+    and the two verdicts are joined (``probe.classify.families``); over one family, that family's.
+    ``one_shot`` is as for ``classify_family``.
+    """
+    tried = families.measured(local)
+    if not tried:
+        return classify_family(plan, local, control, canaries, one_shot=one_shot)
+    verdicts: dict[Family, Verdict] = {}
+    for family in tried:
+        mine = families.split(local, family, plan.domain)
+        theirs = families.split(control, family, plan.domain) if control is not None else None
+        verdicts[family] = classify_family(
+            plan,
+            mine,
+            theirs if theirs != Observations() else None,
+            families.split_canaries(canaries, family),
+            one_shot=one_shot,
+        )
+    if len(tried) == 2:
+        return families.join(verdicts)
+    return families.single(verdicts[tried[0]], tried[0], local)
+
+
+def classify_family(
     plan: EndpointPlan,
     local: Observations,
     control: Observations | None,

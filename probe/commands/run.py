@@ -271,9 +271,8 @@ def render(
         table.add_column("throughput", ratio=1)
         endpoints = [row for row in rows if row.target is not None]
         for row in endpoints:
-            table.add_row(
-                row.target, _verdict_text(row), method_text(row), format_throughput(row.throughput)
-            )
+            method = method_text(row) + family_note(row)
+            table.add_row(row.target, _verdict_text(row), method, format_throughput(row.throughput))
         console.print(table)
         if evidence:
             for row in ([summary] if summary is not None else []) + endpoints:
@@ -285,6 +284,19 @@ def render(
                         console.print(f"  - HTTP/3: {line}", markup=False)
         elif any(row.evidence for row in endpoints):
             console.print("(evidence: blockprobe run --verbose)", style="dim")
+    for note in document.notes:
+        console.print(note, style="dim", markup=False)
+
+
+def family_note(row: EndpointResult) -> str:
+    """`` (IPv4 only)`` when the verdict holds over one address family, the other reachable."""
+    if not row.families:
+        return ""
+    reachable = [f for f, v in row.families.items() if v.kind == "reachable"]
+    if len(reachable) != 1 or row.verdict == "reachable":
+        return ""
+    other = next(f for f in row.families if f not in reachable)
+    return " (IPv4 only)" if other == "ipv4" else " (IPv6 only)"
 
 
 def register(app: typer.Typer) -> None:

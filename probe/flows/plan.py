@@ -66,6 +66,7 @@ class MeasureSettings:
     concurrency: int = 16  # endpoints measured at once
     user_agent: str = "blockprobe/0.1"
     packet_evidence: bool = True  # packet-level evidence after a failure, when raw sockets allow
+    ipv6: bool | None = None  # measure over IPv6 too; None: look the vantage's route up
 
 
 def transfer_bytes(settings: MeasureSettings, *, up: bool, control: bool) -> int:

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 from probe.flows import canary_transfer, http3, packets
+from probe.flows.families import ipv6_enabled
 from probe.flows.plan import EndpointPlan, MeasureSettings, transfer_bytes
 from probe.model.failures import Failure
 from probe.model.measurement import Observations
@@ -36,6 +37,7 @@ from probe.model.observations import (
     TLSHandshakeObservation,
 )
 from probe.net.clock import Clock, deadline_in, remaining
+from probe.net.family import family_of
 from probe.steps import dns, http, tcp, throughput, tls
 from probe.steps.resolvers import is_ip
 
@@ -50,6 +52,7 @@ PAIRED_RECHECKS = 3  # extra queries for a timed-out name, each paired with one 
 RECHECK_SPACING = 0.08  # seconds between the re-check queries
 PATIENT_FACTOR = 1.5  # a silent TLS timeout is tried once more with this many handshake timeouts
 TransferObs = ThroughputObservation
+QTYPES: tuple[dns.QType, ...] = ("A", "AAAA")
 
 
 async def measure_endpoint(
@@ -109,6 +112,7 @@ class _Flow:
     def __init__(self, settings: MeasureSettings) -> None:
         self.settings = settings
         self.clock = Clock()
+        self.ipv6 = ipv6_enabled(settings)
 
     async def measure(
         self, plan: EndpointPlan, *, with_throughput: bool, controls: bool
@@ -134,17 +138,19 @@ class _Flow:
                     )
                 )
 
+            if not self.ipv6:
+                addresses = [a for a in addresses if family_of(a) != "ipv6"]
             connects, handshakes = await self._connect(addresses, host, port, https, controls)
             if https:
                 working = [h.ip for h in handshakes if not h.control and h.failure is None]
             else:
                 working = [c.ip for c in connects if c.failure is None]
-            ip = next((a for a in addresses if a in working), None)
+            chosen = _first_per_family(addresses, working)
 
             fetches: list[HTTPObservation] = []
             transfers: list[TransferObs] = []
-            if ip is not None:
-                fetches, transfers = await self._use(plan, ip, with_throughput, controls)
+            if chosen:
+                fetches, transfers = await self._use(plan, chosen, with_throughput, controls)
             lookups = await resolving  # the UDP late windows, open meanwhile, are closed now
             shakes = await quic_run if quic_run is not None else []
         finally:
@@ -182,24 +188,35 @@ class _Flow:
             return []
         resolvers = [dns.system_resolver(self.settings.system_resolver)]
         resolvers += [dns.parse_resolver(spec) for spec in self.settings.control_resolvers]
+        # Every resolver is asked for both record types, system A first (its re-check pairs).
+        asks: list[tuple[dns.Resolver, dns.QType]] = [
+            (resolver, qtype) for resolver in resolvers for qtype in QTYPES
+        ]
         settled: dict[int, list[DNSObservation]] = {}
-        done: list[list[DNSObservation]] = [[] for _ in resolvers]
+        done: list[list[DNSObservation]] = [[] for _ in asks]
 
         def settle(i: int, observations: list[DNSObservation]) -> None:
             settled.setdefault(i, observations)
-            if len(settled) == len(resolvers) and not answered.done():
-                ordered = [obs for j in range(len(resolvers)) for obs in settled[j]]
+            if len(settled) == len(asks) and not answered.done():
+                ordered = [obs for j in range(len(asks)) for obs in settled[j]]
                 answered.set_result(_addresses(host, ordered))
 
-        def lookup(i: int, resolver: dns.Resolver) -> Callable[[float], Awaitable[DNSObservation]]:
+        def lookup(
+            i: int, resolver: dns.Resolver, qtype: dns.QType
+        ) -> Callable[[float], Awaitable[DNSObservation]]:
             def early(obs: DNSObservation) -> None:
-                if obs.failure is None:  # no retry follows: its addresses are final
+                # No retry follows an answer: its addresses are final. An AAAA query answered
+                # without records is retried, but the connections need not wait for its retry.
+                if obs.failure is None or (
+                    qtype == "AAAA" and obs.failure is Failure.DNS_NO_ANSWER
+                ):
                     settle(i, [*done[i], obs])
 
             async def one(deadline: float) -> DNSObservation:
                 obs = await dns.resolve(
                     host,
                     resolver,
+                    qtype=qtype,
                     deadline=deadline,
                     clock=self.clock,
                     ca_file=self.settings.ca_file,
@@ -212,14 +229,14 @@ class _Flow:
 
         rechecks: list[DNSObservation] = []
 
-        async def chain(i: int, resolver: dns.Resolver) -> list[DNSObservation]:
-            tries = await self._retry(lookup(i, resolver), self.settings.timeouts.dns)
+        async def chain(i: int, resolver: dns.Resolver, qtype: dns.QType) -> list[DNSObservation]:
+            tries = await self._retry(lookup(i, resolver, qtype), self.settings.timeouts.dns)
             if i == 0 and tries and all(q.failure is Failure.TIMEOUT for q in tries):
                 rechecks.extend(await self._paired_recheck(host, resolver))
             settle(i, tries + rechecks if i == 0 else tries)
             return tries
 
-        chains = await asyncio.gather(*(chain(i, r) for i, r in enumerate(resolvers)))
+        chains = await asyncio.gather(*(chain(i, r, q) for i, (r, q) in enumerate(asks)))
         return [obs for tries in chains for obs in tries] + rechecks
 
     async def _paired_recheck(self, host: str, resolver: dns.Resolver) -> list[DNSObservation]:
@@ -291,27 +308,34 @@ class _Flow:
         return [o for one in tcp_tries for o in one], handshakes
 
     async def _use(
-        self, plan: EndpointPlan, ip: str, with_throughput: bool, controls: bool
+        self, plan: EndpointPlan, ips: Sequence[str], with_throughput: bool, controls: bool
     ) -> tuple[list[HTTPObservation], list[TransferObs]]:
-        """The HTTP fetch and the throughput transfers on ``ip``, concurrently."""
+        """The HTTP fetch on each of ``ips`` (one per family, concurrently, sharing the page
+        budget) and the throughput transfers on the first of them."""
         settings = self.settings
-        read: list[int] = []  # page bytes of earlier tries: every try shares one page budget
+        page_bytes = settings.page_bytes // len(ips)
 
-        async def fetch(deadline: float) -> HTTPObservation:
-            obs = await http.fetch(
-                plan.url,
-                ip=ip,
-                deadline=deadline,
-                clock=self.clock,
-                ca_file=settings.ca_file,
-                follow_within=plan.platform_domains,
-                user_agent=settings.user_agent,
-                follow_upgrade=urllib.parse.urlsplit(plan.url).scheme != "http",
-                body_cap=max(settings.page_bytes - sum(read), 0),
-            )
-            read.append(obs.body_length or 0)
-            return obs
+        def fetch(ip: str) -> Callable[[float], Awaitable[HTTPObservation]]:
+            read: list[int] = []  # page bytes of earlier tries: the tries share one page budget
 
+            async def one(deadline: float) -> HTTPObservation:
+                obs = await http.fetch(
+                    plan.url,
+                    ip=ip,
+                    deadline=deadline,
+                    clock=self.clock,
+                    ca_file=settings.ca_file,
+                    follow_within=plan.platform_domains,
+                    user_agent=settings.user_agent,
+                    follow_upgrade=urllib.parse.urlsplit(plan.url).scheme != "http",
+                    body_cap=max(page_bytes - sum(read), 0),
+                )
+                read.append(obs.body_length or 0)
+                return obs
+
+            return one
+
+        ip = ips[0]
         transfers: list[Awaitable[list[TransferObs]]] = []
         if with_throughput:
             jobs = [(plan.throughput_url, False)]
@@ -327,10 +351,12 @@ class _Flow:
             canary_transfer.begin(
                 (*(("down",) if plan.throughput_url else ()), *(("up",) if plan.upload_url else ()))
             )
-        fetches, moved = await asyncio.gather(
-            self._retry(fetch, settings.timeouts.http_total), asyncio.gather(*transfers)
+        timeout = settings.timeouts.http_total
+        fetched, moved = await asyncio.gather(
+            asyncio.gather(*(self._retry(fetch(a), timeout) for a in ips)),
+            asyncio.gather(*transfers),
         )
-        return fetches, [o for one in moved for o in one]
+        return [o for one in fetched for o in one], [o for one in moved for o in one]
 
     async def _transfer(self, url: str, ip: str, *, up: bool, control: bool) -> list[TransferObs]:
         """One budgeted transfer (or its benign control), retried while it moved nothing."""
@@ -387,6 +413,15 @@ def _stalled_silently(handshakes: Sequence[TLSHandshakeObservation]) -> list[str
         for ip, hs in tries.items()
         if ip in benign_ok and all(h.failure is Failure.TIMEOUT and not h.received for h in hs)
     ]
+
+
+def _first_per_family(addresses: Sequence[str], working: Sequence[str]) -> list[str]:
+    """The first working address of each family, in ``addresses`` order."""
+    chosen: dict[str | None, str] = {}
+    for address in addresses:
+        if address in working:
+            chosen.setdefault(family_of(address), address)
+    return list(chosen.values())
 
 
 def _addresses(host: str, lookups: Sequence[DNSObservation]) -> list[str]:

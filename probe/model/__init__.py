@@ -17,6 +17,8 @@ from probe.model.observations import (
 from probe.model.result import EndpointResult, ProbeInfo, RunDocument
 from probe.model.verdict import (
     METHODS,
+    Family,
+    FamilyVerdict,
     Http3Verdict,
     ThroughputSummary,
     Verdict,
@@ -31,6 +33,8 @@ __all__ = [
     "DNSObservation",
     "EndpointResult",
     "Failure",
+    "Family",
+    "FamilyVerdict",
     "HTTPObservation",
     "Http3Verdict",
     "Measurement",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from probe.model.verdict import Http3Verdict, ThroughputSummary, VerdictKind
+from probe.model.verdict import Family, FamilyVerdict, Http3Verdict, ThroughputSummary, VerdictKind
 
 
 class _Wire(BaseModel):
@@ -30,6 +30,10 @@ class EndpointResult(_Wire):
     measurement_id: str | None
     partial: bool = False
     http3: Http3Verdict | None = None  # the endpoint's HTTP/3 result, when it was measured
+    # When measured over IPv4 and IPv6; absent otherwise.
+    families: dict[Family, FamilyVerdict] | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )
 
 
 class ProbeInfo(_Wire):
@@ -48,3 +52,5 @@ class RunDocument(_Wire):
     probe: ProbeInfo
     started_at: datetime
     results: tuple[EndpointResult, ...]
+    # Facts about the whole run ("no IPv6 here"); absent when there is none.
+    notes: tuple[str, ...] = Field(default=(), exclude_if=lambda v: not v)

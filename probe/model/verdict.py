@@ -14,6 +14,7 @@ from probe.model.methods import Method
 from probe.model.observations import Direction
 
 VerdictKind = Literal["reachable", "blocked", "throttled", "outage", "inconclusive"]
+Family = Literal["ipv4", "ipv6"]
 
 # Worst first: a platform summary takes the worst endpoint verdict.
 SEVERITY: tuple[VerdictKind, ...] = ("blocked", "throttled", "outage", "inconclusive", "reachable")
@@ -91,6 +92,19 @@ class Http3Verdict(_AliasedWire):
             raise ValueError(f"method {self.method!r} does not go with verdict {self.kind!r}")
 
 
+class FamilyVerdict(_AliasedWire):
+    """One address family's verdict for an endpoint measured over both (the contract's
+    ``families.ipv4`` / ``families.ipv6``)."""
+
+    kind: VerdictKind = Field(alias="verdict")
+    method: Method | None = None
+
+    def model_post_init(self, __context: object) -> None:
+        """Refuse a method that does not belong to the verdict (a programming error)."""
+        if self.method is not None and METHODS.get(self.method) != self.kind:
+            raise ValueError(f"method {self.method!r} does not go with verdict {self.kind!r}")
+
+
 class Verdict(_AliasedWire):
     """What the classifier concluded for one endpoint, with its confidence and evidence.
 
@@ -104,6 +118,10 @@ class Verdict(_AliasedWire):
     throughput: ThroughputSummary | None = None
     throughput_up: ThroughputSummary | None = None
     http3: Http3Verdict | None = None  # endpoints the platform file marks http3
+    # Each family's own verdict when the endpoint was measured over IPv4 and IPv6 (None otherwise).
+    families: dict[Family, FamilyVerdict] | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )
 
     def model_post_init(self, __context: object) -> None:
         """Refuse a method that does not belong to the verdict (a programming error)."""

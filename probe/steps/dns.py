@@ -43,6 +43,7 @@ from probe.steps.resolvers import Resolver, parse_resolver, system_resolver
 __all__ = [
     "DEFAULT_LATE_WINDOW",
     "EarlyAnswer",
+    "QType",
     "Resolver",
     "parse_resolver",
     "resolve",

@@ -53,10 +53,20 @@ def test_settle_keeps_the_most_common_failure() -> None:
         ("198.18.100.10", False),  # the lab's benchmarking range is routable here
         ("93.184.216.34", False),
         ("2606:4700::1111", False),
+        ("::", True),
+        ("fc00::5", True),
+        ("fe80::1", True),
+        ("::ffff:10.0.0.1", True),  # IPv4-mapped
+        ("::ffff:198.18.100.10", True),  # mapped, even into the lab's range
+        ("2001:db8::10", True),  # documentation
+        ("ff02::1", True),
+        ("fd00:198:18:100::10", False),  # the lab's IPv6 prefix, as 198.18.0.0/15
+        ("fd00:198:19::1", True),  # the next /48 is unique-local like any other
     ],
 )
 def test_bogons(address: str, bogon: bool) -> None:
-    """Private, loopback and reserved answers are bogons; 198.18.0.0/15 is not."""
+    """Private, loopback and reserved answers are bogons; 198.18.0.0/15 and the lab's IPv6 /48
+    are not."""
     assert bogon == is_bogon(address)
 
 

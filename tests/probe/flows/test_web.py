@@ -89,9 +89,14 @@ def _plan(port: int, scheme: str = "https") -> EndpointPlan:
 async def test_reachable_https_endpoint(world: World) -> None:
     """Every step succeeds once, with the benign-SNI and same-path controls beside them."""
     obs = await measure_endpoint(_plan(world.https.port), world.settings)
-    assert [(o.transport, o.control, o.addresses) for o in obs.dns] == [
+    assert [(o.transport, o.control, o.addresses) for o in obs.dns if o.qtype == "A"] == [
         ("system", False, ("127.0.0.1",)),
         ("udp", True, ("127.0.0.1",)),
+    ]
+    # Every resolver is asked for AAAA too; this name has none (NOERROR without records).
+    assert [(o.transport, o.failure) for o in obs.dns if o.qtype == "AAAA"][::2] == [
+        ("system", Failure.DNS_NO_ANSWER),
+        ("udp", Failure.DNS_NO_ANSWER),
     ]
     assert [(o.ip, o.failure) for o in obs.tcp] == [("127.0.0.1", None)]
     assert [(o.sni, o.control, o.cert_valid) for o in obs.tls] == [
@@ -114,7 +119,7 @@ async def test_connections_start_on_the_first_answer_and_late_answers_are_kept(
     world.system.zone.injected["x.test"] = ["127.0.0.1"]  # forged first, the real one late
     world.system.zone.addresses["x.test"] = ["127.0.0.3"]
     obs = await measure_endpoint(_plan(world.https.port), world.settings, with_throughput=False)
-    system = next(o for o in obs.dns if not o.control)
+    system = next(o for o in obs.dns if not o.control and o.qtype == "A")
     assert ("127.0.0.1",) == system.addresses
     assert (("127.0.0.3",),) == system.late_answers
     first_connect = min(c.t0 for c in obs.tcp)
@@ -148,7 +153,7 @@ async def test_nxdomain_is_retried_and_the_control_answer_used(world: World) -> 
     """A failing system lookup is tried twice; the control resolver's address is still measured."""
     del world.system.zone.addresses["x.test"]
     obs = await measure_endpoint(_plan(world.https.port), world.settings, with_throughput=False)
-    system = [o for o in obs.dns if not o.control]
+    system = [o for o in obs.dns if not o.control and o.qtype == "A"]
     assert [Failure.DNS_NXDOMAIN, Failure.DNS_NXDOMAIN] == [o.failure for o in system]
     assert 200 == obs.http[0].status
 
@@ -202,3 +207,36 @@ async def test_measure_many(world: World) -> None:
     found = await measure_many(plans, settings)
     assert {p.url for p in plans} == set(found)
     assert all(o.http[0].status == 200 for o in found.values())
+
+
+@pytest.mark.parametrize("ipv6", [True, False])
+async def test_both_families_are_measured_when_the_vantage_has_ipv6(
+    ca: trustme.CA, ca_file: Path, ipv6: bool
+) -> None:
+    """A name with A and AAAA records: TCP, TLS and a page over each family (with IPv6 on);
+    the transfers over the first family only. Without IPv6 no connection goes to ::1."""
+    zone = Zone(addresses={"x.test": ["127.0.0.1", "::1"]})
+    system, control = await DNSServer(zone).start(), await DNSServer(zone).start()
+    https = await HTTPServer(ROUTES).start(
+        tls=server_context(ca, "x.test", "example.test"), ipv6=True
+    )
+    settings = MeasureSettings(
+        system_resolver=f"127.0.0.1:{system.port}",
+        control_resolvers=(f"udp:127.0.0.1:{control.port}",),
+        ca_file=ca_file,
+        benign_sni="example.test",
+        timeouts=Timeouts(dns=1.5, tcp_connect=1.0, tls_handshake=1.0, http_total=2.0),
+        throughput_bytes=50_000,
+        ipv6=ipv6,
+    )
+    try:
+        obs = await measure_endpoint(_plan(https.port), settings)
+    finally:
+        for server in (system, control, https):
+            server.close()
+    assert {(o.qtype, o.addresses) for o in obs.dns} == {("A", ("127.0.0.1",)), ("AAAA", ("::1",))}
+    ips = ["127.0.0.1", "::1"] if ipv6 else ["127.0.0.1"]
+    assert sorted(o.ip for o in obs.tcp if o.failure is None) == ips
+    assert sorted(o.ip for o in obs.tls if not o.control and o.failure is None) == ips
+    assert sorted((o.ip, o.status) for o in obs.http) == [(ip, 200) for ip in ips]
+    assert {o.ip for o in obs.throughput} == {"127.0.0.1"}

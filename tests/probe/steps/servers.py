@@ -139,13 +139,23 @@ class HTTPServer:
         self.snis: list[str | None] = []
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._v6: asyncio.Server | None = None
 
-    async def start(self, tls: ssl.SSLContext | None = None) -> HTTPServer:
+    async def start(self, tls: ssl.SSLContext | None = None, *, ipv6: bool = False) -> HTTPServer:
+        """Listen on 127.0.0.1 and, with ``ipv6``, on ::1 at the same port."""
         if tls is not None:
             tls.sni_callback = self._record_sni
-        self._server = await asyncio.start_server(self._serve, LOOPBACK, 0, ssl=tls)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
+        for _ in range(20):
+            self._server = await asyncio.start_server(self._serve, LOOPBACK, 0, ssl=tls)
+            self.port = self._server.sockets[0].getsockname()[1]
+            if not ipv6:
+                return self
+            try:
+                self._v6 = await asyncio.start_server(self._serve, "::1", self.port, ssl=tls)
+                return self
+            except OSError:  # the port is taken on ::1: try another
+                self._server.close()
+        raise OSError("no port free on both 127.0.0.1 and ::1")
 
     def _record_sni(self, _obj: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         self.snis.append(name)
@@ -163,8 +173,9 @@ class HTTPServer:
                 writer.close()
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._v6):
+            if server is not None:
+                server.close()
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Request:
@@ -222,6 +233,7 @@ class RawServer:
         self.handler = handler
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._v6: asyncio.Server | None = None
 
     async def start(self) -> RawServer:
         self._server = await asyncio.start_server(self.handler, LOOPBACK, 0)

@@ -1,0 +1,156 @@
+"""The classifier over both address families: each judged on its own, the worse one chosen."""
+
+from __future__ import annotations
+
+from probe.classify import classify
+from probe.classify.bogons import is_bogon
+from probe.model.failures import Failure
+from probe.model.measurement import Observations
+from tests.probe.observation_builders import (
+    CANARY_IP,
+    CONTROL_RESOLVER,
+    TWITTER,
+    X_IP,
+    benign,
+    canaries_ok,
+    dns,
+    http,
+    obs,
+    tcp,
+    tls,
+    twice,
+)
+
+X6 = "fd00:198:18:100::10"
+CANARY6 = "fd00:198:18:101::10"
+
+
+def _resolved() -> list[object]:
+    """twitter.com answered A and AAAA by the system and the control resolver alike."""
+    return [
+        dns("twitter.com", X_IP),
+        dns("twitter.com", X6, qtype="AAAA"),
+        dns("twitter.com", X_IP, resolver=CONTROL_RESOLVER, control=True),
+        dns("twitter.com", X6, resolver=CONTROL_RESOLVER, control=True, qtype="AAAA"),
+    ]
+
+
+def _works(ip: str) -> list[object]:
+    return [tcp(ip), tls(ip), benign(ip), http(ip=ip)]
+
+
+def _reset(ip: str) -> list[object]:
+    return [tcp(ip), *twice(tls(ip, failure=Failure.CONNECTION_RESET)), benign(ip)]
+
+
+def _dual_canaries() -> dict[str, Observations]:
+    canary = canaries_ok()["example.org"]
+    v6 = obs(
+        dns("example.org", CANARY6, qtype="AAAA"),
+        tcp(CANARY6),
+        tls(CANARY6, "example.org"),
+        http("https://example.org/", ip=CANARY6, title="Example Domain", length=1256),
+    )
+    merged = Observations(
+        dns=canary.dns + v6.dns, tcp=canary.tcp + v6.tcp, tls=canary.tls + v6.tls,
+        http=canary.http + v6.http,
+    )  # fmt: skip
+    return {"example.org": merged}
+
+
+def test_blocked_over_ipv4_reachable_over_ipv6() -> None:
+    """An SNI reset on IPv4 only: the endpoint is blocked (tls.reset), and says per family."""
+    local = obs(*_resolved(), *_reset(X_IP), *_works(X6))
+    verdict = classify(TWITTER, local, None, _dual_canaries())
+    assert ("blocked", "tls.reset") == (verdict.kind, verdict.method)
+    assert verdict.families is not None
+    assert {f: (v.kind, v.method) for f, v in verdict.families.items()} == {
+        "ipv4": ("blocked", "tls.reset"),
+        "ipv6": ("reachable", None),
+    }
+    assert verdict.evidence[0] == "blocked over IPv4 (tls.reset), reachable over IPv6"
+    dumped = verdict.model_dump(mode="json")
+    assert dumped["families"]["ipv6"] == {"verdict": "reachable", "method": None}
+
+
+def test_blocked_over_ipv6_only() -> None:
+    """A blackhole of the IPv6 addresses only: blocked by tcp.timeout, IPv4 reachable."""
+    dead = twice(tcp(X6, failure=Failure.TIMEOUT))
+    local = obs(*_resolved(), *_works(X_IP), *dead)
+    verdict = classify(TWITTER, local, None, _dual_canaries())
+    assert ("blocked", "tcp.timeout") == (verdict.kind, verdict.method)
+    assert verdict.families is not None
+    assert (verdict.families["ipv4"].kind, verdict.families["ipv6"].method) == (
+        "reachable",
+        "tcp.timeout",
+    )
+    assert verdict.evidence[0] == "reachable over IPv4, blocked over IPv6 (tcp.timeout)"
+
+
+def test_both_blocked_takes_the_ipv4_method() -> None:
+    """Both families blocked (differently): the IPv4 method names the endpoint's verdict."""
+    dead = twice(tcp(X6, failure=Failure.TIMEOUT))
+    local = obs(*_resolved(), *_reset(X_IP), *dead)
+    verdict = classify(TWITTER, local, None, _dual_canaries())
+    assert ("blocked", "tls.reset") == (verdict.kind, verdict.method)
+
+
+def test_a_broken_ipv6_path_does_not_override_ipv4() -> None:
+    """Nothing works over IPv6 from here (canaries neither): that is no verdict on the endpoint."""
+    canaries = _dual_canaries()
+    v4 = canaries_ok()["example.org"]
+    canaries["example.org"] = v4.model_copy(
+        update={
+            "dns": (*v4.dns, dns("example.org", CANARY6, qtype="AAAA")),
+            "tcp": (*v4.tcp, *twice(tcp(CANARY6, failure=Failure.NETWORK_UNREACHABLE))),
+        }
+    )
+    dead = twice(tcp(X6, failure=Failure.NETWORK_UNREACHABLE))
+    local = obs(*_resolved(), *_works(X_IP), *dead)
+    verdict = classify(TWITTER, local, None, canaries)
+    assert ("reachable", None) == (verdict.kind, verdict.method)
+    assert verdict.families is not None and verdict.families["ipv6"].kind != "reachable"
+
+
+def test_one_family_measured_says_which() -> None:
+    """No AAAA anywhere: no families field, and a line saying IPv4 only and why."""
+    local = obs(
+        dns("twitter.com", X_IP),
+        dns("twitter.com", X_IP, resolver=CONTROL_RESOLVER, control=True),
+        *_works(X_IP),
+    )
+    verdict = classify(TWITTER, local, None, canaries_ok())
+    assert ("reachable", None, None) == (verdict.kind, verdict.method, verdict.families)
+    assert "families" not in verdict.model_dump(mode="json")
+    assert verdict.evidence[-1].startswith("measured over IPv4 only: no resolver answered")
+
+
+def test_aaaa_answered_but_no_ipv6_here() -> None:
+    """AAAA answered, but no IPv6 connection was tried: measured over IPv4 only, no IPv6 here."""
+    local = obs(*_resolved(), *_works(X_IP))
+    verdict = classify(TWITTER, local, None, canaries_ok())
+    assert verdict.families is None
+    assert verdict.evidence[-1] == (
+        "measured over IPv4 only: AAAA records answered, but this vantage has no IPv6"
+    )
+
+
+def test_aaaa_stripped_by_the_system_resolver() -> None:
+    """The system resolver answers A but no AAAA while the control has both: IPv6 blocked by
+    DNS (no such address), IPv4 reachable."""
+    local = obs(
+        dns("twitter.com", X_IP),
+        *twice(dns("twitter.com", failure=Failure.DNS_NO_ANSWER, qtype="AAAA")),
+        dns("twitter.com", X_IP, resolver=CONTROL_RESOLVER, control=True),
+        dns("twitter.com", X6, resolver=CONTROL_RESOLVER, control=True, qtype="AAAA"),
+        *_works(X_IP),
+        *_works(X6),
+    )
+    verdict = classify(TWITTER, local, None, _dual_canaries())
+    assert ("blocked", "dns.nxdomain") == (verdict.kind, verdict.method)
+    assert verdict.families is not None and verdict.families["ipv4"].kind == "reachable"
+
+
+def test_lab_prefix_is_not_a_bogon_but_canary_ip_is_v4() -> None:
+    """The builders' IPv6 addresses stand in the lab's /48, routable as 198.18.0.0/15."""
+    assert not is_bogon(X6) and not is_bogon(CANARY_IP)
