@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -19,12 +20,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from censornet import topology
+from censornet.ip6tables import NoIpv6Form, ipv6_rule
 from censornet.policy import Policy
 from probe.model.verdict import METHODS, VerdictKind
 
 Category = Literal["block", "throttle", "outage", "noise", "partial", "clean"]
 Scope = Literal["isp", "global"]
 Table = Literal["filter", "mangle", "nat"]
+Family = Literal["ipv4", "ipv6"]
 
 CATALOGUE_RESOURCE = "scenarios/catalogue.toml"
 # The chains a scenario may append to, per table (censornet.lab.CENSOR_CHAINS).
@@ -89,6 +92,9 @@ class Expectation(_Frozen):
     # http3; no http3_verdict means the scenario says nothing about it.
     http3_verdict: tuple[VerdictKind, ...] = ()
     http3_method: tuple[str, ...] = ()
+    # Each family's verdict, for a scenario that treats IPv4 and IPv6 differently: the result
+    # must then carry ``families`` with these verdicts.
+    families: dict[Family, VerdictKind] | None = None
 
     @field_validator("verdict", "method", "http3_verdict", "http3_method", mode="before")
     @classmethod
@@ -107,8 +113,13 @@ class Expectation(_Frozen):
         """Whether this expectation covers ``target_url``."""
         return fnmatch.fnmatchcase(target_url, self.target)
 
-    def accepts(self, verdict: str, method: str | None) -> bool:
-        """Whether a probe result (verdict, method) meets this expectation."""
+    def accepts(
+        self, verdict: str, method: str | None, families: Mapping[str, str] | None = None
+    ) -> bool:
+        """Whether a probe result (verdict, method, each family's verdict) meets this
+        expectation."""
+        if self.families is not None and dict(families or {}) != self.families:
+            return False
         return _accepts(self.verdict, self.method, verdict, method)
 
     def accepts_http3(self, http3: dict[str, object] | None) -> bool:
@@ -187,7 +198,13 @@ class IptablesRules(_Frozen):
 
 
 class Scenario(_Frozen):
-    """One censorship (or noise) scenario: how to apply it and what the probe must conclude."""
+    """One censorship (or noise) scenario: how to apply it and what the probe must conclude.
+
+    ``families`` says which address families its iptables rules apply to: both by default, as a
+    national censor's usually do (the rules' IPv6 form is derived, ``censornet.ip6tables``), except
+    that a scenario whose rules have no IPv6 form in the lab applies over IPv4 only and leaves the
+    IPv6 path open (``ipv6_applied``). Policies (resolvers, web servers) and ``tc`` act on both.
+    """
 
     id: str
     title: str
@@ -197,6 +214,7 @@ class Scenario(_Frozen):
     # The platforms the lab tests measure under this scenario (`blockprobe run --platform ...`);
     # `blockprobe lab check` always measures X, whose endpoints every expectation covers too.
     platforms: tuple[str, ...] = Field(default=("x",), min_length=1)
+    families: tuple[Family, ...] = Field(default=("ipv4", "ipv6"), min_length=1)
     iptables: IptablesRules = Field(default_factory=IptablesRules)
     tc: tuple[str, ...] = ()  # run per vantage-facing interface of the ISP, ``{dev}`` replaced
     policy: Policy = Field(default_factory=Policy)
@@ -237,6 +255,33 @@ class Scenario(_Frozen):
         ):
             raise ValueError("expect_not_blocked: yet an expectation allows blocked or throttled")
         return self
+
+    @model_validator(mode="after")
+    def check_families(self) -> Scenario:
+        if self.families == ("ipv6",) and not self.ipv6_applied:
+            raise ValueError("families = ['ipv6']: yet a rule has no IPv6 form in the lab")
+        return self
+
+    @property
+    def ipv6_applied(self) -> bool:
+        """Whether the iptables rules are applied over IPv6 too (or only there)."""
+        if "ipv6" not in self.families:
+            return False
+        try:
+            for table in CHAINS:
+                for rule in self.iptables.rules(table):
+                    ipv6_rule(rule)
+        except NoIpv6Form:
+            return False
+        return True
+
+    def rules_for(self, table: Table, family: Family) -> list[str]:
+        """The iptables-restore lines of ``table`` for ``family`` (none where it does not apply)."""
+        if family == "ipv4":
+            return self.iptables.rules(table) if "ipv4" in self.families else []
+        if not self.ipv6_applied:
+            return []
+        return [ipv6_rule(rule) for rule in self.iptables.rules(table)]
 
     def expected_for(self, target_url: str) -> Expectation:
         """The first expectation whose glob matches ``target_url`` (the list ends with ``*``)."""

@@ -396,8 +396,14 @@ def _topology_script(prefix: str) -> str:
     ns = {role: f"{prefix}-{role}" for role in topology.ROLES}
     lines: list[str] = []
     add = lines.append
+    v6 = topology.ipv6_of
     for role in topology.ROLES:
         add(f"ip netns add {ns[role]}")
+        # No duplicate address detection: an address is usable the moment it is added (DAD
+        # would hold every IPv6 address "tentative" for a second or more after the link is up).
+        for conf in ("all", "default"):
+            add(f"ip netns exec {ns[role]} sysctl -qw net.ipv6.conf.{conf}.accept_dad=0")
+            add(f"ip netns exec {ns[role]} sysctl -qw net.ipv6.conf.{conf}.accept_ra=0")
         add(f"ip -n {ns[role]} link set lo up")
     for link in topology.LINKS:
         left, right = ns[link.left], ns[link.right]
@@ -407,6 +413,8 @@ def _topology_script(prefix: str) -> str:
         )
         add(f"ip -n {left} addr add {link.left_addr}/{link.prefixlen} dev {link.left_if}")
         add(f"ip -n {right} addr add {link.right_addr}/{link.prefixlen} dev {link.right_if}")
+        add(f"ip -n {left} addr add {v6(link.left_addr)}/64 dev {link.left_if} nodad")
+        add(f"ip -n {right} addr add {v6(link.right_addr)}/64 dev {link.right_if} nodad")
         add(f"ip -n {left} link set {link.left_if} up")
         add(f"ip -n {right} link set {link.right_if} up")
         for side, ifname in ((left, link.left_if), (right, link.right_if)):
@@ -418,15 +426,24 @@ def _topology_script(prefix: str) -> str:
     inet = ns[topology.INET]
     for ip in topology.server_ips():
         add(f"ip -n {inet} addr add {ip}/32 dev lo")
+        add(f"ip -n {inet} addr add {v6(ip)}/128 dev lo nodad")
     for dest, via in topology.INET_ROUTES:
         add(f"ip -n {inet} route add {dest} via {via}")
+        add(f"ip -n {inet} -6 route add {v6(dest)} via {v6(via)}")
     for isp in topology.ISPS:
+        upstream = topology.ISP_UPSTREAM[isp.name]
         add(f"ip -n {ns[isp.name]} addr add {isp.resolver}/32 dev lo")
-        add(f"ip -n {ns[isp.name]} route add default via {topology.ISP_UPSTREAM[isp.name]}")
+        add(f"ip -n {ns[isp.name]} addr add {v6(isp.resolver)}/128 dev lo nodad")
+        add(f"ip -n {ns[isp.name]} route add default via {upstream}")
+        add(f"ip -n {ns[isp.name]} -6 route add default via {v6(upstream)}")
     for vantage in topology.VANTAGES:
         add(f"ip -n {ns[vantage.name]} route add default via {vantage.gateway}")
+        add(f"ip -n {ns[vantage.name]} -6 route add default via {v6(vantage.gateway)}")
     for role in (topology.INET, *(i.name for i in topology.ISPS)):
         add(f"ip netns exec {ns[role]} sysctl -qw net.ipv4.ip_forward=1")
+        add(f"ip netns exec {ns[role]} sysctl -qw net.ipv6.conf.all.forwarding=1")
+        add(f"ip netns exec {ns[role]} sysctl -qw net.ipv6.icmp.ratelimit=0")
+        add(f"ip netns exec {ns[role]} ip6tables-restore <<'EOF'\n{censor_base_rules()}EOF")
         add(f"ip netns exec {ns[role]} sysctl -qw net.ipv4.conf.all.rp_filter=0")
         # Every censor ICMP reaches the probe (Linux rate-limits them per peer by default).
         add(f"ip netns exec {ns[role]} sysctl -qw net.ipv4.icmp_ratelimit=0")

@@ -20,7 +20,10 @@ from typing import Literal
 
 Mode = Literal["netns", "userns"]
 
-REQUIRED_TOOLS = ("ip", "iptables", "iptables-restore", "conntrack", "tc", "unshare", "nsenter")
+REQUIRED_TOOLS = (
+    "ip", "iptables", "iptables-restore", "ip6tables-restore", "conntrack", "tc", "unshare",
+    "nsenter",
+)  # fmt: skip
 
 
 class LabError(RuntimeError):

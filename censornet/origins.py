@@ -108,6 +108,11 @@ def site_ips(site: str) -> tuple[str, ...]:
     return tuple(sorted(ips, key=lambda ip: tuple(int(p) for p in ip.split("."))))
 
 
+def _both(ips: tuple[str, ...]) -> tuple[str, ...]:
+    """``ips`` and their IPv6 twins, as nginx ``listen`` addresses."""
+    return (*ips, *(f"[{topology.ipv6_of(ip)}]" for ip in ips))
+
+
 def nginx_available() -> bool:
     """Whether the nginx binary is on PATH."""
     return shutil.which(NGINX) is not None
@@ -258,8 +263,8 @@ def _site_servers(
     out = ["", f"  # ---- {site}: {', '.join(ips)} (unknown SNI: {unknown_sni})"]
     # The default servers: what these addresses say to a name they do not host.
     out.append("  server {")
-    out += [f"    listen {ip}:80 default_server;" for ip in ips]
-    out += [f"    listen {ip}:443 ssl http2 default_server;" for ip in ips]
+    out += [f"    listen {ip}:80 default_server;" for ip in _both(ips)]
+    out += [f"    listen {ip}:443 ssl http2 default_server;" for ip in _both(ips)]
     if unknown_sni == "alert":
         out.append("    ssl_reject_handshake on;")
     else:
@@ -272,8 +277,8 @@ def _site_servers(
     # The site's own names, grouped by the web rule that applies to them.
     for rule, names in _names_by_rule(site, policy.web):
         out.append("  server {")
-        out += [f"    listen {ip}:80;" for ip in ips]
-        out += [f"    listen {ip}:443 ssl http2;" for ip in ips]
+        out += [f"    listen {ip}:80;" for ip in _both(ips)]
+        out += [f"    listen {ip}:443 ssl http2;" for ip in _both(ips)]
         out.append(f"    server_name {' '.join(names)};")
         out.append(f"    ssl_certificate {own_cert};")
         out.append(f"    ssl_certificate_key {own_key};")
@@ -299,6 +304,8 @@ def _blockpage_server(pki: object) -> list[str]:
         "  server {",
         f"    listen {topology.BLOCKPAGE_IP}:80;",
         f"    listen {topology.BLOCKPAGE_IP}:443 ssl;",
+        f"    listen [{topology.ipv6_of(topology.BLOCKPAGE_IP)}]:80;",
+        f"    listen [{topology.ipv6_of(topology.BLOCKPAGE_IP)}]:443 ssl;",
         f"    ssl_certificate {pki.self_signed_cert};",
         f"    ssl_certificate_key {pki.key(SELF_SIGNED_LABEL)};",
         "    location / {",

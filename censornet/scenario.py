@@ -1,8 +1,9 @@
 """Applying a catalogue scenario to a running lab, leaving nothing of the previous one behind.
 
 ``apply_scenario`` resets every censor namespace (inet and each ISP) and applies the scenario in
-one shell script run inside the lab: per namespace one atomic ``iptables-restore --noflush`` that
-flushes the ``BP_*`` chains and appends the scenario's rules, the root qdiscs of its interfaces
+one shell script run inside the lab: per namespace and address family one atomic
+``iptables-restore --noflush`` (``ip6tables-restore`` for IPv6) that flushes the ``BP_*`` chains
+and appends the scenario's rules for that family, the root qdiscs of its interfaces
 deleted (then the scenario's ``tc`` added), ``conntrack -F`` and every xt_recent list emptied.
 Hashlimit tables cannot be emptied from user space, so each application renames them with a fresh
 generation suffix. Server policies are written for every role (waiting for the DNS injectors, which
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from censornet import topology
-from censornet.catalogue import CHAINS, Scenario, get_scenario
+from censornet.catalogue import CHAINS, Family, Scenario, get_scenario
 from censornet.lab import Lab
 from censornet.nameservers import CONTROL_RESOLVER, NameServers, resolvers
 from censornet.netns import LabError
@@ -86,14 +87,15 @@ def vantage_interfaces(role: str) -> tuple[str, ...]:
     )
 
 
-def restore_input(scenario: Scenario | None, generation: int) -> str:
-    """iptables-restore --noflush input: flush every BP_* chain, then append the rules."""
+def restore_input(scenario: Scenario | None, generation: int, family: Family = "ipv4") -> str:
+    """iptables-restore --noflush input (ip6tables-restore for ``ipv6``): flush every BP_* chain,
+    then append the scenario's rules for that family."""
     out: list[str] = []
     for table, chains in CHAINS.items():
         out.append(f"*{table}")
         out.extend(f"-F {chain}" for chain in chains)
         if scenario is not None:
-            out.extend(_renamed(rule, generation) for rule in scenario.iptables.rules(table))
+            out.extend(_renamed(rule, generation) for rule in scenario.rules_for(table, family))
         out.append("COMMIT")
     return "\n".join(out) + "\n"
 
@@ -110,6 +112,10 @@ def reset_script(
             f"ip netns exec {ns} iptables-restore --noflush <<'BP_RULES'\n"
             f"{restore_input(applied, generation)}BP_RULES"
         )
+        lines.append(
+            f"ip netns exec {ns} ip6tables-restore --noflush <<'BP_RULES'\n"
+            f"{restore_input(applied, generation, 'ipv6')}BP_RULES"
+        )
         lines.extend(
             f"ip netns exec {ns} tc qdisc del dev {dev} root 2>/dev/null || true"
             for dev in interfaces(role)
@@ -123,6 +129,7 @@ def reset_script(
             f"ip netns exec {ns} conntrack -F >/dev/null 2>&1 "
             f"|| {{ echo 'conntrack -F failed in {role}' >&2; exit 1; }}"
         )
+        lines.append(f"ip netns exec {ns} conntrack -F -f ipv6 >/dev/null 2>&1 || true")
         lines.append(
             f"ip netns exec {ns} sh -c 'for f in /proc/net/xt_recent/*; do "
             '[ -e "$f" ] && echo / > "$f"; done; true\''

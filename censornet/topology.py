@@ -1,7 +1,9 @@
 """The mock censor network's address plan: namespaces, links, server addresses and DNS names.
 
 This module is data only. Every address lives in 198.18.0.0/15 (RFC 2544 benchmarking range) and
-exists only inside namespaces the lab creates. Namespace names are ``{prefix}-{role}``; the prefix
+exists only inside namespaces the lab creates. The lab is dual-stack: each IPv4 address has an IPv6
+twin in the unique-local prefix fd00:198:18::/48 (``ipv6_of``: 198.18.A.B is fd00:198:18:A::B, a /24
+becomes a /64), inside the same namespaces only. Namespace names are ``{prefix}-{role}``; the prefix
 defaults to ``bplab`` and can be changed with ``BLOCKPROBE_LAB_PREFIX`` so that several labs can
 coexist (each developer, each test session).
 
@@ -20,6 +22,19 @@ from dataclasses import dataclass
 
 DEFAULT_PREFIX = "bplab"
 LAB_NETWORK = "198.18.0.0/15"
+LAB_NETWORK6 = "fd00:198:18::/48"
+
+
+def ipv6_of(address: str) -> str:
+    """The IPv6 twin of a lab IPv4 address or /24 network: 198.18.100.10 -> fd00:198:18:100::10,
+    198.18.11.0/24 -> fd00:198:18:11::/64."""
+    ip, _, length = address.partition("/")
+    octets = ip.split(".")
+    if len(octets) != 4 or octets[:2] != ["198", "18"]:
+        raise ValueError(f"{address!r} is not a lab IPv4 address")
+    if length:
+        return f"fd00:198:18:{octets[2]}::/{64 if int(length) >= 24 else 48}"
+    return f"fd00:198:18:{octets[2]}::{octets[3]}"
 
 
 def lab_prefix() -> str:
@@ -113,7 +128,7 @@ BLOCKPAGE_NAME = "warning.pta.lab"
 HELPER_PORT = 8480  # control-vantage helper / collector in the ctrl namespace
 LARGE_OBJECT_BYTES = 8 * 1024 * 1024  # every non-root GET path on a web server streams this much
 
-# DNS names served by the lab's authoritative server -> A records.
+# DNS names served by the lab's authoritative server -> A records (each with its AAAA twin).
 ZONE: dict[str, tuple[str, ...]] = {
     # X / Twitter
     "x.com": X_IPS,

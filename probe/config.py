@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -141,6 +141,8 @@ class ProbeConfig(_Frozen):
     upload_canary: Url | None = DEFAULT_UPLOAD_CANARY
     benign_sni: Domain = "example.org"
     retries: int = Field(default=1, ge=0, le=5)
+    # Measure over IPv6 too: "auto" when this vantage has an IPv6 route (looked up once a run).
+    ipv6: Literal["auto", "on", "off"] = "auto"
     concurrency: int = Field(default=16, ge=1, le=256)
     user_agent: str = Field(default=f"blockprobe/{__version__}", min_length=1)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
@@ -246,6 +248,7 @@ class ProbeConfig(_Frozen):
             page_bytes=self.budget.page_bytes,
             concurrency=self.concurrency,
             user_agent=self.user_agent,
+            ipv6=None if self.ipv6 == "auto" else self.ipv6 == "on",
         )
 
 

@@ -28,7 +28,7 @@ from probe.budget import HANDSHAKE_ALLOWANCE, DataBudget, bytes_transferred
 from probe.config import ProbeConfig
 from probe.flows import canary_transfer
 from probe.flows.canary_transfer import CanaryTransfer
-from probe.flows.families import NO_IPV6, settings_for_run
+from probe.flows.families import IPV6_OFF, NO_IPV6, settings_for_run
 from probe.flows.plan import (
     NO_LARGE_OBJECT_NOTE,
     EndpointPlan,
@@ -169,7 +169,8 @@ def transfer_cost(plan: EndpointPlan, settings: MeasureSettings) -> int:
 
 def page_cost(settings: MeasureSettings) -> int:
     """Bytes to reserve before measuring an endpoint or a canary at all: its page (every try of
-    the fetch shares ``page_bytes``) and the allowance for DNS, handshakes and headers."""
+    the fetch, over both families, shares ``page_bytes``) and the allowance for DNS, handshakes
+    and headers."""
     return settings.page_bytes + HANDSHAKE_ALLOWANCE
 
 
@@ -384,8 +385,8 @@ async def run_check(
     chosen = list(platforms) if platforms is not None else config.chosen_platforms()
     budget = budget if budget is not None else DataBudget(config.budget.run_bytes)
     plans = [plan for platform in chosen for plan in platform.plans()]
-    settings = settings_for_run(fit_settings(config.to_settings(), plans, budget.remaining))
-    notes = () if settings.ipv6 else (NO_IPV6,)
+    settings = fit_settings(settings_for_run(config.to_settings()), plans, budget.remaining)
+    notes = () if settings.ipv6 else (IPV6_OFF if config.ipv6 == "off" else NO_IPV6,)
     report = progress or (lambda message: None)
     vantage = vantage_info(config)
     started_at = datetime.now(UTC)

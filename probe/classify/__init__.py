@@ -44,12 +44,16 @@ def classify(
     and the two verdicts are joined (``probe.classify.families``); over one family, that family's.
     ``one_shot`` is as for ``classify_family``.
     """
-    tried = families.measured(local)
+    tried = families.measured(local, canaries)
     if not tried:
         return classify_family(plan, local, control, canaries, one_shot=one_shot)
     verdicts: dict[Family, Verdict] = {}
+    notes: dict[Family, str] = {}
     for family in tried:
         mine = families.split(local, family, plan.domain)
+        if family == "ipv6" and families.aaaa_withheld(local, plan.domain):
+            mine = mine.model_copy(update={"dns": families.without_system_aaaa(mine)})
+            notes[family] = families.WITHHELD
         theirs = families.split(control, family, plan.domain) if control is not None else None
         verdicts[family] = classify_family(
             plan,
@@ -58,6 +62,8 @@ def classify(
             families.split_canaries(canaries, family),
             one_shot=one_shot,
         )
+    for family, note in notes.items():
+        verdicts[family] = families.noted(verdicts[family], note)
     if len(tried) == 2:
         return families.join(verdicts)
     return families.single(verdicts[tried[0]], tried[0], local)

@@ -2,10 +2,13 @@
 joined into one.
 
 An endpoint counts as measured over a family when a connection to one of its addresses in that
-family was tried. Its DNS queries go with the family of their record type (A with IPv4, AAAA with
-IPv6), connections, handshakes, fetches, transfers and packets with the family of their address;
-queries for other names (the paired re-checks) go with both. The canaries and the control vantage
-are split the same way, so each family is judged against controls that used that family.
+family was tried, unless this vantage has no route for it (every such connection unreachable, and no
+canary connected over it). Its DNS queries go with the family of their record type (A with IPv4,
+AAAA with IPv6), connections, handshakes, fetches, transfers and packets with the family of their
+address; queries for other names (the paired re-checks) go with both. A system resolver that answers
+A but no AAAA (``aaaa_withheld``) is left out of the IPv6 judgement: its clients simply use IPv4.
+The canaries and the control vantage are split the same way, so each family is judged against
+controls that used that family.
 
 The endpoint's verdict is the worse of the two (``probe.model.verdict.SEVERITY``); on a tie, the
 IPv4 verdict's method. A family that says nothing about the endpoint (``inconclusive``, or
@@ -16,13 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from probe.model.failures import Failure
 from probe.model.measurement import Observations
 from probe.model.methods import Method
+from probe.model.observations import DNSObservation
 from probe.model.verdict import SEVERITY, Family, FamilyVerdict, Verdict
 from probe.net.family import NAMES, family_of
 
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 _QTYPE: dict[Family, str] = {"ipv4": "A", "ipv6": "AAAA"}
+_UNREACHABLE = frozenset({Failure.NETWORK_UNREACHABLE, Failure.HOST_UNREACHABLE})
 
 
 def _in(address: str | None, family: Family) -> bool:
@@ -46,10 +52,55 @@ def split(obs: Observations, family: Family, domain: str | None = None) -> Obser
     )
 
 
-def measured(obs: Observations) -> tuple[Family, ...]:
-    """The families a connection was tried over, IPv4 first."""
+WITHHELD = (
+    "the system resolver answered A but no AAAA record for the name (clients here use IPv4): "
+    "IPv6 was measured at the control's addresses, and its missing AAAA is no block"
+)
+
+
+def aaaa_withheld(obs: Observations, domain: str) -> bool:
+    """Whether the system resolver answered the name's A query with addresses and every AAAA
+    query with no record: a network (or CDN node) without IPv6 for the name, which a client
+    meets by using IPv4; not a block of the name."""
+    name = domain.lower().rstrip(".")
+    mine = [q for q in obs.dns if not q.control and q.domain.lower().rstrip(".") == name]
+    a = [q for q in mine if q.qtype == "A"]
+    aaaa = [q for q in mine if q.qtype == "AAAA"]
+    return (
+        any(q.failure is None and q.addresses for q in a)
+        and bool(aaaa)
+        and all(q.failure is Failure.DNS_NO_ANSWER for q in aaaa)
+    )
+
+
+def without_system_aaaa(obs: Observations) -> tuple[DNSObservation, ...]:
+    """``obs``'s DNS queries less the system resolver's AAAA ones."""
+    return tuple(q for q in obs.dns if q.control or q.qtype != "AAAA")
+
+
+def noted(verdict: Verdict, line: str) -> Verdict:
+    """``verdict`` with one more evidence line."""
+    return verdict.model_copy(update={"evidence": (*verdict.evidence, line)})
+
+
+def measured(
+    obs: Observations, canaries: Mapping[str, Observations] | None = None
+) -> tuple[Family, ...]:
+    """The families a connection was tried over, IPv4 first, leaving out one this vantage has
+    no route for (``no_route``)."""
     tried = {family_of(c.ip) for c in obs.tcp}
-    return tuple(f for f in FAMILIES if f in tried)
+    return tuple(f for f in FAMILIES if f in tried and not no_route(obs, f, canaries or {}))
+
+
+def no_route(obs: Observations, family: Family, canaries: Mapping[str, Observations]) -> bool:
+    """Whether every connection over ``family`` failed as unreachable (how a host without a
+    route for the family fails) and no canary connected over it: the vantage lacks the family."""
+    connects = [c for c in obs.tcp if family_of(c.ip) == family]
+    if not connects or any(c.failure not in _UNREACHABLE for c in connects):
+        return False
+    return not any(
+        c.failure is None and family_of(c.ip) == family for o in canaries.values() for c in o.tcp
+    )
 
 
 def split_canaries(canaries: Mapping[str, Observations], family: Family) -> dict[str, Observations]:
@@ -103,11 +154,13 @@ def join(verdicts: Mapping[Family, Verdict]) -> Verdict:
 
 def single(verdict: Verdict, family: Family, obs: Observations) -> Verdict:
     """``verdict`` of an endpoint measured over one family, with a line saying which and why."""
-    if family == "ipv6":
+    other: Family = "ipv6" if family == "ipv4" else "ipv4"
+    if any(family_of(c.ip) == other for c in obs.tcp):
+        why = f"{NAMES[other]} unreachable from here (no route)"
+    elif family == "ipv6":
         why = "no A record answered"
     elif any(family_of(a) == "ipv6" for q in obs.dns for a in q.addresses):
         why = "AAAA records answered, but this vantage has no IPv6"
     else:
         why = "no resolver answered an AAAA record for the name"
-    line = f"measured over {NAMES[family]} only: {why}"
-    return verdict.model_copy(update={"evidence": (*verdict.evidence, line)})
+    return noted(verdict, f"measured over {NAMES[family]} only: {why}")

@@ -13,6 +13,7 @@ from probe.net.family import ROUTE_PROBE, family_of, has_ipv6
 from probe.steps.resolvers import parse_resolver
 
 NO_IPV6 = "no IPv6 here: this vantage has no IPv6 route, so every endpoint was measured over IPv4"
+IPV6_OFF = "IPv6 is switched off in the configuration: every endpoint was measured over IPv4"
 
 
 def route_probe(settings: MeasureSettings) -> str:

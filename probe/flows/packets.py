@@ -1,6 +1,7 @@
 """Packet-level evidence for an endpoint that failed: who reset it, what DNS really sent, where.
 
-Runs only after the application-level steps saw interference, only when the process can capture
+Runs only after the application-level steps saw interference (over one address family per
+endpoint: IPv4 when both saw it), only when the process can capture
 packets (root or CAP_NET_RAW; said once otherwise), only toward the addresses DNS gave for the
 platform's own names, and within a bounded time. Each result becomes a ``PacketObservation``.
 """
@@ -8,7 +9,8 @@ platform's own names, and within a bounded time. Each result becomes a ``PacketO
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
+from typing import TypeVar
 
 from probe.flows.plan import EndpointPlan, MeasureSettings
 from probe.model.failures import Failure
@@ -21,11 +23,13 @@ from probe.model.observations import (
 )
 from probe.net.capture import raw_sockets_available
 from probe.net.clock import Clock
+from probe.net.family import family_of
 from probe.net.triggers import Trigger
 from probe.steps.centrace import locate_censor
 from probe.steps.dnspackets import dns_evidence
 from probe.steps.packets import AllowCheck, reset_evidence
 
+Obs = TypeVar("Obs", TLSHandshakeObservation, HTTPObservation)
 BUDGET = 3.0  # seconds of packet work per endpoint, at most
 TLS_INTERFERENCE = frozenset({Failure.CONNECTION_RESET, Failure.EOF, Failure.TIMEOUT})
 
@@ -77,15 +81,30 @@ async def collect(
 
 
 def _failed_tls(handshakes: Sequence[TLSHandshakeObservation]) -> TLSHandshakeObservation | None:
-    return next((h for h in handshakes if not h.control and h.failure in TLS_INTERFERENCE), None)
+    """The first platform-SNI handshake that met interference (IPv4's when both families did)."""
+    return _first_by_family(
+        h for h in handshakes if not h.control and h.failure in TLS_INTERFERENCE
+    )
 
 
 def _failed_http(plan: EndpointPlan, fetches: Sequence[HTTPObservation]) -> HTTPObservation | None:
+    """The first cleartext fetch reset or timed out (IPv4's when both families were)."""
     if not plan.url.startswith("http://"):
         return None
-    return next(
-        (f for f in fetches if f.failure in (Failure.CONNECTION_RESET, Failure.TIMEOUT)), None
+    return _first_by_family(
+        f for f in fetches if f.failure in (Failure.CONNECTION_RESET, Failure.TIMEOUT)
     )
+
+
+def _first_by_family(found: Iterable[Obs]) -> Obs | None:
+    """The first of ``found`` over IPv4, else over IPv6: one family's packet work per endpoint,
+    so that measuring both families does not double it."""
+    items = list(found)
+    for family in ("ipv4", "ipv6"):
+        for item in items:
+            if family_of(item.ip or "") == family:
+                return item
+    return None
 
 
 def _injected_dns(lookups: Sequence[DNSObservation]) -> DNSObservation | None:

@@ -80,3 +80,10 @@ def transfer_bytes(settings: MeasureSettings, *, up: bool, control: bool) -> int
     if up:
         return settings.upload_bytes
     return settings.throughput_bytes // 2 if control else settings.throughput_bytes
+
+
+def other_family_page(settings: MeasureSettings) -> int:
+    """The most the fetch over the second address family may read of the endpoint's page budget
+    (what the first family left): a quarter of it, enough for a blockpage or the platform's page
+    head (throttling is judged on the first family)."""
+    return settings.page_bytes // 4

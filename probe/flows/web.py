@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 
 from probe.flows import canary_transfer, http3, packets
 from probe.flows.families import ipv6_enabled
-from probe.flows.plan import EndpointPlan, MeasureSettings, transfer_bytes
+from probe.flows.plan import EndpointPlan, MeasureSettings, other_family_page, transfer_bytes
 from probe.model.failures import Failure
 from probe.model.measurement import Observations
 from probe.model.observations import (
@@ -310,14 +310,13 @@ class _Flow:
     async def _use(
         self, plan: EndpointPlan, ips: Sequence[str], with_throughput: bool, controls: bool
     ) -> tuple[list[HTTPObservation], list[TransferObs]]:
-        """The HTTP fetch on each of ``ips`` (one per family, concurrently, sharing the page
-        budget) and the throughput transfers on the first of them."""
+        """The HTTP fetch and the throughput transfers on the first of ``ips``, concurrently;
+        then a fetch on each other one (another family), after the transfers so that it cannot
+        slow them, with what is left of the page budget (a quarter of it at most)."""
         settings = self.settings
-        page_bytes = settings.page_bytes // len(ips)
+        read: list[int] = []  # page bytes of earlier tries: every try shares one page budget
 
-        def fetch(ip: str) -> Callable[[float], Awaitable[HTTPObservation]]:
-            read: list[int] = []  # page bytes of earlier tries: the tries share one page budget
-
+        def fetch(ip: str, cap: int) -> Callable[[float], Awaitable[HTTPObservation]]:
             async def one(deadline: float) -> HTTPObservation:
                 obs = await http.fetch(
                     plan.url,
@@ -328,7 +327,7 @@ class _Flow:
                     follow_within=plan.platform_domains,
                     user_agent=settings.user_agent,
                     follow_upgrade=urllib.parse.urlsplit(plan.url).scheme != "http",
-                    body_cap=max(page_bytes - sum(read), 0),
+                    body_cap=max(min(cap, settings.page_bytes - sum(read)), 0),
                 )
                 read.append(obs.body_length or 0)
                 return obs
@@ -352,11 +351,13 @@ class _Flow:
                 (*(("down",) if plan.throughput_url else ()), *(("up",) if plan.upload_url else ()))
             )
         timeout = settings.timeouts.http_total
-        fetched, moved = await asyncio.gather(
-            asyncio.gather(*(self._retry(fetch(a), timeout) for a in ips)),
-            asyncio.gather(*transfers),
+        fetches, moved = await asyncio.gather(
+            self._retry(fetch(ip, settings.page_bytes), timeout), asyncio.gather(*transfers)
         )
-        return [o for one in fetched for o in one], [o for one in moved for o in one]
+        others = await asyncio.gather(
+            *(self._retry(fetch(a, other_family_page(settings)), timeout) for a in ips[1:])
+        )
+        return fetches + [o for one in others for o in one], [o for one in moved for o in one]
 
     async def _transfer(self, url: str, ip: str, *, up: bool, control: bool) -> list[TransferObs]:
         """One budgeted transfer (or its benign control), retried while it moved nothing."""

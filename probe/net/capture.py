@@ -1,11 +1,11 @@
 """Packet capture for evidence: an AF_PACKET socket with a kernel BPF filter, and the check for it.
 
-``Capture(remote)`` records, while it is open, every IPv4 packet to or from ``remote`` (and, when
-asked, every ICMP packet, since an ICMP error comes from a router, not from ``remote``), in both
-directions, on every interface. The filter is a classic BPF program written here and attached to
-the socket (what queued before that is drained), so the kernel hands over only those packets:
-a busy host costs the probe little. (scapy's ``filter=`` needs libpcap or tcpdump to
-compile the expression, which a probe host may lack.)
+``Capture(remote)`` records, while it is open, every packet to or from ``remote`` (IPv4 or IPv6, as
+``remote`` is; and, when asked, every ICMP or ICMPv6 packet, since an ICMP error comes from a
+router, not from ``remote``), in both directions, on every interface. The filter is a classic BPF
+program written here and attached to the socket (what queued before that is drained), so the kernel
+hands over only those packets: a busy host costs the probe little. (scapy's ``filter=`` needs
+libpcap or tcpdump to compile the expression, which a probe host may lack.)
 
 Capturing needs raw-socket capability (root or CAP_NET_RAW). ``raw_sockets_available()`` checks
 once by opening an AF_PACKET socket that is never bound (it receives nothing), logs the outcome
@@ -31,12 +31,13 @@ log = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
 SO_ATTACH_FILTER = 26
 PACKET_OUTGOING = 4
 SNAPLEN = 2048  # enough for headers, a ClientHello and a DNS answer
 _SKF_AD_PROTOCOL = 0xFFFFF000  # SKF_AD_OFF + SKF_AD_PROTOCOL: the frame's ethertype
 # Classic BPF opcodes.
-_LD_W_ABS, _LD_B_ABS, _ALU_AND_K, _JEQ_K, _RET_K = 0x20, 0x30, 0x54, 0x15, 0x06
+_LD_W_ABS, _LD_B_ABS, _ALU_AND_K, _JEQ_K, _RET_K, _JA = 0x20, 0x30, 0x54, 0x15, 0x06, 0x05
 
 
 @functools.cache
@@ -55,11 +56,13 @@ def raw_sockets_available() -> bool:
 
 
 def host_filter(remote: str, *, icmp: bool = False) -> list[tuple[int, int, int, int]]:
-    """A BPF program (code, jt, jf, k) accepting IPv4 packets from or to ``remote``.
+    """A BPF program (code, jt, jf, k) accepting packets from or to ``remote``.
 
-    With ``icmp``, every ICMP packet is accepted too. The program runs on packets that start at
-    the IP header (an AF_PACKET ``SOCK_DGRAM`` socket).
+    With ``icmp``, every ICMP packet (ICMPv6 for an IPv6 ``remote``) is accepted too. The program
+    runs on packets that start at the IP header (an AF_PACKET ``SOCK_DGRAM`` socket).
     """
+    if ":" in remote:
+        return host_filter6(remote, icmp=icmp)
     address = struct.unpack("!I", socket.inet_aton(remote))[0]
     accept, drop = (_RET_K, 0, 0, SNAPLEN), (_RET_K, 0, 0, 0)
     return [
@@ -77,6 +80,42 @@ def host_filter(remote: str, *, icmp: bool = False) -> list[tuple[int, int, int,
         drop,
         accept,
     ]
+
+
+def host_filter6(remote: str, *, icmp: bool = False) -> list[tuple[int, int, int, int]]:
+    """``host_filter`` for an IPv6 ``remote``: its four address words compared at the source
+    (offset 8) and the destination (offset 24); ICMPv6 when its header follows the fixed one."""
+    words = struct.unpack("!4I", socket.inet_pton(socket.AF_INET6, remote))
+    accept, drop = (_RET_K, 0, 0, SNAPLEN), (_RET_K, 0, 0, 0)
+
+    def matches(offset: int, miss: int) -> list[tuple[int, int, int, int]]:
+        """Load and compare each word; on a mismatch jump ``miss`` past this block's end."""
+        out: list[tuple[int, int, int, int]] = []
+        for i, word in enumerate(words):
+            left = 2 * (len(words) - i - 1)  # instructions after this comparison in the block
+            out += [(_LD_W_ABS, 0, 0, offset + 4 * i), (_JEQ_K, 0, left + miss, word)]
+        return out
+
+    # Layout: header checks (5), source block (8), "accept" jump (1), destination block (8),
+    # ICMPv6 check (2), drop, accept.
+    program = [
+        (_LD_W_ABS, 0, 0, _SKF_AD_PROTOCOL),
+        (_JEQ_K, 0, 23, ETH_P_IPV6),  # not IPv6: drop
+        (_LD_B_ABS, 0, 0, 0),
+        (_ALU_AND_K, 0, 0, 0xF0),
+        (_JEQ_K, 0, 20, 0x60),  # IP version is not 6: drop
+    ]
+    program += matches(8, 1)  # source differs: skip the jump to accept
+    program.append((_JA, 0, 0, 12))  # source is remote: accept
+    program += matches(24, 1)  # destination differs: skip the jump, on to the ICMPv6 check
+    program.append((_JA, 0, 0, 3))  # destination is remote: accept
+    program += [
+        (_LD_B_ABS, 0, 0, 6),  # next header
+        (_JEQ_K, 1, 0, socket.IPPROTO_ICMPV6 if icmp else 0x100),  # ICMPv6 (when asked): accept
+        drop,
+        accept,
+    ]
+    return program
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Locating the censor as CenTrace does: the trigger sent with a growing IP TTL.
+"""Locating the censor as CenTrace does: the trigger sent with a growing IP TTL (IPv6 hop limit).
 
 For TTL = 1, 2, ... ``locate_censor`` opens a TCP connection normally (full TTL, so the handshake
 reaches the server), lowers the socket's IP TTL and sends the trigger (a ClientHello with the
@@ -225,7 +225,7 @@ async def _probe(
         local_port: int = writer.get_extra_info("sockname")[1]
         sent = loop.time()
         try:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            _set_ttl(sock, ttl)
             writer.write(data)
             end = min(deadline, sent + wait)
             await capture.wait_for(
@@ -349,7 +349,15 @@ def _decisive(seen: Sequence[Captured], ip: str, port: int, local_port: int, sen
 def _abort(sock: socket.socket) -> None:
     """Full TTL again and a RST on close, so neither side keeps retransmitting a probe."""
     try:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, -1)  # the system default
+        _set_ttl(sock, -1)  # the system default
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except OSError:
         pass  # already closed by a reset
+
+
+def _set_ttl(sock: socket.socket, ttl: int) -> None:
+    """The socket's IP TTL, or its IPv6 hop limit (-1: the system default)."""
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)

@@ -245,3 +245,52 @@ def test_quic_scenarios_measure_youtube_and_keep_x_reachable() -> None:
         assert "youtube" in scenario.platforms
         assert scenario.expected_for("https://x.com/").accepts("reachable", None)
         assert scenario.expected_for("https://www.youtube.com/").http3_verdict
+def test_rules_get_their_ipv6_form() -> None:
+    """Lab addresses become their IPv6 twins and ICMP rejects ICMPv6 ones; IPv4-only mechanisms
+    have no IPv6 form."""
+    from censornet.ip6tables import NoIpv6Form, ipv6_rule
+
+    rule = (
+        "-A BP_FWD -p tcp -d 198.18.100.10,198.18.100.11 "
+        "-j REJECT --reject-with icmp-host-unreachable"
+    )
+    assert ipv6_rule(rule) == (
+        "-A BP_FWD -p tcp -d fd00:198:18:100::10,fd00:198:18:100::11 "
+        "-j REJECT --reject-with icmp6-addr-unreachable"
+    )
+    assert (
+        ipv6_rule("-A BP_IN -s 198.18.11.0/24 -j DROP") == "-A BP_IN -s fd00:198:18:11::/64 -j DROP"
+    )
+    for ipv4_only in (
+        "-A BP_MANGLE_POST -m u32 --u32 0>>22&0x3C@0&0x7=7 -j CLASSIFY --set-class 1",
+        "-A BP_NAT_PRE -p tcp --dport 80 -j REDIRECT --to-ports 8080",
+    ):
+        with pytest.raises(NoIpv6Form):
+            ipv6_rule(ipv4_only)
+
+
+def test_which_scenarios_censor_which_family() -> None:
+    """A scenario censors both families unless its rules have no IPv6 form in the lab (listed in
+    docs/scenarios.md) or it names one family."""
+    scenarios = {s.id: s for s in load_catalogue()}
+    ipv4_only = {i for i, s in scenarios.items() if not s.ipv6_applied}
+    assert ipv4_only == {
+        "ipv4-only-sni-reset",
+        "sni-fin",
+        "sni-alert",
+        "tls-mitm",
+        "http-blockpage",
+        "http-redirect",
+        "sni-throttle-shape",
+    }
+    assert scenarios["ipv6-only-blackhole"].rules_for("filter", "ipv4") == []
+    assert scenarios["sni-reset"].rules_for("filter", "ipv6")
+
+
+def test_family_expectations_are_checked() -> None:
+    """An expectation with families accepts a result only with exactly those family verdicts."""
+    expectation = get_scenario("ipv4-only-sni-reset").expected_for("https://x.com/")
+    both = {"ipv4": "blocked", "ipv6": "reachable"}
+    assert expectation.accepts("blocked", "tls.reset", both)
+    assert not expectation.accepts("blocked", "tls.reset", {"ipv4": "blocked", "ipv6": "blocked"})
+    assert not expectation.accepts("blocked", "tls.reset", None)

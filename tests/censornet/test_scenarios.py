@@ -30,6 +30,10 @@ CANARY_IP = topology.CANARY_IPS[0]
 RESOLVER1 = topology.isp("isp1").resolver
 CONTROL_RESOLVER = topology.CONTROL_RESOLVER_IP
 FORGED = "198.18.104.66"
+# The lab is dual-stack: every address has its IPv6 twin.
+X_IP6, X_IP26 = (topology.ipv6_of(ip) for ip in topology.X_IPS)
+MEDIA_IP6 = topology.ipv6_of(MEDIA_IP)
+CANARY_IP6 = topology.ipv6_of(CANARY_IP)
 AVATAR = "https://pbs.twimg.com/profile_images/1683325380441128960/yRsRRjGO_normal.jpg"
 SHORT = "1.5"  # seconds: the timeout of probes expected to time out
 YT_IP = topology.ZONE["www.youtube.com"][0]
@@ -113,6 +117,10 @@ def check_clean(lab: Lab) -> None:
     assert http(lab, "http://x.com/", X_IP)["location"] == "https://x.com/"
     assert rate(lab, "https://x.com/big", X_IP)["outcome"] == "complete"
     assert quic(lab, YT_IP, "www.youtube.com")["valid"] is True  # the HTTP/3 origin
+    # The same over IPv6.
+    assert tls(lab, X_IP6, "x.com")["valid"] is True
+    assert http(lab, "https://x.com/", X_IP26)["title"] == x_title()
+    assert http(lab, "http://x.com/", X_IP6)["location"] == "https://x.com/"
 
 
 def check_dns_nxdomain(lab: Lab) -> None:
@@ -167,6 +175,18 @@ def check_ip_blackhole(lab: Lab) -> None:
     assert connect(lab, MEDIA_IP, 80)["outcome"] == "timeout"
     assert connect(lab, CANARY_IP, 443)["outcome"] == "ok"
     assert connect(lab, X_IP, 443, at=topology.CTRL)["outcome"] == "ok"
+    # A national censor null-routes both families.
+    assert connect(lab, X_IP6, 443)["outcome"] == "timeout"
+    assert connect(lab, CANARY_IP6, 443)["outcome"] == "ok"
+
+
+def check_ipv6_only_blackhole(lab: Lab) -> None:
+    assert connect(lab, X_IP6, 443)["outcome"] == "timeout"
+    assert connect(lab, MEDIA_IP6, 80)["outcome"] == "timeout"
+    assert connect(lab, CANARY_IP6, 443)["outcome"] == "ok"
+    assert connect(lab, X_IP6, 443, at=topology.CTRL)["outcome"] == "ok"
+    assert connect(lab, X_IP, 443)["outcome"] == "ok"  # IPv4 untouched
+    assert tls(lab, X_IP2, "x.com")["valid"] is True
 
 
 def check_ip_reset(lab: Lab) -> None:
@@ -187,6 +207,18 @@ def check_sni_reset(lab: Lab) -> None:
     benign = tls(lab, X_IP, "example.org")
     assert answered(benign) and benign["valid"] is not True
     assert http(lab, "http://x.com/", X_IP)["status"] == 301
+    # Over IPv6 too (the rules' IPv6 form).
+    assert tls(lab, X_IP6, "twitter.com")["outcome"] == "reset"
+    assert answered(tls(lab, X_IP6, "example.org"))
+    assert http(lab, "http://x.com/", X_IP26)["status"] == 301
+
+
+def check_ipv4_only_sni_reset(lab: Lab) -> None:
+    for ip, sni in ((X_IP, "twitter.com"), (X_IP2, "x.com"), (MEDIA_IP, "video.twimg.com")):
+        assert tls(lab, ip, sni)["outcome"] == "reset", sni
+    for ip, sni in ((X_IP6, "twitter.com"), (X_IP26, "x.com"), (MEDIA_IP6, "video.twimg.com")):
+        assert tls(lab, ip, sni)["valid"] is True, sni  # IPv6 untouched
+    assert http(lab, "https://x.com/", X_IP6)["title"] == x_title()
 
 
 def check_sni_reset_injected(lab: Lab) -> None:
@@ -581,3 +613,16 @@ def test_restore_input_flushes_every_censor_chain_and_renames_hashlimits() -> No
     assert "-A " not in restore_input(None, generation=1)
     assert target_roles(get_scenario("dns-outage"), None) == (topology.INET,)
     assert target_roles(get_scenario("sni-reset"), None) == ("isp1", "isp2")
+
+
+def test_restore_input_per_family() -> None:
+    """Both families by default (the rules' IPv6 form); one family when the scenario says so."""
+    from censornet.catalogue import get_scenario
+
+    blackhole = restore_input(get_scenario("ip-blackhole"), 1, "ipv6")
+    assert f"-d {X_IP6},{X_IP26}," in blackhole and "198.18." not in blackhole
+    assert "-A " not in restore_input(get_scenario("ipv4-only-sni-reset"), 1, "ipv6")
+    assert "-A " not in restore_input(get_scenario("ipv6-only-blackhole"), 1, "ipv4")
+    assert "-A BP_FWD -d fd00:198:18:100::10," in restore_input(
+        get_scenario("ipv6-only-blackhole"), 1, "ipv6"
+    )

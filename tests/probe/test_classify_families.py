@@ -108,8 +108,29 @@ def test_a_broken_ipv6_path_does_not_override_ipv4() -> None:
     dead = twice(tcp(X6, failure=Failure.NETWORK_UNREACHABLE))
     local = obs(*_resolved(), *_works(X_IP), *dead)
     verdict = classify(TWITTER, local, None, canaries)
+    assert ("reachable", None, None) == (verdict.kind, verdict.method, verdict.families)
+    assert verdict.evidence[-1] == (
+        "measured over IPv4 only: IPv6 unreachable from here (no route)"
+    )
+
+
+def test_ipv6_silent_here_is_no_verdict_on_the_endpoint() -> None:
+    """IPv6 connects time out everywhere, canaries too: IPv6 inconclusive or outage.local,
+    never a block; the endpoint's verdict is IPv4's."""
+    canaries = _dual_canaries()
+    v4 = canaries_ok()["example.org"]
+    canaries["example.org"] = v4.model_copy(
+        update={
+            "dns": (*v4.dns, dns("example.org", CANARY6, qtype="AAAA")),
+            "tcp": (*v4.tcp, *twice(tcp(CANARY6, failure=Failure.TIMEOUT))),
+        }
+    )
+    dead = twice(tcp(X6, failure=Failure.TIMEOUT))
+    local = obs(*_resolved(), *_works(X_IP), *dead)
+    verdict = classify(TWITTER, local, None, canaries)
     assert ("reachable", None) == (verdict.kind, verdict.method)
-    assert verdict.families is not None and verdict.families["ipv6"].kind != "reachable"
+    assert verdict.families is not None
+    assert verdict.families["ipv6"].kind in ("outage", "inconclusive")
 
 
 def test_one_family_measured_says_which() -> None:
@@ -135,12 +156,29 @@ def test_aaaa_answered_but_no_ipv6_here() -> None:
     )
 
 
-def test_aaaa_stripped_by_the_system_resolver() -> None:
-    """The system resolver answers A but no AAAA while the control has both: IPv6 blocked by
-    DNS (no such address), IPv4 reachable."""
+def test_aaaa_withheld_by_the_system_resolver_is_no_block() -> None:
+    """The system resolver answers A but no AAAA while the control has both (a network or CDN
+    node without IPv6): clients use IPv4, so it is no block; IPv6 is judged at the control's
+    addresses."""
     local = obs(
         dns("twitter.com", X_IP),
         *twice(dns("twitter.com", failure=Failure.DNS_NO_ANSWER, qtype="AAAA")),
+        dns("twitter.com", X_IP, resolver=CONTROL_RESOLVER, control=True),
+        dns("twitter.com", X6, resolver=CONTROL_RESOLVER, control=True, qtype="AAAA"),
+        *_works(X_IP),
+        *_works(X6),
+    )
+    verdict = classify(TWITTER, local, None, _dual_canaries())
+    assert ("reachable", None) == (verdict.kind, verdict.method)
+    assert verdict.families is not None and verdict.families["ipv6"].kind == "reachable"
+    assert any("answered A but no AAAA" in line for line in verdict.evidence)
+
+
+def test_aaaa_nxdomain_is_judged_over_ipv6() -> None:
+    """NXDOMAIN for AAAA while A answers (a censor's rule for the AAAA question): judged."""
+    local = obs(
+        dns("twitter.com", X_IP),
+        *twice(dns("twitter.com", failure=Failure.DNS_NXDOMAIN, qtype="AAAA")),
         dns("twitter.com", X_IP, resolver=CONTROL_RESOLVER, control=True),
         dns("twitter.com", X6, resolver=CONTROL_RESOLVER, control=True, qtype="AAAA"),
         *_works(X_IP),

@@ -52,17 +52,18 @@ def mismatches(scenario: Scenario, document: dict[str, Any]) -> list[str]:
             continue
         verdict, method = result["verdict"], result["method"]
         http3 = result.get("http3")
+        families = {f: v["verdict"] for f, v in (result.get("families") or {}).items()}
         if scenario.expect_not_blocked:
             ok = verdict != "blocked" and (http3 is None or http3["verdict"] != "blocked")
         else:
             expected = scenario.expected_for(result["target"])
-            ok = expected.accepts(verdict, method) and expected.accepts_http3(http3)
+            ok = expected.accepts(verdict, method, families) and expected.accepts_http3(http3)
         if not ok:
             evidence = "; ".join(result["evidence"] + (http3 or {}).get("evidence", []))[:500]
             got = f"{verdict}/{method}" + (
                 f" http3 {http3['verdict']}/{http3['method']}" if http3 else ""
             )
-            wrong.append(f"{result['target']}: {got} ({evidence})")
+            wrong.append(f"{result['target']}: {got} {families} ({evidence})")
     return wrong
 
 

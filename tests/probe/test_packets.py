@@ -10,6 +10,13 @@ from collections.abc import Iterator
 import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6TimeExceeded,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+)
 
 from censornet.servers.clienthello import parse_sni
 from censornet.servers.rst_injector import drop_rule, forge_reset
@@ -99,8 +106,9 @@ def test_decode_reads_the_segment_an_icmp_error_quotes() -> None:
     )
 
 
-def test_decode_rejects_what_is_not_a_whole_ipv4_packet() -> None:
-    """IPv6, truncated headers and later fragments give None."""
+def test_decode_rejects_what_is_not_a_whole_ip_packet() -> None:
+    """A bare IPv6 header with a hop-by-hop header cut off, truncated headers and later
+    fragments give None."""
     assert decode(b"\x60" + bytes(39)) is None
     assert decode(bytes(IP(src=ME, dst=SERVER) / TCP())[:30]) is None
     assert decode(bytes(IP(src=ME, dst=SERVER, frag=10) / UDP())) is None
@@ -123,6 +131,8 @@ def _run_bpf(program: list[tuple[int, int, int, int]], ethertype: int, data: byt
             acc &= k
         elif code == 0x15:  # jeq
             pc += jt if acc == k else jf
+        elif code == 0x05:  # ja
+            pc += k
         elif code == 0x06:  # ret
             return k
         else:
@@ -527,3 +537,65 @@ def test_capability_check_is_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     assert first == capture.raw_sockets_available()
     assert 1 == len(opened)
     capture.raw_sockets_available.cache_clear()
+
+
+# --- IPv6 --------------------------------------------------------------------------------
+
+ME6, SERVER6, ROUTER6 = "fd00:198:18:11::2", "fd00:198:18:100::10", "fd00:198:18:11::1"
+
+
+def test_decode_reads_an_ipv6_segment_with_its_hop_limit() -> None:
+    """IPv6: the hop limit stands for the TTL; no IP ID (0), never fragmented by routers."""
+    segment = IPv6(src=SERVER6, dst=ME6, hlim=61) / TCP(sport=443, dport=LPORT, flags="R")
+    packet = _decoded(segment)
+    assert (SERVER6, ME6, 61, 0, True) == (
+        packet.src,
+        packet.dst,
+        packet.ttl,
+        packet.ip_id,
+        packet.df,
+    )
+    assert packet.is_rst and (443, LPORT) == (packet.sport, packet.dport)
+
+
+def test_decode_skips_ipv6_extension_headers_and_rejects_fragments() -> None:
+    """A destination-options header is skipped; a fragment gives None."""
+    with_options = IPv6(src=SERVER6, dst=ME6) / IPv6ExtHdrDestOpt() / UDP(sport=53, dport=LPORT)
+    assert (53, LPORT) == (_decoded(with_options).sport, _decoded(with_options).dport)
+    assert decode(bytes(IPv6(src=SERVER6, dst=ME6) / IPv6ExtHdrFragment() / UDP())) is None
+
+
+def test_decode_reads_the_segment_an_icmpv6_error_quotes() -> None:
+    """An ICMPv6 time exceeded reads as ICMP's (type 11), naming the router and our 5-tuple."""
+    offending = IPv6(src=ME6, dst=SERVER6, hlim=1) / TCP(sport=LPORT, dport=443, seq=1001)
+    icmp = _decoded(IPv6(src=ROUTER6, dst=ME6) / ICMPv6TimeExceeded() / bytes(offending))
+    assert (ROUTER6, socket.IPPROTO_ICMPV6, 11) == (icmp.src, icmp.proto, icmp.icmp_type)
+    assert icmp.quoted is not None
+    assert (ME6, SERVER6, LPORT, 443, 1001) == (
+        icmp.quoted.src,
+        icmp.quoted.dst,
+        icmp.quoted.sport,
+        icmp.quoted.dport,
+        icmp.quoted.seq,
+    )
+    unreachable = _decoded(IPv6(src=ROUTER6, dst=ME6) / ICMPv6DestUnreach() / bytes(offending))
+    assert 3 == unreachable.icmp_type
+
+
+def test_host_filter_for_an_ipv6_remote() -> None:
+    """To or from the IPv6 remote: kept; another IPv6 host, IPv4: dropped; ICMPv6 when asked."""
+    to_server = bytes(IPv6(src=ME6, dst=SERVER6) / TCP())
+    from_server = bytes(IPv6(src=SERVER6, dst=ME6) / UDP())
+    # Differs from the remote in its last word only, then in its first only.
+    near = bytes(IPv6(src=ME6, dst="fd00:198:18:100::11") / TCP())
+    far = bytes(IPv6(src="fd01:198:18:100::10", dst=ME6) / TCP())
+    icmp = bytes(IPv6(src=ROUTER6, dst=ME6) / ICMPv6TimeExceeded())
+    plain, with_icmp = host_filter(SERVER6), host_filter(SERVER6, icmp=True)
+    assert 0 < _run_bpf(plain, 0x86DD, to_server)
+    assert 0 < _run_bpf(plain, 0x86DD, from_server)
+    assert 0 == _run_bpf(plain, 0x86DD, near)
+    assert 0 == _run_bpf(plain, 0x86DD, far)
+    assert 0 == _run_bpf(plain, 0x86DD, icmp)
+    assert 0 < _run_bpf(with_icmp, 0x86DD, icmp)
+    assert 0 == _run_bpf(with_icmp, 0x86DD, near)
+    assert 0 == _run_bpf(plain, 0x0800, bytes(IP(src=ME, dst=SERVER) / TCP()))
