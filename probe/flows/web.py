@@ -1,12 +1,14 @@
 """The web flow: one endpoint (or canary) measured with its controls; many with bounded concurrency.
 
-For one endpoint: DNS through the system resolver and every control resolver; then, concurrently
-for every answered address (the control resolver's too, so a DNS lie can be told apart), a TCP
-connect, a TLS handshake with the platform SNI and, as control, one with the benign SNI; then, on
-the first address that worked, the HTTP fetch and the throughput transfers (down, and up when the
-plan has an upload URL), each beside a control transfer on the same path: the same address with the
-benign SNI over https, or with the benign name as Host over cleartext http. The first endpoint to
-transfer also starts the run's canary control transfer in that direction
+For one endpoint: DNS (A and AAAA) through the system resolver and every control resolver; then,
+concurrently for every answered address (the control resolver's too, so a DNS lie can be told apart;
+IPv6 addresses only when this vantage has IPv6, ``probe.flows.families``), a TCP connect, a TLS
+handshake with the platform SNI and, as control, one with the benign SNI; then, on the first address
+that worked, the HTTP fetch and the throughput transfers (down, and up when the plan has an upload
+URL), each beside a control transfer on the same path: the same address with the benign SNI over
+https, or with the benign name as Host over cleartext http; after them, one more fetch on the first
+address of the other family that worked, if any (the classifier judges each family). The first
+endpoint to transfer also starts the run's canary control transfer in that direction
 (``probe.flows.canary_transfer``).
 
 Every failed step is retried on a fresh connection (``settings.retries`` times) and every try is
@@ -311,8 +313,9 @@ class _Flow:
         self, plan: EndpointPlan, ips: Sequence[str], with_throughput: bool, controls: bool
     ) -> tuple[list[HTTPObservation], list[TransferObs]]:
         """The HTTP fetch and the throughput transfers on the first of ``ips``, concurrently;
-        then a fetch on each other one (another family), after the transfers so that it cannot
-        slow them, with what is left of the page budget (a quarter of it at most)."""
+        and a fetch on each other one (another family) with what is left of the page budget (a
+        quarter of it at most): beside the first fetch, or after the transfers when there are
+        any, so that it cannot slow them."""
         settings = self.settings
         read: list[int] = []  # page bytes of earlier tries: every try shares one page budget
 
@@ -351,13 +354,17 @@ class _Flow:
                 (*(("down",) if plan.throughput_url else ()), *(("up",) if plan.upload_url else ()))
             )
         timeout = settings.timeouts.http_total
-        fetches, moved = await asyncio.gather(
-            self._retry(fetch(ip, settings.page_bytes), timeout), asyncio.gather(*transfers)
-        )
-        others = await asyncio.gather(
-            *(self._retry(fetch(a, other_family_page(settings)), timeout) for a in ips[1:])
-        )
-        return fetches + [o for one in others for o in one], [o for one in moved for o in one]
+        share = other_family_page(settings)
+        others = [self._retry(fetch(a, share), timeout) for a in ips[1:]]
+        if transfers:  # the other families after the transfers: they must not slow them
+            first = self._retry(fetch(ip, settings.page_bytes), timeout)
+            fetches, moved = await asyncio.gather(first, asyncio.gather(*transfers))
+            rest = await asyncio.gather(*others)
+        else:  # all at once, the first leaving the others their share
+            first = self._retry(fetch(ip, settings.page_bytes - share * len(others)), timeout)
+            fetches, *rest = await asyncio.gather(first, *others)
+            moved = []
+        return fetches + [o for one in rest for o in one], [o for one in moved for o in one]
 
     async def _transfer(self, url: str, ip: str, *, up: bool, control: bool) -> list[TransferObs]:
         """One budgeted transfer (or its benign control), retried while it moved nothing."""

@@ -34,6 +34,7 @@ pytestmark = [
     ),
 ]
 
+RESOLVERS = ("198.18.10.53", "198.18.20.53")  # the ISP resolvers, on the same loopback here
 CHECKS = textwrap.dedent(
     """
     import asyncio, json, ssl, sys
@@ -145,10 +146,12 @@ def test_roles_serve_in_a_namespace_and_stop_on_sigterm(tmp_path: Path) -> None:
     (tmp_path / "checks.py").write_text(CHECKS)
     (tmp_path / "vantage.py").write_text(VANTAGE_QUERY)
     addresses = " ".join(topology.server_ips())
+    addresses6 = " ".join(topology.ipv6_of(ip) for ip in (*topology.server_ips(), *RESOLVERS))
     py = sys.executable
     script = f"""
     ip link set lo up
-    for a in {addresses} 198.18.10.53 198.18.20.53; do ip addr add $a/32 dev lo; done
+    for a in {addresses} {" ".join(RESOLVERS)}; do ip addr add $a/32 dev lo; done
+    for a in {addresses6}; do ip addr add $a/128 dev lo nodad; done
     unshare --net sleep 30 >/dev/null 2>&1 &
     vantage=$!
     sleep 0.2

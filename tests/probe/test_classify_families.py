@@ -192,3 +192,50 @@ def test_aaaa_nxdomain_is_judged_over_ipv6() -> None:
 def test_lab_prefix_is_not_a_bogon_but_canary_ip_is_v4() -> None:
     """The builders' IPv6 addresses stand in the lab's /48, routable as 198.18.0.0/15."""
     assert not is_bogon(X6) and not is_bogon(CANARY_IP)
+
+
+def test_families_reach_the_measurement_and_the_result_row() -> None:
+    """The families travel in the measurement (what the bundle carries to the collector) and in
+    the run document's row; absent, they leave both as before."""
+    from datetime import UTC, datetime
+
+    from probe.model.measurement import Measurement, VantageInfo
+    from probe.run import endpoint_result
+
+    local = obs(*_resolved(), *_reset(X_IP), *_works(X6))
+    verdict = classify(TWITTER, local, None, _dual_canaries())
+    measurement = Measurement(
+        measurement_id="m1",
+        platform="x",
+        target=TWITTER.url,
+        domain=TWITTER.domain,
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        runtime=1.0,
+        vantage=VantageInfo(software="blockprobe/test"),
+        local=local,
+        verdict=verdict,
+    )
+    again = Measurement.model_validate_json(measurement.model_dump_json())
+    assert again.verdict.families == verdict.families
+    row = endpoint_result(again).model_dump(mode="json")
+    assert row["families"]["ipv4"] == {"verdict": "blocked", "method": "tls.reset"}
+    plain = measurement.model_copy(
+        update={"verdict": verdict.model_copy(update={"families": None})}
+    )
+    assert "families" not in endpoint_result(plain).model_dump(mode="json")
+    assert '"families"' not in plain.model_dump_json()
+
+
+def test_the_table_says_which_family_is_blocked() -> None:
+    """The human table adds "(IPv4 only)" to the method when IPv6 was reachable."""
+    from probe.commands.run import family_note
+    from probe.model import EndpointResult
+
+    verdict = classify(TWITTER, obs(*_resolved(), *_reset(X_IP), *_works(X6)), None, {})
+    row = EndpointResult(
+        platform="x", target=TWITTER.url, domain=TWITTER.domain, verdict=verdict.kind,
+        method=verdict.method, confidence=verdict.confidence, evidence=verdict.evidence,
+        throughput=None, measurement_id="m1", families=verdict.families,
+    )  # fmt: skip
+    assert family_note(row) == " (IPv4 only)"
+    assert family_note(row.model_copy(update={"families": None})) == ""
