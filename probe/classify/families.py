@@ -49,6 +49,7 @@ def split(obs: Observations, family: Family, domain: str | None = None) -> Obser
         http=tuple(r for r in obs.http if _in(r.ip, family)),
         throughput=tuple(t for t in obs.throughput if _in(t.ip, family)),
         packets=tuple(p for p in obs.packets if _in(p.ip, family)),
+        quic=tuple(q for q in obs.quic if _in(q.ip, family)),
     )
 
 
@@ -146,6 +147,7 @@ def join(verdicts: Mapping[Family, Verdict]) -> Verdict:
         evidence=evidence,
         throughput=main.throughput or verdicts[other].throughput,
         throughput_up=main.throughput_up or verdicts[other].throughput_up,
+        http3=verdicts["ipv4"].http3 or verdicts["ipv6"].http3,
         families={
             f: FamilyVerdict(kind=verdicts[f].kind, method=verdicts[f].method) for f in FAMILIES
         },

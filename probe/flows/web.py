@@ -133,6 +133,8 @@ class _Flow:
                 addresses = answered.result()
             else:
                 addresses = _addresses(host, resolving.result())
+            if not self.ipv6:
+                addresses = [a for a in addresses if family_of(a) != "ipv6"]
             if plan.http3 and https and addresses:  # beside the TCP path (probe.flows.http3)
                 quic_run = asyncio.ensure_future(
                     http3.measure(
@@ -140,8 +142,6 @@ class _Flow:
                     )
                 )
 
-            if not self.ipv6:
-                addresses = [a for a in addresses if family_of(a) != "ipv6"]
             connects, handshakes = await self._connect(addresses, host, port, https, controls)
             if https:
                 working = [h.ip for h in handshakes if not h.control and h.failure is None]

@@ -245,6 +245,8 @@ def test_quic_scenarios_measure_youtube_and_keep_x_reachable() -> None:
         assert "youtube" in scenario.platforms
         assert scenario.expected_for("https://x.com/").accepts("reachable", None)
         assert scenario.expected_for("https://www.youtube.com/").http3_verdict
+
+
 def test_rules_get_their_ipv6_form() -> None:
     """Lab addresses become their IPv6 twins and ICMP rejects ICMPv6 ones; IPv4-only mechanisms
     have no IPv6 form."""
@@ -282,6 +284,8 @@ def test_which_scenarios_censor_which_family() -> None:
         "http-blockpage",
         "http-redirect",
         "sni-throttle-shape",
+        "quic-sni-close",
+        "quic-sni-drop",
     }
     assert scenarios["ipv6-only-blackhole"].rules_for("filter", "ipv4") == []
     assert scenarios["sni-reset"].rules_for("filter", "ipv6")
