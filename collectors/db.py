@@ -1,4 +1,4 @@
-"""Database engines: SQLite (WAL, synchronous=FULL) by default, PostgreSQL via psycopg.
+"""Database engines: SQLite (WAL, synchronous=FULL) by default, PostgreSQL via psycopg (no JIT).
 
 Write transactions go through ``write_transaction``: on SQLite it begins ``IMMEDIATE`` so that
 concurrent writers queue on the lock instead of failing to upgrade a read transaction.
@@ -16,7 +16,9 @@ from sqlalchemy import Connection, Engine, create_engine, event
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        event.listen(engine, "connect", _postgres_session)
+        return engine
     engine = create_engine(
         url,
         pool_size=20,  # about the threadpool's size: requests wait on SQLite's lock, not the pool
@@ -39,6 +41,16 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _postgres_session(dbapi_conn: Any, _record: Any) -> None:
+    """No JIT: reports' statements are short, and compiling them cost more than running them
+    (EXPLAIN ANALYZE of the incidents' run ranges: 430 ms of JIT in 700 ms). Sorts of a month's
+    run ranges (about 12 MB) stay in memory."""
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute("SET jit = off")
+        cursor.execute("SET work_mem = '32MB'")
+    dbapi_conn.commit()
 
 
 @contextmanager

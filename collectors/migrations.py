@@ -115,6 +115,17 @@ def _v7_votes_from_runs(conn: Connection) -> None:
     create_runs_table(conn)
 
 
+def _v8_report_series(conn: Connection) -> None:
+    """Runs per series and 5-minute (and hour) bucket, for timelines, filled from the runs;
+    indexes that name the series with failing runs, and the runs that saw their network down."""
+    from collectors.runs import index_failing_runs
+    from collectors.series import backfill_series, create_series_table
+
+    index_failing_runs(conn)
+    create_series_table(conn)
+    backfill_series(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_baseline,
     _v2_report_indexes,
@@ -123,6 +134,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v5_binding_and_votes,
     _v6_report_runs,
     _v7_votes_from_runs,
+    _v8_report_series,
 ]
 
 

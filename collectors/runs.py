@@ -87,6 +87,26 @@ def create_runs_table(conn: Connection) -> None:
     )
 
 
+def index_failing_runs(conn: Connection) -> None:
+    """v8: indexes that incidents read without the table: the failing runs' (covering the series
+    they name), the network-down runs', and the reachable neighbours' (verdict and network_down
+    before the time)."""
+    conn.exec_driver_sql("DROP INDEX IF EXISTS report_runs_failing")
+    conn.exec_driver_sql("DROP INDEX IF EXISTS report_runs_verdict")
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS report_runs_good"
+        " ON report_runs (country, asn, platform, verdict, network_down, started)"
+    )
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS report_runs_failing_series"
+        " ON report_runs (started, network_down, platform, country, asn) WHERE failing = 1"
+    )
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS report_runs_down"
+        " ON report_runs (started, country, asn) WHERE network_down = 1"
+    )
+
+
 def epoch_seconds(moment: datetime) -> float:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.timestamp()
@@ -188,11 +208,12 @@ def run_rows(
 
 def record_runs(
     conn: Connection, rows: Sequence[Mapping[str, Any]], *, key_id: str, digest: str
-) -> None:
-    """Add one bundle's runs (inside the ingest transaction)."""
+) -> list[dict[str, Any]]:
+    """Add one bundle's runs (inside the ingest transaction); returns them."""
     found = run_rows(rows, key_id=key_id, digest=digest)
     if found:
         conn.execute(insert(report_runs), found)
+    return found
 
 
 def forget_runs(conn: Connection, key_id: str) -> int:

@@ -21,6 +21,7 @@ from collectors.db import write_transaction
 from collectors.rollup import forget_key, update_rollups
 from collectors.runs import forget_runs, record_runs
 from collectors.schema import bundles, log_head, log_nodes, measurements, probes
+from collectors.series import key_series, rebuild_series, record_series
 from translog import merkle
 
 EnrollStatus = Literal["enrolled", "already_enrolled", "pending", "revoked", "other_network"]
@@ -164,7 +165,9 @@ class Store:
             )
             if result.rowcount > 0:
                 forget_key(conn, key_id)
+                hours = key_series(conn, key_id)
                 forget_runs(conn, key_id)
+                rebuild_series(conn, hours)
         return result.rowcount > 0
 
     # -- bundles -------------------------------------------------------------------------------
@@ -267,7 +270,7 @@ class Store:
             conn.execute(_SET_SIZE, {"size": size + 1})
         if rows:
             update_rollups(conn, rows, key_id=key_id, digest=digest)
-            record_runs(conn, rows, key_id=key_id, digest=digest)
+            record_series(conn, record_runs(conn, rows, key_id=key_id, digest=digest))
 
     def _nodes_in(self, conn: Connection, wanted: Sequence[tuple[int, int]]) -> merkle.Nodes:
         """The perfect subtrees ``wanted``: from the cache, the rest in one query."""

@@ -16,22 +16,23 @@ stored, so a page written from an old database still shows its data.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
-from probe.model.verdict import SEVERITY
-from reports.asnames import operator
+from collectors.runs import report_runs
 from reports.evidence_page import COLOURS, Links
-from reports.incidents import Located, Run, data_end, incidents, window_runs
+from reports.incidents import Run, data_end, incidents, window_runs
 from reports.model import Incident, ReportQuery
-from reports.query import state_of
+from reports.timeline import Network, bucket_state, from_runs, from_series, rates
 
 ORDER = ("blocked", "throttled", "outage", "inconclusive", "reachable")
 BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)  # seconds
 MAX_BUCKETS = 240
+FILTERS = ("platform", "country", "asn")
+SERIES_BUCKET = 300  # buckets of whole 5 minutes are read from report_series
 CARRY = 3600  # a state is drawn until the next runs, over gaps of at most this (seconds)
 WIDTH, LABEL, ROW = 1000, 230, 30
 CHARTS = 6
@@ -47,22 +48,6 @@ margin:.1em}.unconfirmed{color:#ef6c00;font-weight:600}.confirmed{color:#2e7d32;
 svg text{font:11px system-ui,sans-serif}svg a:hover rect{opacity:.8}
 tr:target{background:#fff8e1}code{font-size:.9em}
 """
-
-
-@dataclass
-class Network:
-    country: str
-    asn: int
-    name: str | None = None
-    runs: list[Run] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return f"{self.country} AS{self.asn}"
-
-    @property
-    def title(self) -> str:
-        return self.name or f"AS{self.asn}"
 
 
 def render(
@@ -83,23 +68,20 @@ def render(
         return _page("No measurements stored yet.", "", generated)
     since = end - timedelta(hours=hours)
     query = ReportQuery(since=since, until=end, country=country, asn=asn, platform=platform)
-    every = window_runs(conn, query)  # every platform: network outages need them all
-    found = incidents(conn, query, window_runs=None if platform else every)
-    start = since.timestamp()
-    located = [
-        x
-        for x in every
-        if x[2].started >= start and (platform is None or x[2].platform == platform)
-    ]
-    runs = [run for _cc, _asn, run in located]
-    if not runs:
+    start, stop = since.timestamp(), end.timestamp()
+    span = _span_of(conn, query, start, stop)
+    if span is None:
         return _page(f"No runs between {_time(since)} and {_time(end)} UTC.", "", generated)
-    networks = _networks(located)
-    first = min(r.started for r in runs)
-    last = max(r.started for r in runs)
+    found = incidents(conn, query)
+    first, last = span
     for inc in found:
         first = min(first, inc.started_at.timestamp())
     bucket = next((b for b in BUCKETS if (last - first) / b <= MAX_BUCKETS), BUCKETS[-1])
+    if bucket % SERIES_BUCKET:  # seconds: few runs, read them all
+        located = [x for x in window_runs(conn, query) if x[2].started >= start]
+        networks = from_runs(located, bucket)
+    else:
+        networks = from_series(conn, query, start, stop, bucket)
     axis = Axis(first - first % bucket, last - last % bucket + bucket, bucket)
     what = f"platform {platform}" if platform else "every platform (a row shows its worst)"
     window = (
@@ -110,7 +92,7 @@ def render(
         [
             _legend(),
             _timeline(networks, found, axis),
-            _throughput(found, networks, axis),
+            _throughput(conn, found, networks, axis, (start, stop)),
             _countries(networks, found),
             _incident_table(found, links),
         ]
@@ -118,18 +100,17 @@ def render(
     return _page(window, body, generated)
 
 
-def _networks(located: list[Located]) -> list[Network]:
-    found: dict[tuple[str, int], Network] = {}
-    for country, asn, run in located:
-        net = found.get((country, asn))
-        if net is None:
-            net = found[(country, asn)] = Network(country, asn)
-        net.runs.append(run)
-        if run.label:
-            net.name = run.label
-    for net in found.values():
-        net.name = operator(net.asn, net.name)
-    return sorted(found.values(), key=lambda n: (n.country, n.title.lower(), n.asn))
+def _span_of(
+    conn: Connection, query: ReportQuery, start: float, stop: float
+) -> tuple[float, float] | None:
+    """The first and last run start in ``[start, stop)`` under the query's filters."""
+    r = report_runs.c
+    clauses = [r.started >= start, r.started < stop]
+    clauses += [r[k] == getattr(query, k) for k in FILTERS if getattr(query, k) is not None]
+    first, last = conn.execute(
+        select(func.min(r.started), func.max(r.started)).where(*clauses)
+    ).one()
+    return None if first is None else (float(first), float(last))
 
 
 @dataclass(frozen=True)
@@ -180,33 +161,6 @@ def _legend() -> str:
     )
 
 
-def _bucket_state(runs: list[Run]) -> tuple[str, str]:
-    """A network's state in one bucket, and a tooltip naming each platform's."""
-    down = sum(r.network_down for r in runs)
-    per_platform: dict[str, Counter[str]] = defaultdict(Counter)
-    methods: dict[str, Counter[str]] = defaultdict(Counter)
-    for r in runs:
-        if not r.network_down:
-            per_platform[r.platform][r.verdict] += 1
-            if r.method:
-                methods[r.platform][r.method] += 1
-    if 2 * down >= len(runs):
-        return "outage", f"network down ({down} of {len(runs)} runs: outage.local)"
-    states = {}
-    for name, counts in per_platform.items():
-        n = sum(counts.values())
-        states[name] = state_of(
-            n, counts["reachable"], counts["blocked"], counts["throttled"], counts["outage"], False
-        )
-    worst = min(states.values(), key=SEVERITY.index)
-    parts = []
-    for name in sorted(states):
-        top = methods[name].most_common(1)
-        method = top[0][0] if top and states[name] != "reachable" else ""
-        parts.append(f"{name}: {states[name]}" + (f" ({method})" if method else ""))
-    return worst, "; ".join(parts)
-
-
 def _timeline(networks: list[Network], found: list[Incident], axis: Axis) -> str:
     marks: dict[tuple[str, int], list[Incident]] = defaultdict(list)
     for inc in found:
@@ -236,12 +190,10 @@ def _timeline(networks: list[Network], found: list[Incident], axis: Axis) -> str
 
 
 def _segments(net: Network, axis: Axis, y: int) -> list[str]:
-    buckets: dict[float, list[Run]] = defaultdict(list)
-    for run in net.runs:
-        buckets[run.started - run.started % axis.bucket].append(run)
+    buckets = net.buckets
     spans: list[Segment] = []
     for start in sorted(buckets):
-        state, tip = _bucket_state(buckets[start])
+        state, tip = bucket_state(buckets[start])
         if spans and spans[-1].end < start <= spans[-1].end + CARRY:
             spans[-1].end = start  # the state held until the next runs
         if spans and spans[-1].state == state and spans[-1].end == start:
@@ -311,7 +263,13 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _throughput(found: list[Incident], networks: list[Network], axis: Axis) -> str:
+def _throughput(
+    conn: Connection,
+    found: list[Incident],
+    networks: list[Network],
+    axis: Axis,
+    window: tuple[float, float],
+) -> str:
     throttles = [i for i in found if i.kind == "throttled"][:CHARTS]
     if not throttles:
         return ""
@@ -319,11 +277,7 @@ def _throughput(found: list[Incident], networks: list[Network], axis: Axis) -> s
     parts = ["<h2>Throttling: transfer rate against the same-path control</h2>"]
     for inc in throttles:
         net = by_network.get((inc.country, inc.asn))
-        points = [
-            r
-            for r in (net.runs if net else [])
-            if r.platform == inc.platform and r.kbps is not None
-        ]
+        points = rates(conn, net, inc.platform or "", *window) if net else []
         parts.append(_rate_chart(inc, points, axis))
     return "\n".join(parts)
 
@@ -388,13 +342,11 @@ def _countries(networks: list[Network], found: list[Incident]) -> str:
     rows = []
     for cc in sorted(by_country):
         nets = by_country[cc]
-        probes = len({r.key_id for n in nets for r in n.runs})
-        runs = sum(len(n.runs) for n in nets)
+        probes = len({key for n in nets for key in n.keys})
+        runs = sum(n.runs for n in nets)
         chips = []
         for net in nets:
-            last = max(net.runs, key=lambda r: r.started)
-            recent = [r for r in net.runs if r.started >= last.started - 1]
-            state, tip = _bucket_state(recent)
+            state, tip = bucket_state(net.latest)
             chips.append(
                 f"<span class=chip data-network='{escape(net.key)}' data-state='{state}'"
                 f" style='background:{COLOURS[state]}' title='{escape(tip)}'>"

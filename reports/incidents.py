@@ -41,6 +41,7 @@ from reports.query import FAMILIES, to_datetime
 Scope = Literal["platform", "network"]
 SAMPLES = 5
 VOTE_WINDOW = 3600  # seconds of runs before an incident whose keys are counted as voters
+NEAR = 2 * VOTE_WINDOW  # seconds: a next failing run this close ends a run range without a lookup
 LOOKBACK_ROWS = 200  # runs read at a time when an incident was already open at the window start
 
 
@@ -254,8 +255,11 @@ def _span_runs(
     run is read: from the last reachable run or ``VOTE_WINDOW`` before it, whichever is earlier,
     to the ``close_after``-th reachable run after it (strictly later: runs at equal times are
     read whole), each range cut at the series' previous and next failing runs (whose own ranges
-    cover the rest). One statement: the failing runs (partial index), two index range scans
-    each for their reachable neighbours, and a range scan of the series index per range. The
+    cover the rest). A previous failing run within ``VOTE_WINDOW`` starts the range, and a next
+    one within ``NEAR`` ends it, without looking up the reachable neighbours (inside a long
+    incident, a range reaches the next failing run; reading more of a series changes nothing).
+    One statement: the failing runs (a covering partial index), index-only lookups of the
+    reachable neighbours where needed, and a range scan of the series index per range. The
     rule and the votes over these runs give what they give over every run.
     """
     r = report_runs.c
@@ -270,29 +274,12 @@ def _span_runs(
             return [t.c.network_down == 0, t.c.verdict != "inconclusive"]
         return [t.c.verdict == "reachable", t.c.network_down == 0]
 
-    before = (
-        select(func.max(near.c.started))
-        .where(*same(near, report_runs), *good(near), near.c.started < r.started)
-        .where(near.c.started >= lead)
-        .scalar_subquery()
-    )
-    after = (
-        select(far.c.started)
-        .where(*same(far, report_runs), *good(far), far.c.started > r.started)
-        .where(far.c.started < until)
-        .order_by(far.c.started)
-        .limit(1)
-        .offset(rule.close_after - 1)
-        .scalar_subquery()
-    )
     series = [r[k] for k in keys]
     failing = [r.network_down == 1] if network else [r.failing == 1, r.network_down == 0]
     spans = (
         select(
             *series,
             r.started,
-            before.label("good_before"),
-            after.label("good_after"),
             func.lag(r.started).over(partition_by=series, order_by=r.started).label("previous"),
             func.lead(r.started).over(partition_by=series, order_by=r.started).label("next"),
         )
@@ -300,6 +287,21 @@ def _span_runs(
         .subquery()
     )
     s = spans.c
+    before = (  # the last reachable run before the failing one
+        select(func.max(near.c.started))
+        .where(*same(near, spans), *good(near), near.c.started < s.started)
+        .where(near.c.started >= lead)
+        .scalar_subquery()
+    )
+    after = (  # the close_after-th reachable run after it
+        select(far.c.started)
+        .where(*same(far, spans), *good(far), far.c.started > s.started)
+        .where(far.c.started < until)
+        .order_by(far.c.started)
+        .limit(1)
+        .offset(rule.close_after - 1)
+        .scalar_subquery()
+    )
     vote = s.started - VOTE_WINDOW
     streak = (  # the first failing run: from close_after reachable runs before it (or lead)
         select(near.c.started)
@@ -311,8 +313,16 @@ def _span_runs(
         .scalar_subquery()
     )
     first = _greatest(_least(vote, func.coalesce(streak, lead)), lead)
-    later = _greatest(_least(vote, func.coalesce(s.good_before, s.started)), s.previous)
-    hi = _least(func.coalesce(s.next, until), func.coalesce(s.good_after, until))
+    # A previous failing run within the vote window bounds the range itself: no lookup.
+    later = case(
+        (s.previous >= vote, s.previous),
+        else_=_greatest(_least(vote, func.coalesce(before, s.started)), s.previous),
+    )
+    # A next failing run close by ends the range (reading up to it reads a little more).
+    hi = case(
+        (s.next - s.started <= NEAR, s.next),
+        else_=_least(func.coalesce(s.next, until), func.coalesce(after, until)),
+    )
     ranges = select(
         *(s[k] for k in keys),
         case((s.previous.is_(None), first), else_=later).label("lo"),

@@ -1,0 +1,305 @@
+"""The dashboard's timeline data: per network, each time bucket's state, runs, probes, latest state.
+
+Two readers fill the same ``Network`` rows. ``from_runs`` reads every run of the window
+(``report_runs``): used when buckets are shorter than five minutes (a demo's minutes), where a
+window holds few runs. ``from_series`` reads ``report_series`` (runs per platform and 5-minute or
+hour bucket, kept at ingest) for the whole buckets of the window, and the runs themselves only
+for the partial buckets at its two ends, the failing runs' methods (tooltips) and each network's
+latest runs; so a window of days reads a few rows per network and bucket however many runs it
+holds.
+
+A bucket's state (``bucket_state``): ``outage`` when at least half of the network's runs saw the
+network itself down (``outage.local``); otherwise the worst platform state, each platform's being
+its runs' majority (``reports.query.state_of``). Probes per country are the keys that measured
+in the window: from the runs in ``from_runs``, from ``report_probes`` (keys seen per hour and
+day) over the hours the window touches in ``from_series``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
+
+from collectors.rollup_tables import report_probes
+from collectors.runs import report_runs
+from collectors.series import WIDTHS, SeriesGrain, report_series
+from probe.model.verdict import SEVERITY
+from reports.asnames import operator
+from reports.incidents import RUN_COLUMNS, Located, Run, as_run
+from reports.model import ReportQuery
+from reports.query import state_of
+
+VERDICTS = ("reachable", "blocked", "throttled", "outage", "inconclusive")
+
+
+@dataclass
+class Tally:
+    """One network's runs in one bucket: all, network down, per platform verdicts and methods."""
+
+    runs: int = 0
+    down: int = 0
+    verdicts: dict[str, Counter[str]] = field(default_factory=dict)
+    methods: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def add_run(self, run: Run) -> None:
+        self.runs += 1
+        if run.network_down:
+            self.down += 1
+            return
+        self.verdicts.setdefault(run.platform, Counter())[run.verdict] += 1
+        if run.method:
+            self.methods.setdefault(run.platform, Counter())[run.method] += 1
+
+
+def bucket_state(tally: Tally) -> tuple[str, str]:
+    """A network's state in one bucket, and a tooltip naming each platform's."""
+    if 2 * tally.down >= tally.runs:
+        return "outage", f"network down ({tally.down} of {tally.runs} runs: outage.local)"
+    states = {}
+    for name, counts in tally.verdicts.items():
+        n = sum(counts.values())
+        if n:
+            states[name] = state_of(
+                n, counts["reachable"], counts["blocked"], counts["throttled"], counts["outage"],
+                False,
+            )  # fmt: skip
+    worst = min(states.values(), key=SEVERITY.index)
+    parts = []
+    for name in sorted(states):
+        top = tally.methods.get(name, Counter()).most_common(1)
+        method = top[0][0] if top and states[name] != "reachable" else ""
+        parts.append(f"{name}: {states[name]}" + (f" ({method})" if method else ""))
+    return worst, "; ".join(parts)
+
+
+@dataclass
+class Network:
+    """One network's row: its buckets' tallies, runs, probe keys and latest runs' state."""
+
+    country: str
+    asn: int
+    name: str | None = None
+    buckets: dict[float, Tally] = field(default_factory=dict)
+    runs: int = 0
+    keys: set[str] = field(default_factory=set)
+    latest: Tally = field(default_factory=Tally)
+    rates: dict[str, list[Run]] = field(default_factory=dict)  # platform: runs with a rate
+
+    @property
+    def key(self) -> str:
+        return f"{self.country} AS{self.asn}"
+
+    @property
+    def title(self) -> str:
+        return self.name or f"AS{self.asn}"
+
+
+def _sorted(found: dict[tuple[str, int], Network]) -> list[Network]:
+    for net in found.values():
+        net.name = operator(net.asn, net.name)
+    return sorted(found.values(), key=lambda n: (n.country, n.title.lower(), n.asn))
+
+
+def from_runs(located: Sequence[Located], bucket: int) -> list[Network]:
+    """The networks of ``located`` (the window's runs, in time order), in ``bucket`` seconds."""
+    found: dict[tuple[str, int], Network] = {}
+    last: dict[tuple[str, int], float] = {}
+    for country, asn, run in located:
+        net = found.get((country, asn))
+        if net is None:
+            net = found[(country, asn)] = Network(country, asn)
+        net.buckets.setdefault(run.started - run.started % bucket, Tally()).add_run(run)
+        net.runs += 1
+        net.keys.add(run.key_id)
+        if run.label:
+            net.name = run.label
+        if run.kbps is not None:
+            net.rates.setdefault(run.platform, []).append(run)
+        last[(country, asn)] = max(last.get((country, asn), run.started), run.started)
+    for country, asn, run in located:
+        if run.started >= last[(country, asn)] - 1:
+            found[(country, asn)].latest.add_run(run)
+    return _sorted(found)
+
+
+def _filters(table: Table, query: ReportQuery, platform: bool = True) -> list[ColumnElement[bool]]:
+    c = table.c
+    clauses: list[ColumnElement[bool]] = []
+    if platform and query.platform is not None:
+        clauses.append(c.platform == query.platform)
+    if query.country is not None:
+        clauses.append(c.country == query.country)
+    if query.asn is not None:
+        clauses.append(c.asn == query.asn)
+    return clauses
+
+
+def from_series(
+    conn: Connection, query: ReportQuery, since: float, end: float, bucket: int
+) -> list[Network]:
+    """The networks of the runs in ``[since, end)``, in ``bucket`` seconds (a multiple of 300).
+
+    Whole buckets of the widest ``report_series`` grain that divides ``bucket`` come from the
+    rollup, the partial ones at both ends from the runs.
+    """
+    grain: SeriesGrain = "hour" if bucket % WIDTHS["hour"] == 0 else "5min"
+    width = WIDTHS[grain]
+    lo = -(-int(since) // width) * width  # the first whole bucket
+    hi = int(end) // width * width  # the end of the last whole bucket
+    if hi <= lo:
+        lo = hi = int(since)
+    found: dict[tuple[str, int], Network] = {}
+
+    def network(country: str, asn: int) -> Network:
+        net = found.get((country, asn))
+        if net is None:
+            net = found[(country, asn)] = Network(country, asn)
+        return net
+
+    s = report_series.c
+    rows = conn.execute(
+        select(s.country, s.asn, s.platform, s.bucket, s.runs, s.network_down, s.label)
+        .add_columns(*(s[v] for v in VERDICTS))
+        .where(s.grain == grain, s.bucket >= lo, s.bucket < hi, *_filters(report_series, query))
+        .order_by(s.bucket)
+    )
+    for country, asn, platform, start, runs, down, label, *counts in rows:
+        net = network(country, asn)
+        tally = net.buckets.setdefault(start - start % bucket, Tally())
+        tally.runs += runs
+        tally.down += down
+        if runs > down:
+            mine = tally.verdicts.setdefault(platform, Counter())
+            for verdict, n in zip(VERDICTS, counts, strict=True):
+                if n:
+                    mine[verdict] += n
+        net.runs += runs
+        if label:
+            net.name = label
+    r = report_runs.c
+    edges = or_(
+        and_(r.started >= since, r.started < lo),
+        and_(r.started >= hi, r.started < end),
+    )
+    for country, asn, *rest in conn.execute(
+        select(r.country, r.asn, *RUN_COLUMNS)
+        .where(edges, *_filters(report_runs, query))
+        .order_by(r.started, r.bundle_digest)
+    ):
+        run = as_run(rest)
+        net = network(country, asn)
+        net.buckets.setdefault(run.started - run.started % bucket, Tally()).add_run(run)
+        net.runs += 1
+        net.keys.add(run.key_id)
+        if run.label:
+            net.name = run.label
+    _methods(conn, query, found, since, lo, hi, end, bucket)
+    _keys(conn, query, found, since, end)
+    _latest(conn, query, found, end)
+    return _sorted(found)
+
+
+def _methods(
+    conn: Connection,
+    query: ReportQuery,
+    found: dict[tuple[str, int], Network],
+    since: float,
+    lo: int,
+    hi: int,
+    end: float,
+    bucket: int,
+) -> None:
+    """The failing runs' methods of the whole buckets (only failing runs have a method)."""
+    r = report_runs.c
+    for country, asn, platform, started, method in conn.execute(
+        select(r.country, r.asn, r.platform, r.started, r.method)
+        .where(r.failing == 1, r.started >= lo, r.started < hi, r.network_down == 0)
+        .where(r.method.is_not(None), *_filters(report_runs, query))
+        .order_by(r.started, r.bundle_digest)
+    ):
+        net = found.get((country, asn))
+        if net is not None:
+            tally = net.buckets[started - started % bucket]
+            tally.methods.setdefault(platform, Counter())[method] += 1
+
+
+def _keys(
+    conn: Connection,
+    query: ReportQuery,
+    found: dict[tuple[str, int], Network],
+    since: float,
+    end: float,
+) -> None:
+    """The keys that measured in the hours the window touches (days where it covers them)."""
+    hour, day = 3600, 86400
+    first, stop = int(since) // hour * hour, -(-int(end) // hour) * hour
+    day_lo, day_hi = -(-first // day) * day, stop // day * day
+    p = report_probes.c
+    ranges = [("day", day_lo, day_hi), ("hour", first, min(day_lo, stop))]
+    ranges.append(("hour", max(day_hi, first), stop))
+    if day_hi <= day_lo:
+        ranges = [("hour", first, stop)]
+    wanted = or_(*(and_(p.grain == g, p.bucket >= a, p.bucket < b) for g, a, b in ranges if a < b))
+    for country, asn, key_id in conn.execute(
+        select(p.country, p.asn, p.key_id)
+        .where(wanted, p.family == "", *_filters(report_probes, query))
+        .distinct()
+    ):
+        net = found.get((country, asn))
+        if net is not None:
+            net.keys.add(key_id)
+
+
+def _latest(
+    conn: Connection, query: ReportQuery, found: dict[tuple[str, int], Network], end: float
+) -> None:
+    """Each network's runs within a second of its last one before ``end``."""
+    if not found:
+        return
+    r = report_runs.c
+    clauses = []
+    for (country, asn), started in _last_runs(conn, query, found, end).items():
+        clauses.append(
+            and_(r.country == country, r.asn == asn, r.started >= started - 1, r.started < end)
+        )
+    for country, asn, *rest in conn.execute(
+        select(r.country, r.asn, *RUN_COLUMNS)
+        .where(or_(*clauses), *_filters(report_runs, query))
+        .order_by(r.started, r.bundle_digest)
+    ):
+        found[(country, asn)].latest.add_run(as_run(rest))
+
+
+def _last_runs(
+    conn: Connection, query: ReportQuery, nets: Iterable[tuple[str, int]], end: float
+) -> dict[tuple[str, int], float]:
+    """Each network's last run start before ``end`` (an index lookup per network)."""
+    r = report_runs.c
+    found = {}
+    for country, asn in nets:
+        started = conn.execute(
+            select(func.max(r.started)).where(
+                r.country == country, r.asn == asn, r.started < end, *_filters(report_runs, query)
+            )
+        ).scalar()
+        if started is not None:
+            found[(country, asn)] = float(started)
+    return found
+
+
+def rates(conn: Connection, net: Network, platform: str, since: float, end: float) -> list[Run]:
+    """The runs of ``platform`` in ``net`` with a measured transfer rate, in time order."""
+    if platform in net.rates:
+        return net.rates[platform]
+    r = report_runs.c
+    rows = conn.execute(
+        select(*RUN_COLUMNS)
+        .where(r.country == net.country, r.asn == net.asn, r.platform == platform)
+        .where(r.started >= since, r.started < end, r.kbps.is_not(None))
+        .order_by(r.started, r.bundle_digest)
+    )
+    net.rates[platform] = [as_run(row) for row in rows]
+    return net.rates[platform]
