@@ -26,7 +26,15 @@ from collectors.runs import report_runs
 from reports.evidence_page import COLOURS, Links
 from reports.incidents import Run, data_end, incidents, window_runs
 from reports.model import Incident, ReportQuery
-from reports.timeline import Network, bucket_state, from_runs, from_series, rates
+from reports.timeline import (
+    Network,
+    Tally,
+    bucket_state,
+    bucket_tip,
+    from_runs,
+    from_series,
+    rates,
+)
 
 ORDER = ("blocked", "throttled", "outage", "inconclusive", "reachable")
 BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400)  # seconds
@@ -193,25 +201,25 @@ def _segments(net: Network, axis: Axis, y: int) -> list[str]:
     buckets = net.buckets
     spans: list[Segment] = []
     for start in sorted(buckets):
-        state, tip = bucket_state(buckets[start])
+        tally = buckets[start]
+        state = bucket_state(tally)
         if spans and spans[-1].end < start <= spans[-1].end + CARRY:
             spans[-1].end = start  # the state held until the next runs
         if spans and spans[-1].state == state and spans[-1].end == start:
             spans[-1].end = start + axis.bucket
-            spans[-1].tips.append(tip)
+            spans[-1].tips.append(tally)
         else:
-            spans.append(Segment(start, start + axis.bucket, state, [tip]))
+            spans.append(Segment(start, start + axis.bucket, state, [tally]))
     out = []
     for seg in spans:
         x0, x1 = axis.x(seg.start), axis.x(seg.end)
         since = _time(datetime.fromtimestamp(seg.start, UTC))
-        tip = (
-            f"{seg.state} from {since} UTC ({len(seg.tips)} x {_span(axis.bucket)}): {seg.tips[-1]}"
-        )
+        last = bucket_tip(seg.tips[-1])
+        title = f"{seg.state} from {since} UTC ({len(seg.tips)} x {_span(axis.bucket)}): {last}"
         out.append(
             f"<rect class=state data-state='{seg.state}' x='{x0:.1f}' y='{y + 4}'"
             f" width='{max(x1 - x0, 1.5):.1f}' height='{ROW - 8}' fill='{COLOURS[seg.state]}'>"
-            f"<title>{escape(tip)}</title></rect>"
+            f"<title>{escape(title)}</title></rect>"
         )
     return out
 
@@ -223,7 +231,7 @@ class Segment:
     start: float
     end: float
     state: str
-    tips: list[str]
+    tips: list[Tally]  # its buckets' (the tooltip describes the last)
 
 
 def _mark(inc: Incident, axis: Axis, y: int) -> str:
@@ -346,7 +354,7 @@ def _countries(networks: list[Network], found: list[Incident]) -> str:
         runs = sum(n.runs for n in nets)
         chips = []
         for net in nets:
-            state, tip = bucket_state(net.latest)
+            state, tip = bucket_state(net.latest), bucket_tip(net.latest)
             chips.append(
                 f"<span class=chip data-network='{escape(net.key)}' data-state='{state}'"
                 f" style='background:{COLOURS[state]}' title='{escape(tip)}'>"

@@ -312,16 +312,20 @@ def _span_runs(
         .offset(rule.close_after - 1)
         .scalar_subquery()
     )
-    first = _greatest(_least(vote, func.coalesce(streak, lead)), lead)
+    # Lowest and highest of two non-null values, each operand evaluated once (a CASE would
+    # run a lookup twice): LEAST/GREATEST on PostgreSQL, SQLite's scalar min/max.
+    postgres = conn.dialect.name == "postgresql"
+    low, high = (func.least, func.greatest) if postgres else (func.min, func.max)
+    first = high(low(vote, func.coalesce(streak, lead)), lead)
     # A previous failing run within the vote window bounds the range itself: no lookup.
     later = case(
         (s.previous >= vote, s.previous),
-        else_=_greatest(_least(vote, func.coalesce(before, s.started)), s.previous),
+        else_=high(low(vote, func.coalesce(before, s.started)), s.previous),
     )
     # A next failing run close by ends the range (reading up to it reads a little more).
     hi = case(
         (s.next - s.started <= NEAR, s.next),
-        else_=_least(func.coalesce(s.next, until), func.coalesce(after, until)),
+        else_=low(func.coalesce(s.next, until), func.coalesce(after, until)),
     )
     ranges = select(
         *(s[k] for k in keys),
@@ -342,14 +346,6 @@ def _span_runs(
         if row.started < until:  # ``hi`` may be the window's end, which is not in it
             found.setdefault(tuple(row[:width]), []).append(as_run(row[width:]))
     return found
-
-
-def _least(a: Any, b: Any) -> Any:
-    return case((a < b, a), else_=b)
-
-
-def _greatest(a: Any, b: Any) -> Any:
-    return case((a > b, a), else_=b)
 
 
 def window_runs(conn: Connection, query: ReportQuery) -> list[Located]:

@@ -17,11 +17,10 @@ day) over the hours the window touches in ``from_series``.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select
 
 from collectors.rollup_tables import report_probes
 from collectors.runs import report_runs
@@ -33,46 +32,69 @@ from reports.model import ReportQuery
 from reports.query import state_of
 
 VERDICTS = ("reachable", "blocked", "throttled", "outage", "inconclusive")
+_INDEX = {name: i for i, name in enumerate(VERDICTS)}
 
 
 @dataclass
 class Tally:
-    """One network's runs in one bucket: all, network down, per platform verdicts and methods."""
+    """One network's runs in one bucket: all, network down, per platform verdicts and methods.
+
+    ``verdicts`` counts each platform's runs (not network-down) in ``VERDICTS`` order.
+    """
 
     runs: int = 0
     down: int = 0
-    verdicts: dict[str, Counter[str]] = field(default_factory=dict)
-    methods: dict[str, Counter[str]] = field(default_factory=dict)
+    verdicts: dict[str, list[int]] = field(default_factory=dict)
+    methods: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def add_run(self, run: Run) -> None:
         self.runs += 1
         if run.network_down:
             self.down += 1
             return
-        self.verdicts.setdefault(run.platform, Counter())[run.verdict] += 1
+        counts = self.verdicts.get(run.platform)
+        if counts is None:
+            counts = self.verdicts[run.platform] = [0, 0, 0, 0, 0]
+        counts[_INDEX[run.verdict]] += 1
         if run.method:
-            self.methods.setdefault(run.platform, Counter())[run.method] += 1
+            self.add_method(run.platform, run.method)
+
+    def add_method(self, platform: str, method: str) -> None:
+        mine = self.methods.setdefault(platform, {})
+        mine[method] = mine.get(method, 0) + 1
 
 
-def bucket_state(tally: Tally) -> tuple[str, str]:
-    """A network's state in one bucket, and a tooltip naming each platform's."""
-    if 2 * tally.down >= tally.runs:
-        return "outage", f"network down ({tally.down} of {tally.runs} runs: outage.local)"
-    states = {}
-    for name, counts in tally.verdicts.items():
-        n = sum(counts.values())
+def _states(tally: Tally) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, (r, b, t, o, i) in tally.verdicts.items():
+        n = r + b + t + o + i
         if n:
-            states[name] = state_of(
-                n, counts["reachable"], counts["blocked"], counts["throttled"], counts["outage"],
-                False,
-            )  # fmt: skip
-    worst = min(states.values(), key=SEVERITY.index)
+            found[name] = state_of(n, r, b, t, o, False)
+    return found
+
+
+def bucket_state(tally: Tally) -> str:
+    """A network's state in one bucket (module docstring)."""
+    if 2 * tally.down >= tally.runs:
+        return "outage"
+    return min(_states(tally).values(), key=SEVERITY.index)
+
+
+def bucket_tip(tally: Tally) -> str:
+    """A tooltip naming each platform's state in the bucket, with the most frequent method of a
+    platform not reachable (ties: the earliest seen)."""
+    if 2 * tally.down >= tally.runs:
+        return f"network down ({tally.down} of {tally.runs} runs: outage.local)"
     parts = []
+    states = _states(tally)
     for name in sorted(states):
-        top = tally.methods.get(name, Counter()).most_common(1)
-        method = top[0][0] if top and states[name] != "reachable" else ""
-        parts.append(f"{name}: {states[name]}" + (f" ({method})" if method else ""))
-    return worst, "; ".join(parts)
+        methods = tally.methods.get(name)
+        if methods and states[name] != "reachable":
+            method = max(methods.items(), key=lambda kv: kv[1])[0]
+            parts.append(f"{name}: {states[name]} ({method})")
+        else:
+            parts.append(f"{name}: {states[name]}")
+    return "; ".join(parts)
 
 
 @dataclass
@@ -167,15 +189,20 @@ def from_series(
         .order_by(s.bucket)
     )
     for country, asn, platform, start, runs, down, label, *counts in rows:
-        net = network(country, asn)
-        tally = net.buckets.setdefault(start - start % bucket, Tally())
+        net = found.get((country, asn)) or network(country, asn)
+        at = start - start % bucket
+        tally = net.buckets.get(at)
+        if tally is None:
+            tally = net.buckets[at] = Tally()
         tally.runs += runs
         tally.down += down
         if runs > down:
-            mine = tally.verdicts.setdefault(platform, Counter())
-            for verdict, n in zip(VERDICTS, counts, strict=True):
-                if n:
-                    mine[verdict] += n
+            mine = tally.verdicts.get(platform)
+            if mine is None:
+                tally.verdicts[platform] = counts
+            else:
+                for i, n in enumerate(counts):
+                    mine[i] += n
         net.runs += runs
         if label:
             net.name = label
@@ -222,8 +249,7 @@ def _methods(
     ):
         net = found.get((country, asn))
         if net is not None:
-            tally = net.buckets[started - started % bucket]
-            tally.methods.setdefault(platform, Counter())[method] += 1
+            net.buckets[started - started % bucket].add_method(platform, method)
 
 
 def _keys(
@@ -254,40 +280,35 @@ def _keys(
 
 
 def _latest(
-    conn: Connection, query: ReportQuery, found: dict[tuple[str, int], Network], end: float
+    conn: Connection,
+    query: ReportQuery,
+    found: dict[tuple[str, int], Network],
+    end: float,
 ) -> None:
-    """Each network's runs within a second of its last one before ``end``."""
+    """Each network's runs within a second of its last one before ``end``.
+
+    The last one is in the network's last bucket with runs: one statement reads those buckets,
+    from a second before each.
+    """
     if not found:
         return
     r = report_runs.c
     clauses = []
-    for (country, asn), started in _last_runs(conn, query, found, end).items():
-        clauses.append(
-            and_(r.country == country, r.asn == asn, r.started >= started - 1, r.started < end)
-        )
+    for (country, asn), net in found.items():
+        lo = (max(net.buckets) if net.buckets else end) - 1
+        clauses.append(and_(r.country == country, r.asn == asn, r.started >= lo))
+    located: dict[tuple[str, int], list[Run]] = {}
     for country, asn, *rest in conn.execute(
         select(r.country, r.asn, *RUN_COLUMNS)
-        .where(or_(*clauses), *_filters(report_runs, query))
+        .where(or_(*clauses), r.started < end, *_filters(report_runs, query))
         .order_by(r.started, r.bundle_digest)
     ):
-        found[(country, asn)].latest.add_run(as_run(rest))
-
-
-def _last_runs(
-    conn: Connection, query: ReportQuery, nets: Iterable[tuple[str, int]], end: float
-) -> dict[tuple[str, int], float]:
-    """Each network's last run start before ``end`` (an index lookup per network)."""
-    r = report_runs.c
-    found = {}
-    for country, asn in nets:
-        started = conn.execute(
-            select(func.max(r.started)).where(
-                r.country == country, r.asn == asn, r.started < end, *_filters(report_runs, query)
-            )
-        ).scalar()
-        if started is not None:
-            found[(country, asn)] = float(started)
-    return found
+        located.setdefault((country, asn), []).append(as_run(rest))
+    for key, runs in located.items():
+        last = max(run.started for run in runs)
+        for run in runs:
+            if run.started >= last - 1:
+                found[key].latest.add_run(run)
 
 
 def rates(conn: Connection, net: Network, platform: str, since: float, end: float) -> list[Run]:
