@@ -137,7 +137,7 @@ def _failed_line(
         how += f" (versions {', '.join(first.versions)})"
     return (
         f"QUIC handshake with SNI {first.sni} at {first.ip}:{first.port}: {how} "
-        f"{tries_phrase(failed, count)}, {elapsed(first.t0, first.t)} each"
+        f"{tries_phrase(failed, count)} (the first after {elapsed(first.t0, first.t)})"
     )
 
 
