@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
 
 from collectors.rollup_tables import report_probes
 from collectors.runs import report_runs
@@ -165,7 +165,8 @@ def from_series(
     """The networks of the runs in ``[since, end)``, in ``bucket`` seconds (a multiple of 300).
 
     Whole buckets of the widest ``report_series`` grain that divides ``bucket`` come from the
-    rollup, the partial ones at both ends from the runs.
+    rollup, summed per bucket in the database; the partial ones at both ends from the runs. A
+    network is named by the label of its latest run that has one.
     """
     grain: SeriesGrain = "hour" if bucket % WIDTHS["hour"] == 0 else "5min"
     width = WIDTHS[grain]
@@ -182,27 +183,27 @@ def from_series(
         return net
 
     s = report_series.c
-    rows = conn.execute(
-        select(s.country, s.asn, s.platform, s.bucket, s.runs, s.network_down, s.label)
-        .add_columns(*(s[v] for v in VERDICTS))
+    at = (s.bucket - s.bucket % bucket).label("at")
+    rows = conn.execute(  # summed per display bucket in the database
+        select(s.country, s.asn, s.platform, at, func.sum(s.runs), func.sum(s.network_down))
+        .add_columns(func.max(s.label), *(func.sum(s[v]) for v in VERDICTS))
         .where(s.grain == grain, s.bucket >= lo, s.bucket < hi, *_filters(report_series, query))
-        .order_by(s.bucket)
+        .group_by(s.country, s.asn, s.platform, at)
     )
     for country, asn, platform, start, runs, down, label, *counts in rows:
         net = found.get((country, asn)) or network(country, asn)
-        at = start - start % bucket
-        tally = net.buckets.get(at)
+        tally = net.buckets.get(start)
         if tally is None:
-            tally = net.buckets[at] = Tally()
+            tally = net.buckets[start] = Tally()
         tally.runs += runs
         tally.down += down
         if runs > down:
             mine = tally.verdicts.get(platform)
             if mine is None:
-                tally.verdicts[platform] = counts
+                tally.verdicts[platform] = [int(n) for n in counts]
             else:
                 for i, n in enumerate(counts):
-                    mine[i] += n
+                    mine[i] += int(n)
         net.runs += runs
         if label:
             net.name = label
@@ -309,6 +310,9 @@ def _latest(
         for run in runs:
             if run.started >= last - 1:
                 found[key].latest.add_run(run)
+        labels = [run.label for run in runs if run.label]
+        if labels:  # the latest run's label names the network
+            found[key].name = labels[-1]
 
 
 def rates(conn: Connection, net: Network, platform: str, since: float, end: float) -> list[Run]:
