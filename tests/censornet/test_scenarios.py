@@ -452,8 +452,10 @@ def check_quic_sni_drop(lab: Lab) -> None:
 
 
 def check_quic_sni_close(lab: Lab) -> None:
+    # "closed", not "timeout": an answer came. (aioquic reports a peer's close only after its
+    # draining period, three probe timeouts, so the time says little on a loaded machine.)
     closed = quic(lab, YT_IP, "www.youtube.com", timeout="3", verify=False)
-    assert closed["outcome"] == "closed" and closed["ms"] < 1500  # an answer, not a timeout
+    assert closed["outcome"] == "closed", closed
     assert quic(lab, YT_IP, "example.org")["outcome"] == "ok"
     assert quic(lab, FB_IP, "www.facebook.com")["valid"] is True
     assert tls(lab, YT_IP, "www.youtube.com")["valid"] is True
