@@ -33,6 +33,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import h11
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -279,10 +280,10 @@ def http_get(url: str, *, ip: str | None = None, timeout: float = DEFAULT_TIMEOU
         sock = target.secure(sock)
         result.stage = "request"
         with sock:
-            sock.sendall(target.request("GET"))
+            conn, head = target.request("GET")
+            sock.sendall(head)
             result.stage = "response"
-            head, body = _read_head(sock)
-            result.status, headers = _parse_head(head)
+            result.status, headers, body = _read_response(sock, conn)
             result.location = headers.get("location")
             expected = min(int(headers.get("content-length", MAX_PAGE)), MAX_PAGE)
             while len(body) < expected and (data := sock.recv(CHUNK)):
@@ -366,9 +367,9 @@ def _download(
     result: RateSymptom,
 ) -> None:
     started = time.monotonic()
-    sock.sendall(target.request("GET", extra=f"Range: bytes=0-{nbytes - 1}\r\n"))
-    head, body = _read_head(sock)
-    result.status, _ = _parse_head(head)
+    conn, head = target.request("GET", extra=(("Range", f"bytes=0-{nbytes - 1}"),))
+    sock.sendall(head)
+    result.status, _, body = _read_response(sock, conn)
     received, last = len(body), time.monotonic()
     sock.settimeout(idle)
     while received < nbytes:
@@ -396,7 +397,8 @@ def _upload(
     result: RateSymptom,
 ) -> None:
     started = time.monotonic()
-    sock.sendall(target.request("POST", extra=f"Content-Length: {nbytes}\r\n"))
+    conn, head = target.request("POST", extra=(("Content-Length", str(nbytes)),))
+    sock.sendall(head)
     block = os.urandom(16 * 1024)
     sent = 0
     sock.settimeout(timeout)
@@ -409,8 +411,7 @@ def _upload(
         piece = block[: min(len(block), nbytes - sent)]
         sock.sendall(piece)
         sent += len(piece)
-    head, _ = _read_head(sock)
-    result.status, _ = _parse_head(head)
+    result.status, _, _ = _read_response(sock, conn)
     result.bytes, result.seconds = nbytes, round(time.monotonic() - started, 3)
 
 
@@ -460,12 +461,23 @@ class _Target:
             sock.close()
             raise
 
-    def request(self, method: str, *, extra: str = "") -> bytes:
-        head = (
-            f"{method} {self.path} HTTP/1.1\r\nHost: {self.host}\r\n"
-            f"User-Agent: blockprobe-symptoms\r\nAccept: */*\r\n{extra}Connection: close\r\n\r\n"
-        )
-        return head.encode()
+    def request(
+        self, method: str, *, extra: tuple[tuple[str, str], ...] = ()
+    ) -> tuple[h11.Connection, bytes]:
+        """An h11 client connection and the bytes of its request head (a body, when ``extra``
+        declares one, is the caller's to send)."""
+        conn = h11.Connection(h11.CLIENT)
+        headers = [
+            ("Host", self.host),
+            ("User-Agent", "blockprobe-symptoms"),
+            ("Accept", "*/*"),
+            *extra,
+            ("Connection", "close"),
+        ]
+        head = conn.send(h11.Request(method=method, target=self.path, headers=headers))
+        if not any(name.lower() == "content-length" for name, _ in extra):
+            conn.send(h11.EndOfMessage())
+        return conn, head or b""
 
 
 def _insecure_context() -> ssl.SSLContext:
@@ -476,30 +488,25 @@ def _insecure_context() -> ssl.SSLContext:
     return context
 
 
-def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
-    """The response head and whatever body bytes came with it (ValueError on early close)."""
-    buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        data = sock.recv(CHUNK)
-        if not data:
-            raise ValueError("connection closed before the response head")
-        buffer += data
-        if len(buffer) > MAX_PAGE:
-            raise ValueError("response head too long")
-    head, _, body = buffer.partition(b"\r\n\r\n")
-    return head, body
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ValueError(f"not an HTTP response: {lines[0][:80]!r}")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
+def _read_response(sock: socket.socket, conn: h11.Connection) -> tuple[int, dict[str, str], bytes]:
+    """The response's status, headers and the body bytes that came with its head, parsed by h11
+    (ValueError on a close before the head or on something that is not HTTP)."""
+    try:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(sock.recv(CHUNK))
+            elif isinstance(event, h11.Response):
+                break
+            elif not isinstance(event, h11.InformationalResponse):
+                raise ValueError("connection closed before the response head")
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+        body = bytearray()
+        while isinstance(data := conn.next_event(), h11.Data):
+            body += data.data
+    except h11.RemoteProtocolError as exc:
+        raise ValueError(f"not an HTTP response: {exc}") from None
+    return event.status_code, headers, bytes(body)
 
 
 def _ms(started: float) -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import dns.message
 import dns.rcode
 import dns.rrset
+import h11
 import trustme
 
 LOOPBACK = "127.0.0.1"
@@ -128,7 +129,8 @@ Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
 
 
 class HTTPServer:
-    """A tiny HTTP/1.1 server (one request per connection) routing paths to handlers.
+    """A tiny HTTP/1.1 server (one request per connection, parsed by h11) routing paths to
+    handlers, which write their answers raw (a test may answer in ways no server library would).
 
     It records the Host headers it saw and, over TLS, the SNI of every handshake.
     """
@@ -166,7 +168,7 @@ class HTTPServer:
             self.hosts.append(request.headers.get("host", ""))
             handler = self.routes.get(request.path.split("?")[0], not_found)
             await handler(request, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, h11.ProtocolError):
             pass
         finally:
             if not writer.is_closing():
@@ -179,25 +181,26 @@ class HTTPServer:
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Request:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-    body = b""
-    if "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding") == "chunked":
-        while True:
-            size = int((await reader.readline()).strip(), 16)
-            chunk = await reader.readexactly(size + 2)
-            if size == 0:
-                break
-            body += chunk[:-2]
-    return Request(method, path, headers, body)
+    """One request, body included, parsed by h11 (bytes after it are not used)."""
+    conn = h11.Connection(h11.SERVER)
+    head: h11.Request | None = None
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await reader.read(64 * 1024)
+            if not data:
+                raise asyncio.IncompleteReadError(bytes(body), None)
+            conn.receive_data(data)
+        elif isinstance(event, h11.Request):
+            head = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage) and head is not None:
+            headers = {name.decode(): value.decode("latin-1") for name, value in head.headers}
+            return Request(head.method.decode(), head.target.decode(), headers, bytes(body))
+        else:
+            raise asyncio.IncompleteReadError(bytes(body), None)
 
 
 def respond(
