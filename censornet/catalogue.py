@@ -17,11 +17,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from censornet import topology
 from censornet.ip6tables import NoIpv6Form, ipv6_rule
 from censornet.policy import Policy
+from probe.model.base import FrozenModel
 from probe.model.verdict import METHODS, VerdictKind
 
 Category = Literal["block", "throttle", "outage", "noise", "partial", "clean"]
@@ -69,15 +70,11 @@ class CatalogueError(ValueError):
     """The catalogue is malformed; the message names the scenario and the key."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def _as_tuple(value: object) -> object:
     return (value,) if isinstance(value, str) else value
 
 
-class Expectation(_Frozen):
+class Expectation(FrozenModel):
     """What a probe must conclude for endpoints whose URL matches ``target`` (an fnmatch glob).
 
     ``verdict`` and ``method`` are one value or a list of acceptable ones; no method means null
@@ -158,7 +155,7 @@ def _accepts(
     return method in methods
 
 
-class IptablesRules(_Frozen):
+class IptablesRules(FrozenModel):
     """iptables-restore lines per table (``-A BP_... ...``), one rule a line."""
 
     filter: str = ""
@@ -197,7 +194,7 @@ class IptablesRules(_Frozen):
         ]
 
 
-class Scenario(_Frozen):
+class Scenario(FrozenModel):
     """One censorship (or noise) scenario: how to apply it and what the probe must conclude.
 
     ``families`` says which address families its iptables rules apply to: both by default, as a

@@ -13,7 +13,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from probe.model.base import FrozenModel
 
 DnsAction = Literal["nxdomain", "servfail", "refused", "drop", "answer"]
 HttpAction = Literal["blockpage", "redirect", "reset"]
@@ -22,11 +24,7 @@ QuicAction = Literal["drop", "close"]
 WebMode = Literal["ok", "http503", "close", "slow"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DnsRule(_Frozen):
+class DnsRule(FrozenModel):
     """What a resolver does for names under ``suffix``."""
 
     suffix: str
@@ -35,21 +33,21 @@ class DnsRule(_Frozen):
     delay_ms: int = Field(default=0, ge=0, le=10_000)  # extra delay before answering
 
 
-class HttpRule(_Frozen):
+class HttpRule(FrozenModel):
     """What an ISP's transparent HTTP proxy does for a Host under ``suffix``."""
 
     suffix: str
     action: HttpAction
 
 
-class TlsRule(_Frozen):
+class TlsRule(FrozenModel):
     """What an ISP's transparent TLS proxy does for an SNI under ``suffix``."""
 
     suffix: str
     action: TlsAction
 
 
-class QuicRule(_Frozen):
+class QuicRule(FrozenModel):
     """What an ISP's in-path QUIC filter does to a client Initial whose SNI is under ``suffix``:
     drop it, or drop it and answer with a forged CONNECTION_CLOSE."""
 
@@ -57,14 +55,14 @@ class QuicRule(_Frozen):
     action: QuicAction
 
 
-class InjectRule(_Frozen):
+class InjectRule(FrozenModel):
     """On-path DNS injection at an ISP: forge ``answer`` for queries under ``suffix``."""
 
     suffix: str
     answer: str
 
 
-class WebRule(_Frozen):
+class WebRule(FrozenModel):
     """How the platform web servers in inet behave for hosts under ``suffix``."""
 
     suffix: str
@@ -72,7 +70,7 @@ class WebRule(_Frozen):
     delay_ms: int = Field(default=0, ge=0, le=30_000)  # for mode "slow": time to first byte
 
 
-class Policy(_Frozen):
+class Policy(FrozenModel):
     """Everything a scenario can switch on the servers of one namespace role."""
 
     resolver: tuple[DnsRule, ...] = ()  # ISP resolver (isp roles)

@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +48,7 @@ from probe.evidence.signing import (
     load_public_key,
     raw_public_key,
 )
+from probe.model.base import FrozenModel
 from probe.model.bundle import Envelope
 from translog import merkle
 from translog.checkpoint import Checkpoint, sign_checkpoint
@@ -56,9 +57,7 @@ DIGEST = r"^[0-9a-f]{64}$"
 BUNDLES = "/api/v1/bundles"
 
 
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class RevokeRequest(FrozenModel):
     reason: str = Field(default="revoked by an administrator", max_length=500)
 
 

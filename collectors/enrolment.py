@@ -28,11 +28,12 @@ from typing import Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from probe.evidence.enrolment import enrolment_message
 from probe.evidence.pubkeys import WeakKeyError, check_public_key
 from probe.evidence.signing import SignatureError, b64decode, b64encode, load_public_key
+from probe.model.base import FrozenModel
 
 Policy = Literal["approval", "token", "open"]
 CHALLENGE_TTL = 300.0  # seconds a challenge stays valid
@@ -40,10 +41,8 @@ _NONCE = 16
 _STAMP = struct.Struct(">Q")
 
 
-class EnrollRequest(BaseModel):
+class EnrollRequest(FrozenModel):
     """A probe key to enrol, the network it is for, and the proof that the enroller holds it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     public_key: str = Field(max_length=100)
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")

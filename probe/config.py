@@ -14,8 +14,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationInfo,
@@ -25,6 +23,7 @@ from pydantic import (
 from probe import __version__
 from probe.configfile import ConfigError, KeyedValueError, load_toml
 from probe.flows.plan import MeasureSettings, Timeouts
+from probe.model.base import FrozenModel
 from probe.platforms import (
     BUILTIN_DIR,
     Domain,
@@ -45,10 +44,6 @@ DEFAULT_THROUGHPUT_CANARY = "https://speed.cloudflare.com/__down?bytes=1048576"
 DEFAULT_UPLOAD_CANARY = "https://speed.cloudflare.com/__up"
 MiB = 1024 * 1024
 KiB = 1024
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def _not_an_address(value: str) -> str:
@@ -86,7 +81,7 @@ def _control_resolver(value: str) -> str:
 Seconds = Annotated[float, Field(gt=0.0, le=300.0)]
 
 
-class TimeoutsConfig(_Frozen):
+class TimeoutsConfig(FrozenModel):
     """Per-step time limits in seconds."""
 
     dns: Seconds = 3.0
@@ -104,7 +99,7 @@ class TimeoutsConfig(_Frozen):
         return steps + (self.throughput if with_throughput else 0.0) + 1.0
 
 
-class BudgetConfig(_Frozen):
+class BudgetConfig(FrozenModel):
     """Data limits, in bytes."""
 
     run_bytes: int = Field(default=MiB, ge=0)  # all transfers of one run
@@ -113,7 +108,7 @@ class BudgetConfig(_Frozen):
     page_bytes: int = Field(default=32 * KiB, ge=1024)  # one endpoint's page body, all tries
 
 
-class VantageConfig(_Frozen):
+class VantageConfig(FrozenModel):
     """Coarse, user-set labels for where the probe runs; never its address."""
 
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
@@ -123,7 +118,7 @@ class VantageConfig(_Frozen):
     )
 
 
-class ProbeConfig(_Frozen):
+class ProbeConfig(FrozenModel):
     """The probe configuration file."""
 
     builtin_platforms: bool = True

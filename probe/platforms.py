@@ -17,8 +17,6 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -26,6 +24,7 @@ from pydantic import (
 
 from probe.configfile import ConfigError, KeyedValueError, Problem, load_toml
 from probe.flows.plan import EndpointPlan
+from probe.model.base import FrozenModel
 
 
 def _builtin_dir() -> Path:
@@ -78,11 +77,7 @@ def within(host: str, domains: Iterable[str]) -> bool:
     return any(host == d or host.endswith("." + d) for d in domains)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class EndpointConfig(_Frozen):
+class EndpointConfig(FrozenModel):
     """One endpoint: the URL fetched, and optional objects for budgeted transfers on its host."""
 
     url: Url
@@ -91,7 +86,7 @@ class EndpointConfig(_Frozen):
     http3: bool = False  # the host also answers HTTP/3 over QUIC (UDP 443): measure that too
 
 
-class Platform(_Frozen):
+class Platform(FrozenModel):
     """A platform file."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")

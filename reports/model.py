@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
+from probe.model.base import FrozenModel
 from probe.model.verdict import VerdictKind
 
 Grain = Literal["hour", "day"]
@@ -14,11 +15,7 @@ MAX_SPAN: dict[Grain, timedelta] = {"hour": timedelta(days=31), "day": timedelta
 DEFAULT_SPAN: dict[Grain, timedelta] = {"hour": timedelta(days=2), "day": timedelta(days=30)}
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-Model = TypeVar("Model", bound=_Frozen)
+Model = TypeVar("Model", bound=FrozenModel)
 
 
 def construct(cls: type[Model], fields: dict[str, Any]) -> Model:
@@ -43,7 +40,7 @@ def current_bucket_end(grain: Grain) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
 
 
-class ReportQuery(_Frozen):
+class ReportQuery(FrozenModel):
     """Which cells a report covers: ``since`` inclusive, ``until`` exclusive, both UTC."""
 
     platform: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -81,7 +78,7 @@ class ReportQuery(_Frozen):
         return cls.model_validate({**filters, "since": start, "until": end, "bucket": bucket})
 
 
-class ReachabilityRow(_Frozen):
+class ReachabilityRow(FrozenModel):
     """One platform in one network (country, ASN) over one time bucket."""
 
     bucket_start: datetime
@@ -107,7 +104,7 @@ class ReachabilityRow(_Frozen):
 IncidentKind = Literal["blocked", "throttled", "outage"]
 
 
-class Incident(_Frozen):
+class Incident(FrozenModel):
     """A block, throttle or outage of one platform in one network, or a whole network's outage.
 
     Times are the measurements' own: ``started_at`` the first failing measurement,

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
+
+from probe.model.base import FrozenModel
 
 CONSENT_VERSION = 1
 CONSENT_FILE = "consent.json"
@@ -82,10 +84,8 @@ HOW_TO_CONSENT = (
 How = Literal["interactive", "flag", "environment"]
 
 
-class ConsentRecord(BaseModel):
+class ConsentRecord(FrozenModel):
     """Who agreed to which version of the text, when and how."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: int
     accepted_at: datetime

@@ -20,20 +20,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from probe.budget import DataBudget
 from probe.config import ProbeConfig
 from probe.model import Measurement, RunDocument
+from probe.model.base import FrozenModel
 from probe.platforms import Platform
 
 logger = logging.getLogger(__name__)
 
 
-class RunRequest(BaseModel):
+class RunRequest(FrozenModel):
     """What the child measures, and within how many bytes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     config: ProbeConfig
     platforms: list[Platform]
@@ -42,10 +39,8 @@ class RunRequest(BaseModel):
     country: str | None = None  # the bundles' country label
 
 
-class SealedBundle(BaseModel):
+class SealedBundle(FrozenModel):
     """One sealed bundle, ready for the outbox."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     digest: str
     envelope: str  # base64
@@ -59,10 +54,8 @@ class SealedMeasurements(list[Measurement]):
         self.bundles = [(b.digest, base64.b64decode(b.envelope)) for b in bundles]
 
 
-class RunReply(BaseModel):
+class RunReply(FrozenModel):
     """What the child measured, and the bytes its budget counted."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     document: RunDocument
     measurements: list[Measurement]

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, SecretStr, ValidationError
+from pydantic import BaseModel, Field, PlainValidator, SecretStr, ValidationError
 
 from probe.config import ProbeConfig
 from probe.configfile import ConfigError, Problem, problems_of, read_toml
 from probe.daemon.state import choose_state_dir
+from probe.model.base import FrozenModel
 from probe.platforms import Platform, Url
 
 SYSTEM_CONFIG = Path("/etc/blockprobe/probe.toml")
@@ -69,10 +70,8 @@ def _when(value: object) -> float | str:
 When = Annotated[float | str, PlainValidator(_when)]
 
 
-class DaemonConfig(BaseModel):
+class DaemonConfig(FrozenModel):
     """How the daemon schedules, uploads, budgets and reports. Times in seconds, sizes in bytes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     interval: Interval = 1800.0  # each platform, unless ``schedule`` says otherwise
     jitter: float = Field(default=300.0, ge=0.0, le=86400.0)  # random delay added to each run

@@ -17,7 +17,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from probe.model.base import FrozenModel
 
 SYSTEM_STATE = Path("/var/lib/blockprobe")
 STATE_FILE = "state.sqlite3"
@@ -71,11 +73,7 @@ def choose_state_dir(
     return _default_state_dir(os.environ if env is None else env)
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class EndpointVerdict(_Record):
+class EndpointVerdict(FrozenModel):
     """One endpoint's verdict in a run."""
 
     target: str
@@ -83,7 +81,7 @@ class EndpointVerdict(_Record):
     method: str | None = None
 
 
-class RunRecord(_Record):
+class RunRecord(FrozenModel):
     """What the last scheduled run of a platform did."""
 
     platform: str
@@ -103,7 +101,7 @@ class RunRecord(_Record):
     bundle_bytes: int = 0
 
 
-class DayUsage(_Record):
+class DayUsage(FrozenModel):
     """Data used on one local day."""
 
     day: date
@@ -117,7 +115,7 @@ class DayUsage(_Record):
         return self.measured_bytes + self.upload_bytes
 
 
-class Contact(_Record):
+class Contact(FrozenModel):
     """The last time the daemon tried the collector."""
 
     at: datetime
@@ -125,7 +123,7 @@ class Contact(_Record):
     detail: str
 
 
-class DaemonRecord(_Record):
+class DaemonRecord(FrozenModel):
     """The running (or last) daemon: who, since when, with which figures."""
 
     pid: int

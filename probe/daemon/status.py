@@ -14,8 +14,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
-
 from probe import __version__
 from probe.daemon import consent
 from probe.daemon.scheduler import PLATFORM_PREFIX, UPLOAD_JOB, next_runs
@@ -23,22 +21,19 @@ from probe.daemon.settings import LoadedConfig
 from probe.daemon.state import STATE_FILE, Contact, DaemonRecord, RunRecord, State
 from probe.evidence.keys import KeyStore
 from probe.evidence.outbox import OUTBOX_FILE, Outbox
+from probe.model.base import FrozenModel
 
 if TYPE_CHECKING:  # rich is imported only to render, never in the daemon
     from rich.console import Console
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PlatformStatus(_Frozen):
+class PlatformStatus(FrozenModel):
     name: str
     last_run: RunRecord | None
     next_run_at: datetime | None
 
 
-class OutboxStatus(_Frozen):
+class OutboxStatus(FrozenModel):
     pending: int
     due: int
     dead: int
@@ -46,7 +41,7 @@ class OutboxStatus(_Frozen):
     oldest_created_at: datetime | None
 
 
-class BudgetStatus(_Frozen):
+class BudgetStatus(FrozenModel):
     day: date
     used_bytes: int
     measured_bytes: int
@@ -59,7 +54,7 @@ class BudgetStatus(_Frozen):
     throughput_enabled: bool
 
 
-class CollectorStatus(_Frozen):
+class CollectorStatus(FrozenModel):
     url: str | None
     reachable: bool | None  # a live check now; None when not checked
     detail: str | None
@@ -67,17 +62,17 @@ class CollectorStatus(_Frozen):
     next_upload_at: datetime | None
 
 
-class KeyStatus(_Frozen):
+class KeyStatus(FrozenModel):
     key_id: str
     asn: int | None
 
 
-class DaemonStatus(_Frozen):
+class DaemonStatus(FrozenModel):
     running: bool
     record: DaemonRecord | None
 
 
-class StatusReport(_Frozen):
+class StatusReport(FrozenModel):
     """Everything ``blockprobe status`` shows."""
 
     version: str

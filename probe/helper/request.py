@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import urllib.parse
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from probe.flows.plan import EndpointPlan
+from probe.model.base import FrozenModel
 
 CONTROL_PATH = "/api/v1/control"
 _URL = r"^https?://[^/\s]+"
 
 
-class ControlRequest(BaseModel):
+class ControlRequest(FrozenModel):
     """What a probe asks the helper to measure."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: str = Field(pattern=_URL)
     platform: str = Field(min_length=1)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
+from probe.model.base import WireModel
 from probe.model.measurement import Measurement, Observations
 from probe.model.observations import Certificate
 from probe.model.sharing import certificate_ref, references, unpack
@@ -27,11 +28,7 @@ _KEY_ID = r"^[0-9a-f]{64}$"
 _BASE64 = r"^[A-Za-z0-9+/_-]*={0,2}$"
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class Manifest(_Wire):
+class Manifest(WireModel):
     """What a bundle says about itself: format, signing key, time, network and contents."""
 
     format_version: Literal["1", "2"] = FORMAT_VERSION
@@ -44,7 +41,7 @@ class Manifest(_Wire):
     measurement_count: int = Field(ge=0)
 
 
-class Bundle(_Wire):
+class Bundle(WireModel):
     """A manifest and the measurements it covers, all taken from one network."""
 
     manifest: Manifest
@@ -84,14 +81,14 @@ class Bundle(_Wire):
         return self
 
 
-class Signature(_Wire):
+class Signature(WireModel):
     """One DSSE signature: ``keyid`` is an unauthenticated hint, ``sig`` base64."""
 
     keyid: str = Field(pattern=r"^[!-~]*$", max_length=128)  # printable ASCII
     sig: str = Field(pattern=_BASE64, max_length=256)
 
 
-class Envelope(_Wire):
+class Envelope(WireModel):
     """A DSSE v1 envelope: base64 payload, its type, and one or more signatures."""
 
     payload: str = Field(pattern=_BASE64)

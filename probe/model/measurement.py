@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from probe.model.base import WireModel
 from probe.model.observations import (
     DNSObservation,
     HTTPObservation,
@@ -21,11 +22,7 @@ from probe.model.observations import (
 from probe.model.verdict import Verdict
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class Observations(_Wire):
+class Observations(WireModel):
     """Everything the steps saw for one endpoint (or canary) from one place, retries included."""
 
     dns: tuple[DNSObservation, ...] = ()
@@ -37,7 +34,7 @@ class Observations(_Wire):
     quic: tuple[QUICObservation, ...] = ()  # HTTP/3 endpoints: QUIC handshakes and their controls
 
 
-class VantageInfo(_Wire):
+class VantageInfo(WireModel):
     """Where a measurement was taken, coarsely: never the probe's IP address."""
 
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
@@ -46,7 +43,7 @@ class VantageInfo(_Wire):
     software: str
 
 
-class Measurement(_Wire):
+class Measurement(WireModel):
     """One endpoint of one platform, measured once, with the controls used and the verdict."""
 
     measurement_id: str

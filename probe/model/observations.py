@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from probe.model.base import WireModel
 from probe.model.failures import Failure
 
 _CERTIFICATE_FAILURES = frozenset(
@@ -20,11 +21,7 @@ DnsTransport = Literal["system", "udp", "tcp", "doh", "dot"]
 Direction = Literal["down", "up"]
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class DNSAnswer(_Wire):
+class DNSAnswer(WireModel):
     """One resource record of an answer."""
 
     rtype: Literal["A", "AAAA", "CNAME"]
@@ -32,7 +29,7 @@ class DNSAnswer(_Wire):
     ttl: int = Field(ge=0)
 
 
-class DNSObservation(_Wire):
+class DNSObservation(WireModel):
     """One DNS query and what came back.
 
     ``late_answers`` holds further responses to the same query that arrived after the first one
@@ -57,7 +54,7 @@ class DNSObservation(_Wire):
         return tuple(a.value for a in self.answers if a.rtype in ("A", "AAAA"))
 
 
-class TCPConnectObservation(_Wire):
+class TCPConnectObservation(WireModel):
     """One TCP connect to a remote address."""
 
     ip: str
@@ -67,7 +64,7 @@ class TCPConnectObservation(_Wire):
     t: float
 
 
-class Certificate(_Wire):
+class Certificate(WireModel):
     """The facts of a peer certificate the classifier needs (the leaf, and its chain in PEM)."""
 
     subject: str
@@ -77,7 +74,7 @@ class Certificate(_Wire):
     chain_pem: tuple[str, ...] = ()
 
 
-class TLSHandshakeObservation(_Wire):
+class TLSHandshakeObservation(WireModel):
     """One TLS handshake to ``ip:port`` with ``sni``.
 
     ``control`` marks the benign-SNI handshake to the same address. ``cert_valid`` is whether the
@@ -116,7 +113,7 @@ class TLSHandshakeObservation(_Wire):
         )
 
 
-class HTTPObservation(_Wire):
+class HTTPObservation(WireModel):
     """One HTTP(S) fetch of ``url``, redirects followed within the platform's domains.
 
     A fetch that failed after the status line keeps the status, headers and the part of the body
@@ -144,7 +141,7 @@ class HTTPObservation(_Wire):
     t: float
 
 
-class ThroughputObservation(_Wire):
+class ThroughputObservation(WireModel):
     """A budgeted bulk transfer: bytes against time, sampled about every 100 ms.
 
     ``samples`` are ``(seconds since start, cumulative bytes)``. ``control`` marks the comparison
@@ -172,7 +169,7 @@ class ThroughputObservation(_Wire):
         return self.bytes * 8 / 1000 / self.seconds if self.seconds > 0 else 0.0
 
 
-class PacketObservation(_Wire):
+class PacketObservation(WireModel):
     """Packet-level evidence (needs raw sockets): who sent a reset, every DNS response with its IP
     TTL, or the hop where a trigger gets blocked (TTL-limited probes, as CenTrace does).
 
@@ -196,7 +193,7 @@ class PacketObservation(_Wire):
 QuicClose = Literal["connection_close", "stateless_reset", "version_negotiation", "icmp"]
 
 
-class QUICObservation(_Wire):
+class QUICObservation(WireModel):
     """One QUIC handshake to ``ip:port`` with ``sni`` (ALPN h3), and an HTTP/3 GET when it worked.
 
     ``control`` marks the benign-SNI handshake to the same address. ``close`` says how the

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from probe.model.base import FrozenModel
 from probe.model.verdict import Family, FamilyVerdict, Http3Verdict, ThroughputSummary, VerdictKind
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class EndpointResult(_Wire):
+class EndpointResult(FrozenModel):
     """One row of ``results``: an endpoint's verdict, or a platform summary (``target`` None)."""
 
     platform: str
@@ -36,7 +33,7 @@ class EndpointResult(_Wire):
     )
 
 
-class ProbeInfo(_Wire):
+class ProbeInfo(FrozenModel):
     """What the run document says about the probe: software and network, never its address."""
 
     software: str
@@ -46,7 +43,7 @@ class ProbeInfo(_Wire):
     network: str | None = None
 
 
-class RunDocument(_Wire):
+class RunDocument(FrozenModel):
     """The single JSON document of ``blockprobe run --json``."""
 
     probe: ProbeInfo

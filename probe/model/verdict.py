@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from probe.model.base import WireModel
 from probe.model.methods import Method
 from probe.model.observations import Direction
 
@@ -50,11 +51,7 @@ METHODS: dict[str, VerdictKind] = {
 }
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class _AliasedWire(_Wire):
+class _AliasedWire(WireModel):
     """A wire model whose Python names differ from its JSON names: both read, JSON's written."""
 
     model_config = ConfigDict(
@@ -62,7 +59,7 @@ class _AliasedWire(_Wire):
     )
 
 
-class ThroughputSummary(_Wire):
+class ThroughputSummary(WireModel):
     """The contract's ``throughput`` object for an endpoint that transferred data."""
 
     bytes: int

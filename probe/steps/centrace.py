@@ -26,8 +26,9 @@ import struct
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from probe.model.base import FrozenModel
 from probe.model.failures import Failure
 from probe.net.capture import Capture, Captured, raw_sockets_available
 from probe.net.errors import NETWORK_ERRORS, classify_exception
@@ -45,11 +46,7 @@ Reaction = Literal["reset", "server", "icmp", "silence", "failed"]
 Outcome = Literal["reset", "drop", "none", "unknown"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class HopProbe(_Frozen):
+class HopProbe(FrozenModel):
     """What one trigger sent with IP TTL ``ttl`` drew."""
 
     ttl: int = Field(ge=1, le=255)
@@ -76,7 +73,7 @@ class HopProbe(_Frozen):
         return "icmp" if self.router else "silence"
 
 
-class CensorLocation(_Frozen):
+class CensorLocation(FrozenModel):
     """Where on the path to ``ip`` the trigger for ``host`` is blocked."""
 
     available: bool

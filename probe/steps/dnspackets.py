@@ -19,19 +19,15 @@ import dns.exception
 import dns.message
 import dns.rcode
 import dns.rdatatype
-from pydantic import BaseModel, ConfigDict
 
+from probe.model.base import FrozenModel
 from probe.net.capture import Capture, Captured, raw_sockets_available
 from probe.steps.packets import NOT_AVAILABLE, AllowCheck, check_allowed
 
 WINDOW = 0.5  # seconds to keep listening after the first response
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DnsResponsePacket(_Frozen):
+class DnsResponsePacket(FrozenModel):
     """One response to the query, as it arrived."""
 
     ip_ttl: int
@@ -41,7 +37,7 @@ class DnsResponsePacket(_Frozen):
     addresses: tuple[str, ...] = ()
 
 
-class DnsPacketEvidence(_Frozen):
+class DnsPacketEvidence(FrozenModel):
     """Every response one query got, and what their answers and IP TTLs say."""
 
     available: bool

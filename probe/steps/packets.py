@@ -24,8 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from pydantic import BaseModel, ConfigDict
-
+from probe.model.base import FrozenModel
 from probe.model.failures import Failure
 from probe.net.capture import Capture, Captured, raw_sockets_available
 from probe.net.errors import NETWORK_ERRORS, classify_exception
@@ -43,10 +42,8 @@ AllowCheck = Callable[[str, str], bool]
 """(host, ip) -> whether the probe may send packet probes there (a configured platform endpoint)."""
 
 
-class PacketEvidence(BaseModel):
+class PacketEvidence(FrozenModel):
     """What the packets of one ClientHello attempt show about the RSTs that came back."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     available: bool
     ip: str
