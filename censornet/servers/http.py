@@ -1,7 +1,8 @@
-"""A small HTTP/1.1 server core on asyncio streams: parse requests, write responses.
+"""A small HTTP/1.1 server core on asyncio streams: requests parsed by h11, responses written.
 
-Small on purpose: the lab needs control over when a connection is closed or reset, which full
-frameworks hide. Supports Content-Length and chunked request bodies, keep-alive, HEAD.
+Small on purpose: the lab's censor middleboxes (proxy, blockpage and DoH fronts) need control
+over when a connection is closed or reset, which full frameworks hide. h11 parses the requests
+(Content-Length and chunked bodies, pipelining); keep-alive and HEAD are answered here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+import h11
+
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
 IDLE_TIMEOUT = 30.0
+READ_SIZE = 64 * 1024
 
 
 class BadRequest(Exception):
@@ -96,60 +100,66 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
 
 
 def parse_head(head: bytes) -> HttpRequest:
-    """Parse a request head into an HttpRequest without a body."""
+    """Parse a request head (read by ``read_head``) into an HttpRequest without a body."""
+    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    connection.receive_data(head)
     try:
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, version = lines[0].split(" ")
-    except ValueError as exc:
-        raise BadRequest("bad request line") from exc
-    if not version.startswith("HTTP/1."):
-        raise BadRequest(f"unsupported version {version!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise BadRequest("bad header line")
-        headers[name.strip().lower()] = value.strip()
-    return HttpRequest(method.upper(), target, version, headers, head=head)
+        event = connection.next_event()
+    except h11.RemoteProtocolError as exc:
+        raise BadRequest(str(exc)) from exc
+    if not isinstance(event, h11.Request):
+        raise BadRequest("truncated request head")
+    return _request(event, head=head)
 
 
-async def read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
-    """Read one whole request, body included (None when the client closed the connection)."""
-    head = await read_head(reader)
-    if not head:
-        return None
-    request = parse_head(head)
-    body = await read_body(reader, request.headers)
-    return HttpRequest(request.method, request.target, request.version, request.headers, body, head)
+class RequestReader:
+    """Reads whole requests off one connection with h11; bytes the client sent past one request
+    (a pipelined next request) are kept for the next."""
 
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._pending = b""
 
-async def read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
-    """Read a request body framed by Content-Length or chunked transfer coding."""
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        chunks = bytearray()
+    async def next(self) -> HttpRequest | None:
+        """The next request, body included (None when the client closed the connection)."""
+        connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        if self._pending:  # (an empty receive_data would mean end of stream to h11)
+            connection.receive_data(self._pending)
+            self._pending = b""
+        request: h11.Request | None = None
+        body = bytearray()
         while True:
-            size_line = await reader.readuntil(b"\r\n")
             try:
-                size = int(size_line.split(b";")[0].strip() or b"0", 16)
-            except ValueError as exc:
-                raise BadRequest("bad chunk size") from exc
-            if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                    pass  # trailers
-                return bytes(chunks)
-            chunks += await reader.readexactly(size)
-            await reader.readexactly(2)
-            if len(chunks) > MAX_BODY:
-                raise BadRequest("body too large")
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError as exc:
-        raise BadRequest("bad Content-Length") from exc
-    if length < 0 or length > MAX_BODY:
-        raise BadRequest("bad Content-Length")
-    return await reader.readexactly(length) if length else b""
+                event = connection.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise BadRequest(str(exc)) from exc
+            if event is h11.NEED_DATA:
+                connection.receive_data(await self._reader.read(READ_SIZE))  # b"": EOF
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    raise BadRequest("body too large")
+            elif isinstance(event, h11.EndOfMessage) and request is not None:
+                self._pending = bytes(connection.trailing_data[0])
+                return _request(request, body=bytes(body))
+            elif isinstance(event, h11.ConnectionClosed) and request is None:
+                return None
+            else:
+                raise BadRequest(f"unexpected {type(event).__name__} while reading a request")
+
+
+def _request(event: h11.Request, *, body: bytes = b"", head: bytes = b"") -> HttpRequest:
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
+    return HttpRequest(
+        method=event.method.decode("ascii").upper(),
+        target=event.target.decode("latin-1"),
+        version="HTTP/" + event.http_version.decode("ascii"),
+        headers=headers,
+        body=body,
+        head=head,
+    )
 
 
 async def write_response(
@@ -182,10 +192,11 @@ async def serve_http(
 
     ``handler`` returning None means: close the connection without answering.
     """
+    requests = RequestReader(reader)
     while True:
         try:
             async with asyncio.timeout(IDLE_TIMEOUT):
-                request = await read_request(reader)
+                request = await requests.next()
         except BadRequest as exc:
             bad = HttpResponse.html(400, f"<html><body>Bad request: {exc}</body></html>")
             await write_response(writer, bad, head_only=False, keep_alive=False)
