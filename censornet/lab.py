@@ -178,6 +178,8 @@ class Lab:
 
     def down(self) -> None:
         """Stop every process the lab started and delete its namespaces and state."""
+        for server in self.servers:  # those started since the state file was last saved too
+            server.stop()
         _teardown(self.prefix, self.state_dir, self.mode)
 
     @property

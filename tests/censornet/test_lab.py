@@ -113,6 +113,31 @@ def test_next_up_cleans_a_crashed_run(prefix: str) -> None:
     assert lab.run("isp1", ["ip", "-br", "addr"]).stdout.count("198.18.") >= 3
 
 
+def test_a_failed_up_stops_the_servers_it_started(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that fails to start ends `lab up` with no process of the lab left running."""
+    from censornet.processes import Tracked
+
+    started: list[Tracked] = []
+    spawn = Lab._spawn
+
+    def tracking_spawn(self: Lab, name: str, role: str, argv: list[str]) -> Tracked:
+        started.append(spawn(self, name, role, argv))
+        return started[-1]
+
+    def failing_helper(self: Lab) -> None:
+        raise LabError("the helper did not start (made to fail by this test)")
+
+    monkeypatch.setattr(Lab, "_spawn", tracking_spawn)
+    monkeypatch.setattr(Lab, "_start_helper", failing_helper)
+    with pytest.raises(LabError, match="made to fail"):
+        Lab.up(prefix)
+    assert len(started) >= 5
+    assert [s.name for s in started if s.alive()] == []
+    assert [] == _namespaces(prefix)
+
+
 def test_locate_refuses_unknown_roles(prefix: str) -> None:
     """An unknown role is named together with the known ones."""
     assert 0 == _cli(prefix, "up").returncode
