@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from probe.daemon.status import alive
+
 app = typer.Typer(help="The collector service.", no_args_is_help=True, add_completion=False)
 
 
@@ -76,7 +78,7 @@ def serve(
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, mode=0o700)
     for old in metrics_dir.parent.iterdir():
-        if old.name.isdigit() and not _alive(int(old.name)):
+        if old.name.isdigit() and not alive(int(old.name)):
             shutil.rmtree(old, ignore_errors=True)  # a collector that is gone
     # Workers build the app from the environment (uvicorn's factory), so settings go there.
     env = {
@@ -107,13 +109,3 @@ def serve(
         proxy_headers=False,
         log_level="info",
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
