@@ -44,7 +44,8 @@ from collectors.rollup_tables import (
     report_votes,
 )
 from collectors.runs import run_verdict
-from collectors.votes import VERDICTS, local_outage_vote, vote_of
+from collectors.votes import local_outage_vote, vote_of
+from probe.model.verdict import VERDICTS
 
 Grain = Literal["hour", "day"]
 GRAINS: tuple[Grain, ...] = ("hour", "day")

@@ -37,12 +37,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collectors.runs import FAILING, report_runs
+from probe.model.verdict import VERDICTS
 
 metadata = MetaData()
 
 SeriesGrain = Literal["5min", "hour"]
 WIDTHS: dict[SeriesGrain, int] = {"5min": 300, "hour": 3600}
-VERDICTS = ("reachable", "blocked", "throttled", "outage", "inconclusive")
 
 report_series = Table(
     "report_series",

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.model.verdict import SEVERITY
+from probe.model.verdict import SEVERITY, VERDICTS
 
-VERDICTS = ("reachable", "blocked", "throttled", "outage", "inconclusive")
 _FAILING_BY_SEVERITY = tuple(
     VERDICTS.index(kind) for kind in SEVERITY if kind in ("blocked", "throttled", "outage")
 )

@@ -25,14 +25,13 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
 from collectors.rollup_tables import report_probes
 from collectors.runs import report_runs
 from collectors.series import WIDTHS, SeriesGrain, report_series
-from probe.model.verdict import SEVERITY
+from probe.model.verdict import SEVERITY, VERDICTS
 from reports.asnames import operator
 from reports.incidents import RUN_COLUMNS, Located, Run, as_run
 from reports.model import ReportQuery
 from reports.query import state_of
 
-VERDICTS = ("reachable", "blocked", "throttled", "outage", "inconclusive")
-_INDEX = {name: i for i, name in enumerate(VERDICTS)}
+_INDEX: dict[str, int] = {name: i for i, name in enumerate(VERDICTS)}
 
 
 @dataclass

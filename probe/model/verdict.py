@@ -6,7 +6,7 @@ for reachable and inconclusive. The names are an external contract: extend, neve
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import ConfigDict, Field
 
@@ -16,6 +16,8 @@ from probe.model.observations import Direction
 
 VerdictKind = Literal["reachable", "blocked", "throttled", "outage", "inconclusive"]
 Family = Literal["ipv4", "ipv6"]
+# The verdicts in the contract's order: the column order of the collector's per-verdict counts.
+VERDICTS: tuple[VerdictKind, ...] = get_args(VerdictKind)
 
 # Worst first: a platform summary takes the worst endpoint verdict.
 SEVERITY: tuple[VerdictKind, ...] = ("blocked", "throttled", "outage", "inconclusive", "reachable")
