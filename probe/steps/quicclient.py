@@ -115,7 +115,14 @@ async def run(
             conn = _Connection(configuration=configuration)
             conn.connect((ip, port), now=loop.time())
             await _drive(
-                conn, transport, outcome, clock, (ip, port), (sni, path, user_agent), body_cap
+                conn,
+                transport,
+                outcome,
+                clock,
+                (ip, port),
+                (sni, path, user_agent),
+                body_cap,
+                deadline,
             )
     except TimeoutError:
         if outcome.handshake_at is None:  # a GET left unanswered shows as no status
@@ -159,8 +166,14 @@ async def _drive(
     peer: tuple[str, int],
     request: tuple[str, str | None, str],
     body_cap: int,
+    deadline: float,
 ) -> None:
-    """Move packets between ``conn`` and the socket until the step has its answer."""
+    """Move packets between ``conn`` and the socket until the step has its answer, or raise
+    TimeoutError at ``deadline``.
+
+    The deadline is checked here as well as by the caller's ``asyncio.timeout_at``: a packet
+    that arrives as that timeout fires can swallow its cancellation (Python 3.11's
+    ``asyncio.wait_for``), and a policed transfer would then run on long past the deadline."""
     sni, path, user_agent = request
     loop = asyncio.get_running_loop()
     h3: H3Connection | None = None
@@ -171,13 +184,16 @@ async def _drive(
             transport.sendto(data)
         if outcome.done:
             return
+        now = loop.time()
+        if now >= deadline:
+            raise TimeoutError
         timer = conn.get_timer()
-        wait = None if timer is None else max(timer - loop.time(), 0.0)
-        try:
-            item = await asyncio.wait_for(outcome.queue.get(), wait)
-        except TimeoutError:
+        wake = deadline if timer is None else min(timer, deadline)
+        item = await _next_datagram(outcome.queue, wake)
+        if item is None:
+            if loop.time() >= deadline:
+                raise TimeoutError
             conn.handle_timer(now=loop.time())
-            item = None
         if isinstance(item, Exception):
             _icmp(outcome, item)
             return
@@ -207,6 +223,17 @@ async def _drive(
         if conn.peer_close is not None and outcome.handshake_at is None:
             _peer_closed(conn.peer_close, outcome)
             return
+
+
+async def _next_datagram(
+    queue: asyncio.Queue[bytes | Exception], wake: float
+) -> bytes | Exception | None:
+    """The next datagram (or socket error) from ``queue``, or None at loop time ``wake``."""
+    try:
+        async with asyncio.timeout_at(wake):
+            return await queue.get()
+    except TimeoutError:
+        return None
 
 
 def _request(sni: str, path: str, user_agent: str) -> list[tuple[bytes, bytes]]:

@@ -187,3 +187,41 @@ async def test_without_the_library_the_step_says_so(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(quic, "available", lambda: False)
     seen = await _shake(9)
     assert seen.skipped == quic.SKIPPED_NO_LIBRARY and seen.sent == 0
+
+
+async def test_deadline_holds_while_datagrams_keep_coming() -> None:
+    """A peer that never stops sending (a policed transfer, a flood of junk): the step still
+    ends at its deadline. A datagram arriving just as the deadline's cancellation lands must not
+    swallow it (Python 3.11's asyncio.wait_for did, and the step then ran on)."""
+    loop = asyncio.get_running_loop()
+    floods: list[asyncio.Task[None]] = []
+    peer: list[tuple[str, int]] = []  # the newest client's address
+
+    async def flood(transport: asyncio.DatagramTransport) -> None:
+        junk = bytes([0x40]) + bytes(range(256)) * 4  # a short-header packet no one can open
+        while not transport.is_closing():
+            for _ in range(20):
+                transport.sendto(junk, peer[-1])
+            await asyncio.sleep(0.001)
+
+    class Flooder(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            peer.append(addr)
+            if not floods:
+                floods.append(loop.create_task(flood(self.transport)))  # type: ignore[arg-type]
+
+    transport, _ = await loop.create_datagram_endpoint(Flooder, local_addr=("127.0.0.1", 0))
+    port = int(transport.get_extra_info("sockname")[1])
+    try:
+        for _ in range(5):
+            started = loop.time()
+            seen = await _shake(port, wait=0.3)
+            assert loop.time() - started < 2.0
+            assert seen.failure is Failure.TIMEOUT and seen.received > 0
+    finally:
+        transport.close()
+        for task in floods:
+            await task
