@@ -258,12 +258,14 @@ def check_sni_alert(lab: Lab) -> None:
 
 
 def check_sni_residual(lab: Lab) -> None:
-    assert answered(tls(lab, X_IP, "example.org"))  # before any trigger
-    assert tls(lab, X_IP, "x.com")["outcome"] == "reset"  # the trigger
+    before = tls(lab, X_IP, "example.org")  # before any trigger
+    assert answered(before), (before, censor_state(lab, "isp1"))
+    trigger = tls(lab, X_IP, "x.com")
+    assert trigger["outcome"] == "reset", trigger
     after = tls(lab, X_IP, "example.org")  # same client, server and port, benign SNI
-    assert (after["outcome"], after["stage"]) == ("timeout", "handshake")
-    assert answered(tls(lab, X_IP2, "example.org"))  # another server
-    assert answered(tls(lab, X_IP, "example.org", at="v1b"))  # another client
+    assert (after["outcome"], after["stage"]) == ("timeout", "handshake"), after
+    assert answered(other := tls(lab, X_IP2, "example.org")), other  # another server
+    assert answered(other := tls(lab, X_IP, "example.org", at="v1b")), other  # another client
     assert http(lab, "http://x.com/", X_IP)["status"] == 301  # another port
 
 
@@ -481,6 +483,17 @@ CHECKS: dict[str, Callable[[Lab], None]] = {
     for name, check in dict(globals()).items()
     if name.startswith("check_") and callable(check)
 }
+
+
+def censor_state(lab: Lab, role: str) -> str:
+    """What the censor at ``role`` holds (rule counters, connections, residual lists): printed
+    when a check fails, to tell a rule from a leftover."""
+    script = (
+        "iptables -t mangle -S BP_MANGLE_PRE -v; iptables -t nat -S BP_NAT_PRE -v; "
+        "iptables -t filter -L BP_FWD -n -v -x; conntrack -L 2>/dev/null; "
+        'for f in /proc/net/xt_recent/*; do [ -e "$f" ] && echo "$f:" && cat "$f"; done; true'
+    )
+    return lab.run(role, ["sh", "-c", script], check=False).stdout
 
 
 def _counter(lab: Lab, role: str, needle: str) -> int:
