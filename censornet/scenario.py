@@ -103,8 +103,19 @@ def restore_input(scenario: Scenario | None, generation: int, family: Family = "
 def reset_script(
     lab: Lab, scenario: Scenario | None, targets: Sequence[str], generation: int
 ) -> str:
-    """The ``sh -e`` script that resets every censor namespace and applies ``scenario``."""
-    lines: list[str] = []
+    """The ``sh -e`` script that resets every censor namespace and applies ``scenario``.
+
+    It first ends the vantage points' closing connections (FIN-WAIT-1, CLOSING, LAST-ACK: closed
+    by their program, their data or FIN still unacknowledged). The kernel retransmits those for
+    minutes, so a ClientHello the previous scenario dropped would reach the new one's rules: in
+    sni-residual a retransmitted x.com ClientHello from sni-drop put the vantage in the penalty
+    box before its first check. Connections still in use are left alone.
+    """
+    lines: list[str] = [
+        f"ip netns exec {shlex.quote(lab.ns(v.name))} ss -t -K state fin-wait-1 state closing "
+        "state last-ack >/dev/null 2>&1 || true"
+        for v in topology.VANTAGES
+    ]
     for role in CENSOR_ROLES:
         ns = shlex.quote(lab.ns(role))
         applied = scenario if role in targets else None

@@ -545,6 +545,28 @@ def test_switching_scenarios_leaves_no_state(lab: Lab) -> None:
     assert rate(lab, "https://video.twimg.com/big", MEDIA_IP)["kbps"] > 20_000
 
 
+def closing(lab: Lab, vantage: str) -> str:
+    """The vantage's connections closed by their program but still retransmitting."""
+    argv = ["ss", "-tnH", "state", "fin-wait-1", "state", "closing", "state", "last-ack"]
+    return lab.run(vantage, argv).stdout.strip()
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_switching_scenarios_ends_retransmissions_of_the_last(lab: Lab) -> None:
+    """A ClientHello that sni-drop dropped is retransmitted by the kernel after the client gave
+    up; a switch ends such connections, so the retransmission cannot trip the next scenario's
+    rules (sni-residual's penalty box caught the vantage before its first check)."""
+    apply_scenario(lab, "sni-drop")
+    assert tls(lab, X_IP, "x.com")["outcome"] == "timeout"
+    assert closing(lab, "v1a")  # the dropped ClientHello is still being retransmitted
+    apply_scenario(lab, "sni-residual")
+    assert closing(lab, "v1a") == ""
+    time.sleep(3.5)  # longer than the orphan's next retransmission would have waited
+    before = tls(lab, X_IP, "example.org")
+    assert answered(before), (before, censor_state(lab, "isp1"))
+
+
 @pytest.mark.lab
 @pytest.mark.slow
 def test_switching_scenarios_forgets_upstream_failures(lab: Lab) -> None:
