@@ -12,7 +12,8 @@ measurements, the log's nodes and size, ``report_runs`` (``collectors.runs.run_r
 function), ``report_series`` (``series_rows`` merged as ingest's upsert merges them), the v3-v5
 rollups (kept in memory as ``collectors.rollup.update_rollups`` keeps them in the database, with
 its helpers), then ``report_networks``/``report_failing`` (``rebuild_networks``, the migrations'
-own function). On PostgreSQL rows travel by ``COPY``; on SQLite by executemany.
+own function) and the runs' quiet levels (``collectors.quiet.mark_quiet``, likewise). On
+PostgreSQL rows travel by ``COPY``; on SQLite by executemany.
 ``tests/reports/test_bulk_load.py`` checks that every table equals what ingest leaves.
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, insert
 
 from collectors.db import write_transaction
+from collectors.quiet import mark_quiet
 from collectors.rollup import (
     FAILURES,
     GRAINS,
@@ -364,5 +366,7 @@ def bulk_load(
         loaded.phases["rollups"] = time.perf_counter() - began
         rebuild_networks(conn)
         loaded.phases["networks"] = time.perf_counter() - began
+        mark_quiet(conn)
+        loaded.phases["quiet"] = time.perf_counter() - began
     loaded.seconds = time.perf_counter() - began
     return loaded

@@ -126,6 +126,15 @@ def _v8_report_series(conn: Connection) -> None:
     backfill_series(conn)
 
 
+def _v9_quiet_runs(conn: Connection) -> None:
+    """Quiet levels of the failing runs (lone failures incidents need not read around)."""
+    from collectors.quiet import mark_quiet
+    from collectors.runs import index_quiet_runs
+
+    index_quiet_runs(conn)
+    mark_quiet(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_baseline,
     _v2_report_indexes,
@@ -135,6 +144,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v6_report_runs,
     _v7_votes_from_runs,
     _v8_report_series,
+    _v9_quiet_runs,
 ]
 
 

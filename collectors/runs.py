@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     delete,
     insert,
+    inspect,
     select,
 )
 
@@ -60,6 +61,8 @@ report_runs = Table(
     Column("kbps", Float),
     Column("control_kbps", Float),
     Column("label", Text),
+    # v9: the run's quiet level (collectors.quiet): a lone failure that incidents need not read
+    Column("quiet", Integer, nullable=False, server_default="0"),
 )
 
 FAILING = ("blocked", "throttled", "outage")
@@ -104,6 +107,18 @@ def index_failing_runs(conn: Connection) -> None:
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS report_runs_down"
         " ON report_runs (started, country, asn) WHERE network_down = 1"
+    )
+
+
+def index_quiet_runs(conn: Connection) -> None:
+    """v9: ``quiet`` (added if missing) in the failing runs' index, which incidents read."""
+    present = {c["name"] for c in inspect(conn).get_columns("report_runs")}
+    if "quiet" not in present:
+        conn.exec_driver_sql("ALTER TABLE report_runs ADD COLUMN quiet INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("DROP INDEX IF EXISTS report_runs_failing_series")
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS report_runs_failing_quiet"
+        " ON report_runs (started, network_down, quiet, platform, country, asn) WHERE failing = 1"
     )
 
 
@@ -201,6 +216,7 @@ def run_rows(
                 "kbps": run.kbps,
                 "control_kbps": run.control_kbps,
                 "label": run.label,
+                "quiet": 0,  # collectors.quiet.update_quiet marks it once stored
             }
         )
     return out

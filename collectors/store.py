@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tupl
 from sqlalchemy.exc import IntegrityError
 
 from collectors.db import write_transaction
+from collectors.quiet import mark_quiet, quiet_series, update_quiet
 from collectors.rollup import forget_key, update_rollups
 from collectors.runs import forget_runs, record_runs
 from collectors.schema import bundles, log_head, log_nodes, measurements, probes
@@ -166,8 +167,10 @@ class Store:
             if result.rowcount > 0:
                 forget_key(conn, key_id)
                 hours = key_series(conn, key_id)
+                series = quiet_series(conn, key_id)
                 forget_runs(conn, key_id)
                 rebuild_series(conn, hours)
+                mark_quiet(conn, series)
         return result.rowcount > 0
 
     # -- bundles -------------------------------------------------------------------------------
@@ -270,7 +273,9 @@ class Store:
             conn.execute(_SET_SIZE, {"size": size + 1})
         if rows:
             update_rollups(conn, rows, key_id=key_id, digest=digest)
-            record_series(conn, record_runs(conn, rows, key_id=key_id, digest=digest))
+            runs = record_runs(conn, rows, key_id=key_id, digest=digest)
+            record_series(conn, runs)
+            update_quiet(conn, runs)
 
     def _nodes_in(self, conn: Connection, wanted: Sequence[tuple[int, int]]) -> merkle.Nodes:
         """The perfect subtrees ``wanted``: from the cache, the rest in one query."""

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, and_, case, func, select
 
+from collectors.quiet import DEPTH
 from collectors.rollup import bucket_of, epoch
 from collectors.rollup_tables import report_confirmations
 from collectors.runs import report_runs
@@ -68,6 +69,7 @@ class Run:
     label: str | None
     kbps: float | None = None
     control_kbps: float | None = None
+    quiet: int = 0  # collectors.quiet: a lone failure, outvoted under rules closing this soon
 
     @property
     def network_down(self) -> bool:
@@ -156,7 +158,9 @@ def incidents(
     lead = since - VOTE_WINDOW  # the votes an incident starting at ``since`` is weighed against
     r = report_runs.c
     failing = and_(r.failing == 1, r.started >= since, r.started < until, *_filters(query, True))
-    platform_series = select(r.country, r.asn, r.platform).where(failing, r.network_down == 0)
+    platform_series = select(r.country, r.asn, r.platform).where(
+        failing, r.network_down == 0, *_loud(rule)
+    )
     network_series = select(r.country, r.asn).where(
         r.failing == 1, r.started >= since, r.started < until, r.network_down == 1,
         *_filters(query, False),
@@ -202,6 +206,8 @@ def incidents(
         runs = _with_onset(conn, runs, (country, asn, platform), since, platform_status, rule)
         starts = [run.started for run in runs]
         for span in apply_rule(runs, platform_status, rule):
+            if quiet(span, rule):
+                continue
             if in_window(span, since) and not outvoted(span, runs, platform_status, starts):
                 name = operator(asn, labels.get((country, asn)))
                 found.append(
@@ -215,6 +221,21 @@ def incidents(
                 name = operator(asn, labels.get((country, asn)))
                 found.append(describe(span, None, country, asn, name, "network", confirmations))
     return sorted(found, key=lambda i: (i.started_at, i.platform or "", i.country, i.asn))
+
+
+def _loud(rule: Rule) -> list[ColumnElement[bool]]:
+    """The failing platform runs that are not quiet under ``rule`` (``collectors.quiet``)."""
+    if 1 <= rule.close_after <= DEPTH:
+        return [report_runs.c.quiet < rule.close_after]
+    return []
+
+
+def quiet(span: Span, rule: Rule) -> bool:
+    """A span of one quiet failing run: outvoted over every run, however few were read."""
+    return (
+        len(span.failing) == 1 and 1 <= rule.close_after <= DEPTH
+        and span.failing[0].quiet >= rule.close_after
+    )  # fmt: skip
 
 
 def _filters(query: ReportQuery, platform: bool) -> list[ColumnElement[bool]]:
@@ -242,6 +263,7 @@ RUN_COLUMNS = (
     report_runs.c.label,
     report_runs.c.kbps,
     report_runs.c.control_kbps,
+    report_runs.c.quiet,
 )
 
 
@@ -276,6 +298,8 @@ def _span_runs(
 
     series = [r[k] for k in keys]
     failing = [r.network_down == 1] if network else [r.failing == 1, r.network_down == 0]
+    if not network:
+        failing += _loud(rule)
     spans = (
         select(
             *series,
