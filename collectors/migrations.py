@@ -135,6 +135,13 @@ def _v9_quiet_runs(conn: Connection) -> None:
     mark_quiet(conn)
 
 
+def _v10_series_3h(conn: Connection) -> None:
+    """``report_series`` gains 3-hour buckets (a month's dashboard): rebuilt from the runs."""
+    from collectors.series import backfill_series
+
+    backfill_series(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_baseline,
     _v2_report_indexes,
@@ -145,6 +152,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v7_votes_from_runs,
     _v8_report_series,
     _v9_quiet_runs,
+    _v10_series_3h,
 ]
 
 

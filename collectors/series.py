@@ -1,11 +1,12 @@
 """Runs per series and time bucket (``report_series``), kept at ingest for the dashboard.
 
-One row per grain (``5min`` or ``hour``), bucket (its start, epoch seconds), network (country,
-ASN) and platform, summing that series' runs (``collectors.runs``) whose first measurement falls in
-the bucket: how many, how many by verdict among the runs that reached the Internet, how many saw
-the network itself down (``outage.local``), the first and last failing measurement and the first
-and last reachable run (the measurements' own times, fractions kept), and the probe's network
-label. A timeline over any window of whole 5-minute buckets reads these rows instead of the runs.
+One row per grain (``5min``, ``hour`` or ``3h``: v10), bucket (its start, epoch seconds), network
+(country, ASN) and platform, summing that series' runs (``collectors.runs``) whose first
+measurement falls in the bucket: how many, how many by verdict among the runs that reached the
+Internet, how many saw the network itself down (``outage.local``), the first and last failing
+measurement and the first and last reachable run (the measurements' own times, fractions kept),
+and the probe's network label. A timeline over any window of whole 5-minute buckets reads these
+rows instead of the runs.
 
 ``record_series`` adds one bundle's runs inside the ingest transaction (one executemany upsert);
 ``backfill_series`` rebuilds the table from ``report_runs`` (the migration, the bulk loader);
@@ -41,8 +42,9 @@ from probe.model.verdict import VERDICTS
 
 metadata = MetaData()
 
-SeriesGrain = Literal["5min", "hour"]
-WIDTHS: dict[SeriesGrain, int] = {"5min": 300, "hour": 3600}
+SeriesGrain = Literal["5min", "hour", "3h"]
+WIDTHS: dict[SeriesGrain, int] = {"5min": 300, "hour": 3600, "3h": 3 * 3600}  # 3h: v10
+WIDEST = max(WIDTHS.values())  # a revocation recomputes whole buckets of this width
 
 report_series = Table(
     "report_series",
@@ -221,9 +223,9 @@ def _fill(conn: Connection, query: Any, chunk: int) -> int:
 
 
 def key_series(conn: Connection, key_id: str) -> list[tuple[str, int, str, int]]:
-    """The hours (country, asn, platform, hour) in which ``key_id`` has runs."""
+    """The widest buckets (country, asn, platform, start) in which ``key_id`` has runs."""
     r = report_runs.c
-    width = WIDTHS["hour"]
+    width = WIDEST
     hours = {
         (country, int(asn), platform, int(started // width) * width)
         for country, asn, platform, started in conn.execute(
@@ -234,11 +236,11 @@ def key_series(conn: Connection, key_id: str) -> list[tuple[str, int, str, int]]
 
 
 def rebuild_series(conn: Connection, hours: Sequence[tuple[str, int, str, int]]) -> int:
-    """Recompute the rows of these (country, asn, platform, hour) from ``report_runs``."""
+    """Recompute the rows of these (country, asn, platform, widest bucket) from ``report_runs``."""
     if not hours:
         return 0
     s, r = report_series.c, report_runs.c
-    width = WIDTHS["hour"]
+    width = WIDEST
     for start in range(0, len(hours), 500):
         part = hours[start : start + 500]
         conn.execute(

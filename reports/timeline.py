@@ -17,10 +17,23 @@ day) over the hours the window touches in ``from_series``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+)
 
 from collectors.rollup_tables import report_probes
 from collectors.runs import report_runs
@@ -38,15 +51,19 @@ _INDEX: dict[str, int] = {name: i for i, name in enumerate(VERDICTS)}
 class Tally:
     """One network's runs in one bucket: all, network down, per platform verdicts and methods.
 
-    ``verdicts`` counts each platform's runs (not network-down) in ``VERDICTS`` order.
+    ``verdicts`` counts each platform's runs (not network-down) in ``VERDICTS`` order; or
+    ``states`` holds each platform's state, computed in the database from those counts (a
+    bucket of one ``report_series`` row per platform), and no run is added.
     """
 
     runs: int = 0
     down: int = 0
     verdicts: dict[str, list[int]] = field(default_factory=dict)
     methods: dict[str, dict[str, int]] = field(default_factory=dict)
+    states: dict[str, str] | None = None
 
     def add_run(self, run: Run) -> None:
+        assert self.states is None, "a bucket of platform states takes no runs"
         self.runs += 1
         if run.network_down:
             self.down += 1
@@ -64,6 +81,8 @@ class Tally:
 
 
 def _states(tally: Tally) -> dict[str, str]:
+    if tally.states is not None:
+        return tally.states
     found: dict[str, str] = {}
     for name, (r, b, t, o, i) in tally.verdicts.items():
         n = r + b + t + o + i
@@ -164,10 +183,11 @@ def from_series(
     """The networks of the runs in ``[since, end)``, in ``bucket`` seconds (a multiple of 300).
 
     Whole buckets of the widest ``report_series`` grain that divides ``bucket`` come from the
-    rollup, summed per bucket in the database; the partial ones at both ends from the runs. A
-    network is named by the label of its latest run that has one.
+    rollup, summed per bucket in the database (a bucket of that grain: each platform's state
+    computed there, one row per network and bucket); the partial ones at both ends from the
+    runs. A network is named by the label of its latest run that has one.
     """
-    grain: SeriesGrain = "hour" if bucket % WIDTHS["hour"] == 0 else "5min"
+    grain = max((g for g in WIDTHS if bucket % WIDTHS[g] == 0), key=WIDTHS.__getitem__)
     width = WIDTHS[grain]
     lo = -(-int(since) // width) * width  # the first whole bucket
     hi = int(end) // width * width  # the end of the last whole bucket
@@ -181,31 +201,10 @@ def from_series(
             net = found[(country, asn)] = Network(country, asn)
         return net
 
-    s = report_series.c
-    at = (s.bucket - s.bucket % bucket).label("at")
-    rows = conn.execute(  # summed per display bucket in the database
-        select(s.country, s.asn, s.platform, at, func.sum(s.runs), func.sum(s.network_down))
-        .add_columns(func.max(s.label), *(func.sum(s[v]) for v in VERDICTS))
-        .where(s.grain == grain, s.bucket >= lo, s.bucket < hi, *_filters(report_series, query))
-        .group_by(s.country, s.asn, s.platform, at)
-    )
-    for country, asn, platform, start, runs, down, label, *counts in rows:
-        net = found.get((country, asn)) or network(country, asn)
-        tally = net.buckets.get(start)
-        if tally is None:
-            tally = net.buckets[start] = Tally()
-        tally.runs += runs
-        tally.down += down
-        if runs > down:
-            mine = tally.verdicts.get(platform)
-            if mine is None:
-                tally.verdicts[platform] = [int(n) for n in counts]
-            else:
-                for i, n in enumerate(counts):
-                    mine[i] += int(n)
-        net.runs += runs
-        if label:
-            net.name = label
+    if width == bucket:
+        _whole_states(conn, query, grain, lo, hi, network)
+    else:
+        _whole_sums(conn, query, grain, lo, hi, bucket, network)
     r = report_runs.c
     edges = or_(
         and_(r.started >= since, r.started < lo),
@@ -227,6 +226,95 @@ def from_series(
     _keys(conn, query, found, since, end)
     _latest(conn, query, found, end)
     return _sorted(found)
+
+
+def _whole_sums(
+    conn: Connection,
+    query: ReportQuery,
+    grain: SeriesGrain,
+    lo: int,
+    hi: int,
+    bucket: int,
+    network: Callable[[str, int], Network],
+) -> None:
+    """Tallies of the whole buckets, each platform's series rows summed in the database."""
+    s = report_series.c
+    at = (s.bucket - s.bucket % bucket).label("at")
+    rows = conn.execute(  # summed per display bucket in the database
+        select(s.country, s.asn, s.platform, at, func.sum(s.runs), func.sum(s.network_down))
+        .add_columns(func.max(s.label), *(func.sum(s[v]) for v in VERDICTS))
+        .where(s.grain == grain, s.bucket >= lo, s.bucket < hi, *_filters(report_series, query))
+        .group_by(s.country, s.asn, s.platform, at)
+    )
+    for country, asn, platform, start, runs, down, label, *counts in rows:
+        net = network(country, asn)
+        tally = net.buckets.get(start)
+        if tally is None:
+            tally = net.buckets[start] = Tally()
+        tally.runs += runs
+        tally.down += down
+        if runs > down:
+            mine = tally.verdicts.get(platform)
+            if mine is None:
+                tally.verdicts[platform] = [int(n) for n in counts]
+            else:
+                for i, n in enumerate(counts):
+                    mine[i] += int(n)
+        net.runs += runs
+        if label:
+            net.name = label
+
+
+def _whole_states(
+    conn: Connection,
+    query: ReportQuery,
+    grain: SeriesGrain,
+    lo: int,
+    hi: int,
+    network: Callable[[str, int], Network],
+) -> None:
+    """Tallies of the whole buckets, one series row per platform each: every platform's state
+    (``reports.query.state_of``) computed in the database, one row per network and bucket."""
+    s = report_series.c
+    per_platform = (
+        select(s.country, s.asn, s.bucket, s.runs, s.network_down, s.label)
+        .add_columns((s.platform + "=" + _state(s)).label("state"))
+        .where(s.grain == grain, s.bucket >= lo, s.bucket < hi, *_filters(report_series, query))
+        .subquery()
+    )
+    p = per_platform.c
+    rows = conn.execute(  # integers first: the sort for the groups compares little text
+        select(p.country, p.asn, p.bucket, func.sum(p.runs), func.sum(p.network_down))
+        .add_columns(func.max(p.label), func.aggregate_strings(p.state, ","))
+        .group_by(p.asn, p.bucket, p.country)
+    )
+    for country, asn, start, runs, down, label, states in rows:
+        net = network(country, asn)
+        pairs = (item.split("=", 1) for item in states.split(",")) if states else ()
+        net.buckets[start] = Tally(int(runs), int(down), states=dict(pairs))
+        net.runs += int(runs)
+        if label:
+            net.name = label
+
+
+def _state(s: Any) -> ColumnElement[str]:
+    """``state_of`` over a series row's verdict counts, in SQL (NULL: every run saw the
+    network down)."""
+    n = s.reachable + s.blocked + s.throttled + s.outage + s.inconclusive
+    two: ColumnElement[int] = literal_column("2")
+    kinds = [k for k in SEVERITY if k in ("blocked", "throttled", "outage")]
+    first, second, third = (s[k] for k in kinds)
+    worst = case(
+        (and_(first >= second, first >= third), literal(kinds[0])),
+        (second >= third, literal(kinds[1])),
+        else_=literal(kinds[2]),
+    )
+    return case(
+        (s.runs <= s.network_down, null()),
+        (two * (s.blocked + s.throttled + s.outage) > n, worst),
+        (two * s.reachable >= n, literal("reachable")),
+        else_=literal("inconclusive"),
+    )
 
 
 def _methods(
