@@ -142,6 +142,13 @@ def _v10_series_3h(conn: Connection) -> None:
     backfill_series(conn)
 
 
+def _v11_probe_keys(conn: Connection) -> None:
+    """An index of the keys that measured, by time, for the dashboard."""
+    from collectors.rollup_tables import index_probe_keys
+
+    index_probe_keys(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_baseline,
     _v2_report_indexes,
@@ -153,6 +160,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v8_report_series,
     _v9_quiet_runs,
     _v10_series_3h,
+    _v11_probe_keys,
 ]
 
 

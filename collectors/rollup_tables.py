@@ -149,6 +149,15 @@ def create_rollup_tables(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS report_votes_key ON report_votes (key_id)")
 
 
+def index_probe_keys(conn: Connection) -> None:
+    """v11: the keys that measured, by time (``family = ""``): the dashboard's probes per
+    country read them index-only over a month."""
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS report_probes_keys"
+        " ON report_probes (grain, bucket, country, asn, platform, key_id) WHERE family = ''"
+    )
+
+
 def drop_rollup_tables(conn: Connection) -> None:
     """Drop every rollup table (v5 rebuilds them with one vote per key)."""
     metadata.drop_all(conn, tables=ALL_TABLES, checkfirst=True)

@@ -280,9 +280,10 @@ def _span_runs(
     cover the rest). A previous failing run within ``VOTE_WINDOW`` starts the range, and a next
     one within ``NEAR`` ends it, without looking up the reachable neighbours (inside a long
     incident, a range reaches the next failing run; reading more of a series changes nothing).
-    One statement: the failing runs (a covering partial index), index-only lookups of the
-    reachable neighbours where needed, and a range scan of the series index per range. The
-    rule and the votes over these runs give what they give over every run.
+    One statement: the failing runs (a covering partial index; not the quiet ones,
+    ``collectors.quiet``), index-only lookups of the reachable neighbours where needed, and a
+    range scan of the series index per stretch of overlapping ranges. The rule and the votes
+    over these runs give what they give over every run.
     """
     r = report_runs.c
     near, far = report_runs.alias("near"), report_runs.alias("far")
@@ -356,12 +357,12 @@ def _span_runs(
         case((s.previous.is_(None), first), else_=later).label("lo"),
         hi.label("hi"),
     ).subquery()
+    merged = _merged(ranges, keys)
     rows = conn.execute(
         select(*[r[k] for k in keys], *RUN_COLUMNS)
-        .distinct()
-        .select_from(ranges)
-        .join(report_runs, and_(*(r[k] == ranges.c[k] for k in keys)))
-        .where(r.started >= ranges.c.lo, r.started <= ranges.c.hi)
+        .select_from(merged)
+        .join(report_runs, and_(*(r[k] == merged.c[k] for k in keys)))
+        .where(r.started >= merged.c.lo, r.started <= merged.c.hi)
         .order_by(r.started, r.bundle_digest)
     )
     found: dict[tuple[Any, ...], list[Run]] = {}
@@ -370,6 +371,27 @@ def _span_runs(
         if row.started < until:  # ``hi`` may be the window's end, which is not in it
             found.setdefault(tuple(row[:width]), []).append(as_run(row[width:]))
     return found
+
+
+def _merged(ranges: Any, keys: Sequence[str]) -> Any:
+    """``ranges`` (a series' ``lo`` to ``hi``, overlapping) merged per series into disjoint
+    ones: one scan of the series index per stretch (a long incident is one), no run twice."""
+    g = ranges.c
+    series = [g[k] for k in keys]
+    order = (g.lo, g.hi)
+    reach = func.max(g.hi).over(partition_by=series, order_by=order, rows=(None, -1))
+    opens = case((g.lo <= reach, 0), else_=1).label("opens")  # reaches past every earlier one
+    marked = select(*series, g.lo, g.hi, opens).subquery()
+    m = marked.c
+    each = [m[k] for k in keys]
+    island = func.sum(m.opens).over(partition_by=each, order_by=(m.lo, m.hi), rows=(None, 0))
+    numbered = select(*each, m.lo, m.hi, island.label("island")).subquery()
+    n = numbered.c
+    return (
+        select(*(n[k] for k in keys), func.min(n.lo).label("lo"), func.max(n.hi).label("hi"))
+        .group_by(*(n[k] for k in keys), n.island)
+        .subquery()
+    )
 
 
 def window_runs(conn: Connection, query: ReportQuery) -> list[Located]:

@@ -17,7 +17,7 @@ day) over the hours the window touches in ``from_series``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union,
 )
 
 from collectors.rollup_tables import report_probes
@@ -51,19 +52,21 @@ _INDEX: dict[str, int] = {name: i for i, name in enumerate(VERDICTS)}
 class Tally:
     """One network's runs in one bucket: all, network down, per platform verdicts and methods.
 
-    ``verdicts`` counts each platform's runs (not network-down) in ``VERDICTS`` order; or
-    ``states`` holds each platform's state, computed in the database from those counts (a
-    bucket of one ``report_series`` row per platform), and no run is added.
+    ``verdicts`` counts each platform's runs (not network-down) in ``VERDICTS`` order; or, for
+    a bucket of one ``report_series`` row per platform, the database computed each platform's
+    state from those counts: ``packed`` holds them (``platform=state,...``, read when a tooltip
+    needs them) and ``worst`` the worst, and no run is added.
     """
 
     runs: int = 0
     down: int = 0
     verdicts: dict[str, list[int]] = field(default_factory=dict)
     methods: dict[str, dict[str, int]] = field(default_factory=dict)
-    states: dict[str, str] | None = None
+    packed: str | None = None
+    worst: str | None = None
 
     def add_run(self, run: Run) -> None:
-        assert self.states is None, "a bucket of platform states takes no runs"
+        assert self.packed is None, "a bucket of platform states takes no runs"
         self.runs += 1
         if run.network_down:
             self.down += 1
@@ -81,8 +84,8 @@ class Tally:
 
 
 def _states(tally: Tally) -> dict[str, str]:
-    if tally.states is not None:
-        return tally.states
+    if tally.packed is not None:
+        return dict(item.split("=", 1) for item in tally.packed.split(",") if item)
     found: dict[str, str] = {}
     for name, (r, b, t, o, i) in tally.verdicts.items():
         n = r + b + t + o + i
@@ -95,6 +98,8 @@ def bucket_state(tally: Tally) -> str:
     """A network's state in one bucket (module docstring)."""
     if 2 * tally.down >= tally.runs:
         return "outage"
+    if tally.worst is not None:
+        return tally.worst
     return min(_states(tally).values(), key=SEVERITY.index)
 
 
@@ -278,42 +283,43 @@ def _whole_states(
     s = report_series.c
     per_platform = (
         select(s.country, s.asn, s.bucket, s.runs, s.network_down, s.label)
-        .add_columns((s.platform + "=" + _state(s)).label("state"))
+        .add_columns((s.platform + "=" + _state(s, {k: k for k in SEVERITY})).label("state"))
+        .add_columns(_state(s, {k: SEVERITY.index(k) for k in SEVERITY}).label("rank"))
         .where(s.grain == grain, s.bucket >= lo, s.bucket < hi, *_filters(report_series, query))
         .subquery()
     )
     p = per_platform.c
     rows = conn.execute(  # integers first: the sort for the groups compares little text
         select(p.country, p.asn, p.bucket, func.sum(p.runs), func.sum(p.network_down))
-        .add_columns(func.max(p.label), func.aggregate_strings(p.state, ","))
+        .add_columns(func.max(p.label), func.aggregate_strings(p.state, ","), func.min(p.rank))
         .group_by(p.asn, p.bucket, p.country)
     )
-    for country, asn, start, runs, down, label, states in rows:
+    for country, asn, start, runs, down, label, states, rank in rows:
         net = network(country, asn)
-        pairs = (item.split("=", 1) for item in states.split(",")) if states else ()
-        net.buckets[start] = Tally(int(runs), int(down), states=dict(pairs))
+        worst = None if rank is None else SEVERITY[rank]
+        net.buckets[start] = Tally(int(runs), int(down), packed=states or "", worst=worst)
         net.runs += int(runs)
         if label:
             net.name = label
 
 
-def _state(s: Any) -> ColumnElement[str]:
-    """``state_of`` over a series row's verdict counts, in SQL (NULL: every run saw the
-    network down)."""
+def _state(s: Any, values: Mapping[str, Any]) -> ColumnElement[Any]:
+    """``state_of`` over a series row's verdict counts, in SQL, as ``values`` names each state
+    (NULL: every run saw the network down)."""
     n = s.reachable + s.blocked + s.throttled + s.outage + s.inconclusive
     two: ColumnElement[int] = literal_column("2")
     kinds = [k for k in SEVERITY if k in ("blocked", "throttled", "outage")]
     first, second, third = (s[k] for k in kinds)
     worst = case(
-        (and_(first >= second, first >= third), literal(kinds[0])),
-        (second >= third, literal(kinds[1])),
-        else_=literal(kinds[2]),
+        (and_(first >= second, first >= third), literal(values[kinds[0]])),
+        (second >= third, literal(values[kinds[1]])),
+        else_=literal(values[kinds[2]]),
     )
     return case(
         (s.runs <= s.network_down, null()),
         (two * (s.blocked + s.throttled + s.outage) > n, worst),
-        (two * s.reachable >= n, literal("reachable")),
-        else_=literal("inconclusive"),
+        (two * s.reachable >= n, literal(values["reachable"])),
+        else_=literal(values["inconclusive"]),
     )
 
 
@@ -356,12 +362,18 @@ def _keys(
     ranges.append(("hour", max(day_hi, first), stop))
     if day_hi <= day_lo:
         ranges = [("hour", first, stop)]
-    wanted = or_(*(and_(p.grain == g, p.bucket >= a, p.bucket < b) for g, a, b in ranges if a < b))
-    for country, asn, key_id in conn.execute(
-        select(p.country, p.asn, p.key_id)
-        .where(wanted, p.family == "", *_filters(report_probes, query))
-        .distinct()
-    ):
+    each = [  # one index-only range scan each (report_probes_keys)
+        select(p.country, p.asn, p.key_id).where(
+            p.grain == g,
+            p.bucket >= a,
+            p.bucket < b,
+            p.family == "",
+            *_filters(report_probes, query),
+        )
+        for g, a, b in ranges
+        if a < b
+    ]
+    for country, asn, key_id in conn.execute(union(*each)):
         net = found.get((country, asn))
         if net is not None:
             net.keys.add(key_id)
