@@ -9,7 +9,8 @@ inconclusive.
 
 ``bulk_load`` writes the bundles with the tables ingest would leave: probes, bundles,
 measurements, the log's nodes and size, ``report_runs`` (``collectors.runs.run_rows``, ingest's own
-function), ``report_series`` (``series_rows`` merged as ingest's upsert merges them), the v3-v5
+function), ``report_series`` (``series_rows`` merged as ingest's upsert merges them) and
+``report_network_series`` derived from it (``network_rows``, ingest's own function), the v3-v5
 rollups (kept in memory as ``collectors.rollup.update_rollups`` keeps them in the database, with
 its helpers), then ``report_networks``/``report_failing`` (``rebuild_networks``, the migrations'
 own function) and the runs' quiet levels (``collectors.quiet.mark_quiet``, likewise). On
@@ -31,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, insert
 
 from collectors.db import write_transaction
+from collectors.network_series import network_rows, report_network_series
 from collectors.quiet import mark_quiet
 from collectors.rollup import (
     FAILURES,
@@ -362,7 +364,9 @@ def bulk_load(
         conn.execute(log_head.update().values(size=loaded.bundles))
         for table, rows in rollups.table_rows().items():
             write(conn, table, rows)
-        write(conn, report_series, series_table_rows(series))
+        series_rows_sorted = series_table_rows(series)
+        write(conn, report_series, series_rows_sorted)
+        write(conn, report_network_series, network_rows(series_rows_sorted))
         loaded.phases["rollups"] = time.perf_counter() - began
         rebuild_networks(conn)
         loaded.phases["networks"] = time.perf_counter() - began

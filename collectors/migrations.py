@@ -149,6 +149,14 @@ def _v11_probe_keys(conn: Connection) -> None:
     index_probe_keys(conn)
 
 
+def _v12_network_series(conn: Connection) -> None:
+    """Every platform of a network per series bucket (timelines), derived from the series."""
+    from collectors.network_series import backfill_network_series, create_network_series
+
+    create_network_series(conn)
+    backfill_network_series(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_baseline,
     _v2_report_indexes,
@@ -161,6 +169,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v9_quiet_runs,
     _v10_series_3h,
     _v11_probe_keys,
+    _v12_network_series,
 ]
 
 

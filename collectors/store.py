@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tupl
 from sqlalchemy.exc import IntegrityError
 
 from collectors.db import write_transaction
+from collectors.network_series import rebuilt_keys, refresh_networks, run_keys
 from collectors.quiet import mark_quiet, quiet_series, update_quiet
 from collectors.rollup import forget_key, update_rollups
 from collectors.runs import forget_runs, record_runs
@@ -170,6 +171,7 @@ class Store:
                 series = quiet_series(conn, key_id)
                 forget_runs(conn, key_id)
                 rebuild_series(conn, hours)
+                refresh_networks(conn, rebuilt_keys(hours))
                 mark_quiet(conn, series)
         return result.rowcount > 0
 
@@ -275,6 +277,7 @@ class Store:
             update_rollups(conn, rows, key_id=key_id, digest=digest)
             runs = record_runs(conn, rows, key_id=key_id, digest=digest)
             record_series(conn, runs)
+            refresh_networks(conn, run_keys(runs))
             update_quiet(conn, runs)
 
     def _nodes_in(self, conn: Connection, wanted: Sequence[tuple[int, int]]) -> merkle.Nodes:

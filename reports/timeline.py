@@ -17,25 +17,21 @@ day) over the hours the window touches in ``from_series``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Table,
     and_,
-    case,
     func,
-    literal,
-    literal_column,
-    null,
     or_,
     select,
     union,
 )
 
+from collectors.network_series import report_network_series
 from collectors.rollup_tables import report_probes
 from collectors.runs import report_runs
 from collectors.series import WIDTHS, SeriesGrain, report_series
@@ -52,10 +48,9 @@ _INDEX: dict[str, int] = {name: i for i, name in enumerate(VERDICTS)}
 class Tally:
     """One network's runs in one bucket: all, network down, per platform verdicts and methods.
 
-    ``verdicts`` counts each platform's runs (not network-down) in ``VERDICTS`` order; or, for
-    a bucket of one ``report_series`` row per platform, the database computed each platform's
-    state from those counts: ``packed`` holds them (``platform=state,...``, read when a tooltip
-    needs them) and ``worst`` the worst, and no run is added.
+    ``verdicts`` counts each platform's runs (not network-down) in ``VERDICTS`` order; or, from
+    a ``report_network_series`` row, ``packed`` holds each platform's state (``platform=state,...``,
+    read when a tooltip needs them) and ``worst`` the worst, and no run is added.
     """
 
     runs: int = 0
@@ -188,9 +183,9 @@ def from_series(
     """The networks of the runs in ``[since, end)``, in ``bucket`` seconds (a multiple of 300).
 
     Whole buckets of the widest ``report_series`` grain that divides ``bucket`` come from the
-    rollup, summed per bucket in the database (a bucket of that grain: each platform's state
-    computed there, one row per network and bucket); the partial ones at both ends from the
-    runs. A network is named by the label of its latest run that has one.
+    rollup, summed per bucket in the database (buckets of that grain, every platform: one
+    ``report_network_series`` row per network and bucket); the partial ones at both ends from
+    the runs. A network is named by the label of its latest run that has one.
     """
     grain = max((g for g in WIDTHS if bucket % WIDTHS[g] == 0), key=WIDTHS.__getitem__)
     width = WIDTHS[grain]
@@ -206,7 +201,7 @@ def from_series(
             net = found[(country, asn)] = Network(country, asn)
         return net
 
-    if width == bucket:
+    if width == bucket and query.platform is None:
         _whole_states(conn, query, grain, lo, hi, network)
     else:
         _whole_sums(conn, query, grain, lo, hi, bucket, network)
@@ -278,49 +273,21 @@ def _whole_states(
     hi: int,
     network: Callable[[str, int], Network],
 ) -> None:
-    """Tallies of the whole buckets, one series row per platform each: every platform's state
-    (``reports.query.state_of``) computed in the database, one row per network and bucket."""
-    s = report_series.c
-    per_platform = (
-        select(s.country, s.asn, s.bucket, s.runs, s.network_down, s.label)
-        .add_columns((s.platform + "=" + _state(s, {k: k for k in SEVERITY})).label("state"))
-        .add_columns(_state(s, {k: SEVERITY.index(k) for k in SEVERITY}).label("rank"))
-        .where(s.grain == grain, s.bucket >= lo, s.bucket < hi, *_filters(report_series, query))
-        .subquery()
-    )
-    p = per_platform.c
-    rows = conn.execute(  # integers first: the sort for the groups compares little text
-        select(p.country, p.asn, p.bucket, func.sum(p.runs), func.sum(p.network_down))
-        .add_columns(func.max(p.label), func.aggregate_strings(p.state, ","), func.min(p.rank))
-        .group_by(p.asn, p.bucket, p.country)
+    """Tallies of the whole buckets, one network row each (``report_network_series``): every
+    platform's state, and the worst, kept at ingest."""
+    n = report_network_series.c
+    rows = conn.execute(
+        select(n.country, n.asn, n.bucket, n.runs, n.network_down, n.label, n.states, n.worst)
+        .where(n.grain == grain, n.bucket >= lo, n.bucket < hi)
+        .where(*_filters(report_network_series, query, platform=False))
     )
     for country, asn, start, runs, down, label, states, rank in rows:
         net = network(country, asn)
         worst = None if rank is None else SEVERITY[rank]
-        net.buckets[start] = Tally(int(runs), int(down), packed=states or "", worst=worst)
-        net.runs += int(runs)
+        net.buckets[start] = Tally(runs, down, packed=states, worst=worst)
+        net.runs += runs
         if label:
             net.name = label
-
-
-def _state(s: Any, values: Mapping[str, Any]) -> ColumnElement[Any]:
-    """``state_of`` over a series row's verdict counts, in SQL, as ``values`` names each state
-    (NULL: every run saw the network down)."""
-    n = s.reachable + s.blocked + s.throttled + s.outage + s.inconclusive
-    two: ColumnElement[int] = literal_column("2")
-    kinds = [k for k in SEVERITY if k in ("blocked", "throttled", "outage")]
-    first, second, third = (s[k] for k in kinds)
-    worst = case(
-        (and_(first >= second, first >= third), literal(values[kinds[0]])),
-        (second >= third, literal(values[kinds[1]])),
-        else_=literal(values[kinds[2]]),
-    )
-    return case(
-        (s.runs <= s.network_down, null()),
-        (two * (s.blocked + s.throttled + s.outage) > n, worst),
-        (two * s.reachable >= n, literal(values["reachable"])),
-        else_=literal(values["inconclusive"]),
-    )
 
 
 def _methods(

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 from bench.reports_data import Shape, bulk_load, generate, key_of
 from collectors.db import make_engine
 from collectors.migrations import migrate
+from collectors.network_series import report_network_series
 from collectors.rollup_tables import ALL_TABLES
 from collectors.runs import report_runs
 from collectors.schema import bundles as bundle_table
@@ -23,6 +24,7 @@ SKIP = {"id", "enrolled_at", "approved_at", "received_at"}  # ingest's clock, th
 def tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     found = {}
     every = [probes, bundle_table, measurements, log_head, log_nodes, report_runs, report_series]
+    every.append(report_network_series)
     with engine.connect() as conn:
         for table in [*every, *ALL_TABLES]:
             columns = [c for c in table.columns if c.name not in SKIP]
