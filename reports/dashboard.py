@@ -115,8 +115,11 @@ def _span_of(
     r = report_runs.c
     clauses = [r.started >= start, r.started < stop]
     clauses += [r[k] == getattr(query, k) for k in FILTERS if getattr(query, k) is not None]
-    first, last = conn.execute(
-        select(func.min(r.started), func.max(r.started)).where(*clauses)
+    first, last = conn.execute(  # one aggregate each: an index's first and last entry
+        select(
+            select(func.min(r.started)).where(*clauses).scalar_subquery(),
+            select(func.max(r.started)).where(*clauses).scalar_subquery(),
+        )
     ).one()
     return None if first is None else (float(first), float(last))
 
