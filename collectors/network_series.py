@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from collectors.series import WIDEST, WIDTHS, report_series
 from collectors.votes import vote_of
@@ -112,27 +113,44 @@ def _read(conn: Connection, keys: Sequence[NetworkKey]) -> list[Sequence[Any]]:
 
 
 def refresh_networks(conn: Connection, keys: Iterable[NetworkKey]) -> None:
-    """Derive the rows of ``keys`` again from their series rows (none: no row)."""
+    """Derive the rows of ``keys`` again from their series rows (none: no row).
+
+    At ingest every key has series rows: one read and one upsert.
+    """
     wanted = sorted(set(keys))
     if not wanted:
         return
+    rows = network_rows(_read(conn, wanted))
+    gone = sorted(set(wanted) - {(r[0], r[1], r[2], r[3]) for r in rows})
     n = report_network_series.c
-    for start in range(0, len(wanted), 500):
-        part = wanted[start : start + 500]
+    for start in range(0, len(gone), 500):
+        part = gone[start : start + 500]
         conn.execute(
             delete(report_network_series).where(
                 tuple_(n.grain, n.bucket, n.country, n.asn).in_(part)
             )
         )
-    _insert(conn, network_rows(_read(conn, wanted)))
+    if rows:
+        conn.execute(_upsert(conn), [dict(zip(_NAMES, r, strict=True)) for r in rows])
+
+
+_NAMES = [c.name for c in report_network_series.columns]
+
+
+def _upsert(conn: Connection) -> Any:
+    base = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
+        report_network_series
+    )
+    return base.on_conflict_do_update(
+        index_elements=_NAMES[:4], set_={name: base.excluded[name] for name in _NAMES[4:]}
+    )
 
 
 def _insert(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
-    names = [c.name for c in report_network_series.columns]
     for start in range(0, len(rows), 20_000):
         part = rows[start : start + 20_000]
         conn.execute(
-            insert(report_network_series), [dict(zip(names, r, strict=True)) for r in part]
+            insert(report_network_series), [dict(zip(_NAMES, r, strict=True)) for r in part]
         )
 
 

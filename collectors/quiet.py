@@ -25,8 +25,8 @@ from collectors.runs import report_runs
 
 DEPTH = 2  # the highest level kept: rules closing after at most this many reachable runs gain
 VOTE_WINDOW = 3600  # seconds before a failing run whose voters count (the incidents' own)
-_WIDEN = (3 * 3600, 24 * 3600, 14 * 86400)  # seconds read before a new run at ingest, then all
-_LIMIT = 500  # runs read at a time from there
+_WIDEN = (6 * 3600, 48 * 3600, 14 * 86400)  # seconds read before a new run at ingest, then all
+_LIMIT = 2000  # runs read at most from there (a network's, then a series')
 
 Series = tuple[str, int, str]  # country, asn, platform
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
+from collectors import quiet
 from collectors.quiet import mark_quiet
 from collectors.runs import report_runs
 from collectors.store import Store
@@ -41,6 +42,20 @@ def test_quiet_at_ingest_equals_a_recomputation(engine: Engine, seed: int) -> No
     assert store.revoke(key, "test")
     kept = _levels(engine)
     assert kept == _recomputed(engine)
+
+
+@pytest.mark.parametrize(("limit", "first"), [(6, 3600), (10_000, 1200)])
+def test_short_reads_at_ingest_widen_to_what_levels_need(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch, limit: int, first: int
+) -> None:
+    """Reads cut at a few runs, or at a few minutes before the new run: ingest reads again,
+    wider, and keeps the same levels."""
+    monkeypatch.setattr(quiet, "_LIMIT", limit)
+    monkeypatch.setattr(quiet, "_WIDEN", (first, 4 * 3600, 24 * 3600))
+    load_random(Store(sqlite_engine), 3, hours=60, change=0.04, outages=0.02)
+    kept = _levels(sqlite_engine)
+    assert {q for _d, _p, q in kept} == {0, 1, 2}
+    assert kept == _recomputed(sqlite_engine)
 
 
 def _bundle(store: Store, key: str, at: datetime, verdict: str) -> None:
