@@ -434,7 +434,10 @@ async def run_check(
         moved = await transfer.finish()  # each endpoint that started it waited for it: done
         budget.settle(transfer.size, moved.bytes if moved is not None else 0)
     by_url = {(d.plan.platform, d.plan.url): d.measurement for d in done}
-    measurements = [by_url[(p.platform, p.url)] for p in plans]
+    from probe.classify.icmp import share_unreachable  # with the classifier: loaded on first use
+
+    # Routers rate-limit ICMP: a timeout where the run saw the same address unreachable is that.
+    measurements = share_unreachable([by_url[(p.platform, p.url)] for p in plans])
     results: list[EndpointResult] = []
     for platform in chosen:
         mine = [m for m in measurements if m.platform == platform.name]

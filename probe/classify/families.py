@@ -123,10 +123,15 @@ def _rank(verdict: Verdict) -> int:
     return len(SEVERITY) if _silent(verdict) else SEVERITY.index(verdict.kind)
 
 
-def phrase(family: Family, verdict: Verdict) -> str:
+def phrase(family: Family, verdict: Verdict | FamilyVerdict) -> str:
     """``blocked over IPv4 (tls.reset)``."""
     method = f" ({verdict.method})" if verdict.method else ""
     return f"{verdict.kind} over {NAMES[family]}{method}"
+
+
+def summary(verdicts: Mapping[Family, Verdict | FamilyVerdict]) -> str:
+    """The first evidence line of a joined verdict: each family's verdict and method."""
+    return ", ".join(phrase(f, verdicts[f]) for f in FAMILIES)
 
 
 def join(verdicts: Mapping[Family, Verdict]) -> Verdict:
@@ -134,9 +139,8 @@ def join(verdicts: Mapping[Family, Verdict]) -> Verdict:
     order = sorted(FAMILIES, key=lambda f: (_rank(verdicts[f]), FAMILIES.index(f)))
     chosen, other = order
     main = verdicts[chosen]
-    summary = ", ".join(phrase(f, verdicts[f]) for f in FAMILIES)
     evidence = (
-        summary,
+        summary(verdicts),
         *(f"{NAMES[chosen]}: {line}" for line in main.evidence),
         *(f"{NAMES[other]}: {line}" for line in verdicts[other].evidence),
     )
