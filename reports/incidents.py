@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, select, true
 
 from collectors.quiet import DEPTH
 from collectors.rollup import bucket_of, epoch
@@ -358,13 +358,17 @@ def _span_runs(
         hi.label("hi"),
     ).subquery()
     merged = _merged(ranges, keys)
-    rows = conn.execute(
-        select(*[r[k] for k in keys], *RUN_COLUMNS)
-        .select_from(merged)
-        .join(report_runs, and_(*(r[k] == merged.c[k] for k in keys)))
-        .where(r.started >= merged.c.lo, r.started <= merged.c.hi)
-        .order_by(r.started, r.bundle_digest)
-    )
+    inside = [*(r[k] == merged.c[k] for k in keys), r.started >= merged.c.lo]
+    inside.append(r.started <= merged.c.hi)
+    if postgres:  # a scan of the series index per stretch, whatever the estimates say
+        each = select(*RUN_COLUMNS).where(*inside).offset(0).lateral()  # OFFSET: not pulled up
+        read = select(*(merged.c[k] for k in keys), *each.c).join_from(merged, each, true())
+        read = read.order_by(each.c.started, each.c.bundle_digest)
+    else:  # SQLite's nested loop reads the series index already
+        read = select(*[r[k] for k in keys], *RUN_COLUMNS).select_from(merged)
+        read = read.join(report_runs, and_(*inside[:-2])).where(*inside[-2:])
+        read = read.order_by(r.started, r.bundle_digest)
+    rows = conn.execute(read)
     found: dict[tuple[Any, ...], list[Run]] = {}
     width = len(keys)
     for row in rows:
