@@ -358,15 +358,16 @@ def _span_runs(
         hi.label("hi"),
     ).subquery()
     merged = _merged(ranges, keys)
-    inside = [*(r[k] == merged.c[k] for k in keys), r.started >= merged.c.lo]
-    inside.append(r.started <= merged.c.hi)
+    same_series = [r[k] == merged.c[k] for k in keys]
+    in_range = [r.started >= merged.c.lo, r.started <= merged.c.hi]
+    inside = [*same_series, *in_range]
     if postgres:  # a scan of the series index per stretch, whatever the estimates say
         each = select(*RUN_COLUMNS).where(*inside).offset(0).lateral()  # OFFSET: not pulled up
         read = select(*(merged.c[k] for k in keys), *each.c).join_from(merged, each, true())
         read = read.order_by(each.c.started, each.c.bundle_digest)
     else:  # SQLite's nested loop reads the series index already
         read = select(*[r[k] for k in keys], *RUN_COLUMNS).select_from(merged)
-        read = read.join(report_runs, and_(*inside[:-2])).where(*inside[-2:])
+        read = read.join(report_runs, and_(*same_series)).where(*in_range)
         read = read.order_by(r.started, r.bundle_digest)
     rows = conn.execute(read)
     found: dict[tuple[Any, ...], list[Run]] = {}

@@ -282,6 +282,24 @@ def canaries_ok() -> dict[str, Observations]:
     }
 
 
+CANARY6 = "fd00:198:18:101::10"
+
+
+def canaries_both_families() -> dict[str, Observations]:
+    """example.org working through the same path over IPv4 and IPv6."""
+    v4 = canaries_ok()["example.org"]
+    v6 = obs(
+        dns("example.org", CANARY6, qtype="AAAA"),
+        tcp(CANARY6),
+        tls(CANARY6, "example.org"),
+        http("https://example.org/", ip=CANARY6, title="Example Domain", length=1256),
+    )
+    both = Observations(
+        dns=v4.dns + v6.dns, tcp=v4.tcp + v6.tcp, tls=v4.tls + v6.tls, http=v4.http + v6.http
+    )
+    return {"example.org": both}
+
+
 def canaries_down(failure: Failure = Failure.TIMEOUT) -> dict[str, Observations]:
     """Unrelated sites that fail through the same path too."""
     return {

@@ -5,13 +5,14 @@ from __future__ import annotations
 from probe.classify import classify
 from probe.classify.bogons import is_bogon
 from probe.model.failures import Failure
-from probe.model.measurement import Observations
 from tests.probe.observation_builders import (
+    CANARY6,
     CANARY_IP,
     CONTROL_RESOLVER,
     TWITTER,
     X_IP,
     benign,
+    canaries_both_families,
     canaries_ok,
     dns,
     http,
@@ -22,7 +23,6 @@ from tests.probe.observation_builders import (
 )
 
 X6 = "fd00:198:18:100::10"
-CANARY6 = "fd00:198:18:101::10"
 
 
 def _resolved() -> list[object]:
@@ -43,25 +43,10 @@ def _reset(ip: str) -> list[object]:
     return [tcp(ip), *twice(tls(ip, failure=Failure.CONNECTION_RESET)), benign(ip)]
 
 
-def _dual_canaries() -> dict[str, Observations]:
-    canary = canaries_ok()["example.org"]
-    v6 = obs(
-        dns("example.org", CANARY6, qtype="AAAA"),
-        tcp(CANARY6),
-        tls(CANARY6, "example.org"),
-        http("https://example.org/", ip=CANARY6, title="Example Domain", length=1256),
-    )
-    merged = Observations(
-        dns=canary.dns + v6.dns, tcp=canary.tcp + v6.tcp, tls=canary.tls + v6.tls,
-        http=canary.http + v6.http,
-    )  # fmt: skip
-    return {"example.org": merged}
-
-
 def test_blocked_over_ipv4_reachable_over_ipv6() -> None:
     """An SNI reset on IPv4 only: the endpoint is blocked (tls.reset), and says per family."""
     local = obs(*_resolved(), *_reset(X_IP), *_works(X6))
-    verdict = classify(TWITTER, local, None, _dual_canaries())
+    verdict = classify(TWITTER, local, None, canaries_both_families())
     assert ("blocked", "tls.reset") == (verdict.kind, verdict.method)
     assert verdict.families is not None
     assert {f: (v.kind, v.method) for f, v in verdict.families.items()} == {
@@ -77,7 +62,7 @@ def test_blocked_over_ipv6_only() -> None:
     """A blackhole of the IPv6 addresses only: blocked by tcp.timeout, IPv4 reachable."""
     dead = twice(tcp(X6, failure=Failure.TIMEOUT))
     local = obs(*_resolved(), *_works(X_IP), *dead)
-    verdict = classify(TWITTER, local, None, _dual_canaries())
+    verdict = classify(TWITTER, local, None, canaries_both_families())
     assert ("blocked", "tcp.timeout") == (verdict.kind, verdict.method)
     assert verdict.families is not None
     assert (verdict.families["ipv4"].kind, verdict.families["ipv6"].method) == (
@@ -91,13 +76,13 @@ def test_both_blocked_takes_the_ipv4_method() -> None:
     """Both families blocked (differently): the IPv4 method names the endpoint's verdict."""
     dead = twice(tcp(X6, failure=Failure.TIMEOUT))
     local = obs(*_resolved(), *_reset(X_IP), *dead)
-    verdict = classify(TWITTER, local, None, _dual_canaries())
+    verdict = classify(TWITTER, local, None, canaries_both_families())
     assert ("blocked", "tls.reset") == (verdict.kind, verdict.method)
 
 
 def test_a_broken_ipv6_path_does_not_override_ipv4() -> None:
     """Nothing works over IPv6 from here (canaries neither): that is no verdict on the endpoint."""
-    canaries = _dual_canaries()
+    canaries = canaries_both_families()
     v4 = canaries_ok()["example.org"]
     canaries["example.org"] = v4.model_copy(
         update={
@@ -117,7 +102,7 @@ def test_a_broken_ipv6_path_does_not_override_ipv4() -> None:
 def test_ipv6_silent_here_is_no_verdict_on_the_endpoint() -> None:
     """IPv6 connects time out everywhere, canaries too: IPv6 inconclusive or outage.local,
     never a block; the endpoint's verdict is IPv4's."""
-    canaries = _dual_canaries()
+    canaries = canaries_both_families()
     v4 = canaries_ok()["example.org"]
     canaries["example.org"] = v4.model_copy(
         update={
@@ -168,7 +153,7 @@ def test_aaaa_withheld_by_the_system_resolver_is_no_block() -> None:
         *_works(X_IP),
         *_works(X6),
     )
-    verdict = classify(TWITTER, local, None, _dual_canaries())
+    verdict = classify(TWITTER, local, None, canaries_both_families())
     assert ("reachable", None) == (verdict.kind, verdict.method)
     assert verdict.families is not None and verdict.families["ipv6"].kind == "reachable"
     assert any("answered A but no AAAA" in line for line in verdict.evidence)
@@ -184,7 +169,7 @@ def test_aaaa_nxdomain_is_judged_over_ipv6() -> None:
         *_works(X_IP),
         *_works(X6),
     )
-    verdict = classify(TWITTER, local, None, _dual_canaries())
+    verdict = classify(TWITTER, local, None, canaries_both_families())
     assert ("blocked", "dns.nxdomain") == (verdict.kind, verdict.method)
     assert verdict.families is not None and verdict.families["ipv4"].kind == "reachable"
 
@@ -203,7 +188,7 @@ def test_families_reach_the_measurement_and_the_result_row() -> None:
     from probe.run import endpoint_result
 
     local = obs(*_resolved(), *_reset(X_IP), *_works(X6))
-    verdict = classify(TWITTER, local, None, _dual_canaries())
+    verdict = classify(TWITTER, local, None, canaries_both_families())
     measurement = Measurement(
         measurement_id="m1",
         platform="x",

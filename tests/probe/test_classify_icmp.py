@@ -17,17 +17,14 @@ from tests.probe.observation_builders import (
     X_DOMAINS,
     X_IP,
     X_IP2,
-    canaries_ok,
+    canaries_both_families,
     dns,
-    http,
     obs,
     tcp,
-    tls,
     twice,
 )
 
 X6 = "fd00:198:18:100::10"
-CANARY6 = "fd00:198:18:101::10"
 HTTP = EndpointPlan(
     platform="x", url="http://twitter.com/", domain="twitter.com", platform_domains=X_DOMAINS
 )
@@ -43,21 +40,6 @@ def _resolved(*addresses: str) -> list[DNSObservation]:
     return found
 
 
-def _canaries() -> dict[str, Observations]:
-    """example.org working over both families."""
-    v4 = canaries_ok()["example.org"]
-    v6 = obs(
-        dns("example.org", CANARY6, qtype="AAAA"),
-        tcp(CANARY6),
-        tls(CANARY6, "example.org"),
-        http("https://example.org/", ip=CANARY6, title="Example Domain", length=1256),
-    )
-    both = Observations(
-        dns=v4.dns + v6.dns, tcp=v4.tcp + v6.tcp, tls=v4.tls + v6.tls, http=v4.http + v6.http
-    )
-    return {"example.org": both}
-
-
 def _measured(plan: EndpointPlan, local: Observations) -> Measurement:
     return Measurement(
         measurement_id=plan.url,
@@ -68,7 +50,7 @@ def _measured(plan: EndpointPlan, local: Observations) -> Measurement:
         runtime=1.0,
         vantage=VantageInfo(software="blockprobe/test"),
         local=local,
-        verdict=classify(plan, local, None, _canaries()),
+        verdict=classify(plan, local, None, canaries_both_families()),
     )
 
 
